@@ -1,0 +1,135 @@
+"""cffi build script for ``self_encryption._native``.
+
+The C declarations come from ``csrc/se_core.h`` (the part between the cdef
+markers), so the header is the single description of the C interface.
+
+libcrypto (OpenSSL 3) is found in this order:
+
+1. ``SELF_ENCRYPTION_OPENSSL_PREFIX``: a folder with ``include/`` and
+   ``lib/`` (or ``lib64/``), as an OpenSSL install or a static build has;
+2. ``pkg-config libcrypto``;
+3. otherwise the build stops and says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEADER = os.path.join(HERE, "se_core.h")
+SOURCE = os.path.join(HERE, "se_core.c")
+PREFIX_VARIABLE = "SELF_ENCRYPTION_OPENSSL_PREFIX"
+
+MISSING_OPENSSL = f"""
+self-encryption-cffi: cannot find OpenSSL's libcrypto (version 3) to build
+the C core. Install its development files and pkg-config:
+    Debian/Ubuntu:  apt-get install libssl-dev pkg-config
+    Fedora/RHEL:    dnf install openssl-devel pkgconf-pkg-config
+    Alpine:         apk add openssl-dev pkgconf
+    macOS:          brew install openssl@3 pkg-config
+or point {PREFIX_VARIABLE} at a folder holding include/openssl and lib/.
+"""
+
+
+def read_cdef(path: str = HEADER) -> str:
+    """The declarations between ``/* cdef-begin */`` and ``/* cdef-end */``."""
+    with open(path, encoding="utf-8") as header:
+        text = header.read()
+    match = re.search(r"/\* cdef-begin \*/(.*?)/\* cdef-end \*/", text, re.S)
+    if match is None:
+        raise RuntimeError(f"{path} has no cdef markers")
+    return match.group(1)
+
+
+def _relative(path: str) -> str:
+    """setuptools wants sources relative to the project folder."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+
+
+def _from_prefix(prefix: str) -> dict[str, list[str]]:
+    library_dirs = [
+        os.path.join(prefix, name)
+        for name in ("lib", "lib64")
+        if os.path.isdir(os.path.join(prefix, name))
+    ]
+    libraries = ["libcrypto"] if sys.platform == "win32" else ["crypto"]
+    if sys.platform == "win32":
+        libraries += ["advapi32", "crypt32", "user32", "ws2_32"]
+    return {
+        "include_dirs": [os.path.join(prefix, "include")],
+        "library_dirs": library_dirs,
+        "libraries": libraries,
+    }
+
+
+def _from_pkg_config() -> dict[str, list[str]] | None:
+    pkg_config = shutil.which("pkg-config") or shutil.which("pkgconf")
+    if pkg_config is None:
+        return None
+    try:
+        cflags = subprocess.run(
+            [pkg_config, "--cflags", "libcrypto"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        libs = subprocess.run(
+            [pkg_config, "--libs", "libcrypto"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    except subprocess.CalledProcessError:
+        return None
+    flags: dict[str, list[str]] = {
+        "include_dirs": [], "library_dirs": [], "libraries": [],
+    }
+    for word in shlex.split(cflags):
+        if word.startswith("-I"):
+            flags["include_dirs"].append(word[2:])
+    for word in shlex.split(libs):
+        if word.startswith("-L"):
+            flags["library_dirs"].append(word[2:])
+        elif word.startswith("-l"):
+            flags["libraries"].append(word[2:])
+    return flags
+
+
+def openssl_flags() -> dict[str, list[str]]:
+    """Include folders, library folders and libraries for libcrypto."""
+    prefix = os.environ.get(PREFIX_VARIABLE)
+    if prefix:
+        return _from_prefix(prefix)
+    flags = _from_pkg_config()
+    if flags is None:
+        raise RuntimeError(MISSING_OPENSSL)
+    return flags
+
+
+def compile_args() -> list[str]:
+    if sys.platform == "win32":
+        return ["/O2", "/W3"]
+    return ["-O3", "-std=c99", "-Wall", "-Wextra"]
+
+
+ffi = FFI()
+ffi.cdef(read_cdef())
+_flags = openssl_flags()
+ffi.set_source(
+    "self_encryption._native",
+    '#include "se_core.h"',
+    sources=[_relative(SOURCE)],
+    include_dirs=[_relative(HERE)] + _flags["include_dirs"],
+    library_dirs=_flags["library_dirs"],
+    libraries=_flags["libraries"],
+    extra_compile_args=compile_args(),
+)
+
+if __name__ == "__main__":
+    ffi.compile(verbose=True)

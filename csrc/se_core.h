@@ -1,0 +1,76 @@
+/*
+ * se_core: the hot path of self-encryption format v1.
+ *
+ * Hashing, HMAC and AES-256-CTR come from OpenSSL's libcrypto; this library
+ * adds the content-defined cut search and the seal/open steps of one chunk.
+ * Every function works on caller-owned buffers, keeps no global mutable
+ * state, and returns one of the SE_* status codes below.
+ *
+ * The declarations between the cdef markers are read verbatim by cffi
+ * (csrc/build_native.py), so they use only plain C that cffi understands.
+ */
+#ifndef SE_CORE_H
+#define SE_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* cdef-begin */
+#define SE_OK 0
+#define SE_ERR_ARGUMENT 1
+#define SE_ERR_CRYPTO 2
+#define SE_ERR_INTEGRITY 3
+
+#define SE_HASH_SIZE 32
+#define SE_IV_SIZE 16
+
+/* The 256 gear values of section 1, keyed by the convergence secret. */
+typedef struct {
+    uint64_t gear[256];
+} se_gear_table;
+
+int se_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+
+int se_hmac_sha256(const uint8_t *key, size_t key_len,
+                   const uint8_t *data, size_t len, uint8_t out[32]);
+
+/* AES-256-CTR with a 128-bit big-endian counter; out may equal in. */
+int se_aes256_ctr(const uint8_t key[32], const uint8_t iv[16],
+                  const uint8_t *in, size_t len, uint8_t *out);
+
+int se_gear_init(se_gear_table *table,
+                 const uint8_t *secret, size_t secret_len);
+
+/*
+ * Length of the next chunk at the start of data[0..len).
+ * at_end says no more bytes follow. When the cut cannot be decided yet
+ * (more bytes could move it), *cut is set to 0.
+ */
+int se_find_cut(const se_gear_table *table, const uint8_t *data, size_t len,
+                size_t min_size, size_t avg_size, size_t max_size,
+                int at_end, size_t *cut);
+
+/* ks = HMAC(secret, "self-encryption/1 chunk" || SHA256(kind || body)). */
+int se_key_seed(const uint8_t *secret, size_t secret_len, uint8_t kind,
+                const uint8_t *body, size_t body_len, uint8_t out[32]);
+
+/*
+ * Seal payload (kind || body) of a chunk whose key seed is seed and whose
+ * two predecessors have key seeds prev1 (i-1) and prev2 (i-2).
+ * out receives body_len + 1 bytes; name receives SHA256(out).
+ */
+int se_seal(const uint8_t seed[32], const uint8_t prev1[32],
+            const uint8_t prev2[32], uint8_t kind,
+            const uint8_t *body, size_t body_len,
+            uint8_t *out, uint8_t name[32]);
+
+/*
+ * Open a stored chunk: check SHA256(in) == name (SE_ERR_INTEGRITY if not),
+ * then write the len payload bytes to out; out may equal in.
+ */
+int se_open(const uint8_t seed[32], const uint8_t prev1[32],
+            const uint8_t prev2[32], const uint8_t *in, size_t len,
+            const uint8_t name[32], uint8_t *out);
+/* cdef-end */
+
+#endif /* SE_CORE_H */

@@ -1,0 +1,50 @@
+"""Backend choice: SELF_ENCRYPTION_BACKEND = auto (default), c or python."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from types import ModuleType
+
+VARIABLE = "SELF_ENCRYPTION_BACKEND"
+CHOICES = ("auto", "c", "python")
+
+
+def load_c() -> ModuleType:
+    from . import _cbackend
+
+    return _cbackend
+
+
+def load_python() -> ModuleType:
+    from . import _pybackend
+
+    return _pybackend
+
+
+def select() -> ModuleType:
+    """The backend module named by the environment, imported."""
+    choice = os.environ.get(VARIABLE, "auto").strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise ImportError(
+            f"{VARIABLE}={os.environ[VARIABLE]!r} is not one of {', '.join(CHOICES)}"
+        )
+    if choice == "python":
+        return load_python()
+    try:
+        return load_c()
+    except ImportError as exc:
+        if choice == "c":
+            raise ImportError(
+                f"{VARIABLE}=c but the C backend cannot be loaded: {exc}"
+            ) from exc
+        warnings.warn(
+            f"self_encryption: C backend unavailable ({exc}); using the much "
+            "slower pure-Python backend",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return load_python()
+
+
+active: ModuleType = select()

@@ -1,0 +1,107 @@
+"""C backend: thin wrappers over ``self_encryption._native`` (csrc/se_core.c).
+
+Inputs are passed with ``ffi.from_buffer`` (no copies); outputs are written
+straight into the objects returned. Status codes become exceptions in
+:func:`_check`, the one place that maps them.
+"""
+
+from __future__ import annotations
+
+from ._errors import ChunkIntegrityError, InvalidArgumentError, SelfEncryptionError
+from ._native import ffi, lib
+
+NAME = "c"
+
+
+def _check(status: int) -> None:
+    if status == lib.SE_OK:
+        return
+    if status == lib.SE_ERR_INTEGRITY:
+        raise ChunkIntegrityError("chunk content does not match its name")
+    if status == lib.SE_ERR_ARGUMENT:
+        raise InvalidArgumentError("the C core refused its arguments")
+    if status == lib.SE_ERR_CRYPTO:
+        raise SelfEncryptionError("libcrypto reported a failure")
+    raise SelfEncryptionError(f"the C core returned unknown status {status}")
+
+
+def _digest_of(call, *args) -> bytes:
+    out = bytearray(32)
+    _check(call(*args, ffi.from_buffer(out)))
+    return bytes(out)
+
+
+def _in(data):
+    return ffi.from_buffer(data)
+
+
+def _fixed(value, size: int, what: str):
+    if len(value) != size:
+        raise InvalidArgumentError(f"{what} must be {size} bytes, not {len(value)}")
+    return ffi.from_buffer(value)
+
+
+def sha256(data) -> bytes:
+    return _digest_of(lib.se_sha256, _in(data), len(data))
+
+
+def hmac_sha256(key, data) -> bytes:
+    return _digest_of(lib.se_hmac_sha256, _in(key), len(key), _in(data), len(data))
+
+
+def aes256_ctr(key, counter_block, data) -> bytes:
+    """AES-256-CTR over data; the whole 16-byte block is the counter."""
+    out = bytearray(len(data))
+    _check(lib.se_aes256_ctr(
+        _fixed(key, 32, "key"), _fixed(counter_block, 16, "counter block"),
+        _in(data), len(data), ffi.from_buffer(out),
+    ))
+    return bytes(out)
+
+
+class GearTable:
+    """The 256 gear values of format section 1 for one convergence secret."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, secret: bytes) -> None:
+        self.table = ffi.new("se_gear_table *")
+        _check(lib.se_gear_init(self.table, _in(secret), len(secret)))
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return tuple(self.table.gear)
+
+
+def find_cut(table: GearTable, data, min_size: int, avg_size: int, max_size: int, at_end: bool) -> int:
+    """Length of the next chunk at the start of data, or 0 if more bytes could move it."""
+    cut = ffi.new("size_t *")
+    _check(lib.se_find_cut(
+        table.table, _in(data), len(data), min_size, avg_size, max_size, int(at_end), cut,
+    ))
+    return cut[0]
+
+
+def key_seed(secret: bytes, kind: int, body) -> bytes:
+    return _digest_of(lib.se_key_seed, _in(secret), len(secret), kind, _in(body), len(body))
+
+
+def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body) -> tuple[bytearray, bytes]:
+    """Encrypt and obfuscate payload kind || body; returns (content, name)."""
+    content = bytearray(len(body) + 1)
+    name = bytearray(32)
+    _check(lib.se_seal(
+        _fixed(seed, 32, "key seed"), _fixed(prev1, 32, "key seed"), _fixed(prev2, 32, "key seed"),
+        kind, _in(body), len(body), ffi.from_buffer(content), ffi.from_buffer(name),
+    ))
+    return content, bytes(name)
+
+
+def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes) -> bytearray:
+    """Check content against its name, then return the payload it seals."""
+    payload = bytearray(len(content))
+    _check(lib.se_open(
+        _fixed(seed, 32, "key seed"), _fixed(prev1, 32, "key seed"), _fixed(prev2, 32, "key seed"),
+        _in(content), len(content), _fixed(name, 32, "name"), ffi.from_buffer(payload),
+    ))
+    return payload

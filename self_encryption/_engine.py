@@ -1,0 +1,356 @@
+"""Format v1 in memory: chunking, payloads, sealing, and data-map levels.
+
+Every function takes the backend module explicitly, so the same engine runs
+over the C and the Python primitives and the two can be compared.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+
+import zstandard
+
+from ._errors import (
+    ChunkError,
+    ChunkIntegrityError,
+    ChunkNotFoundError,
+    DataMapError,
+    InvalidArgumentError,
+    SelfEncryptionError,
+    StoreError,
+)
+from ._format import ChunkInfo, DataMap
+
+DEFAULT_CHUNK_SIZES = (262144, 1048576, 4194304)
+DEFAULT_COMPRESSION_LEVEL = 3
+KIND_RAW = 0x00
+KIND_ZSTD = 0x01
+
+
+@dataclass(frozen=True)
+class EncryptedChunk:
+    """A sealed chunk as it is stored: ``content`` under its hex ``name``."""
+
+    name: str
+    content: bytes
+
+    def __repr__(self) -> str:
+        return f"EncryptedChunk(name={self.name!r}, size={len(self.content)})"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Checked encryption options (format sections 1 to 3)."""
+
+    convergence_secret: bytes = b""
+    compression_level: int | None = DEFAULT_COMPRESSION_LEVEL
+    min_size: int = DEFAULT_CHUNK_SIZES[0]
+    avg_size: int = DEFAULT_CHUNK_SIZES[1]
+    max_size: int = DEFAULT_CHUNK_SIZES[2]
+
+
+def make_options(
+    convergence_secret: bytes | str = b"",
+    compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
+    chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
+) -> Options:
+    """Check user options and return them normalised; raises InvalidArgumentError."""
+    if isinstance(convergence_secret, str):
+        convergence_secret = convergence_secret.encode("utf-8")
+    try:
+        secret = bytes(convergence_secret)
+    except TypeError:
+        raise InvalidArgumentError("convergence_secret must be bytes or str") from None
+    if compression_level is not None:
+        if not _is_int(compression_level) or not (
+            -(1 << 17) <= compression_level <= zstandard.MAX_COMPRESSION_LEVEL
+        ) or compression_level == 0:
+            raise InvalidArgumentError(
+                "compression_level must be None (off) or a zstd level from "
+                f"-131072 to {zstandard.MAX_COMPRESSION_LEVEL}, not 0, "
+                f"got {compression_level!r}"
+            )
+    try:
+        min_size, avg_size, max_size = chunk_sizes
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("chunk_sizes must be (min, avg, max)") from None
+    if not all(_is_int(size) for size in (min_size, avg_size, max_size)):
+        raise InvalidArgumentError(f"chunk_sizes must be integers, got {chunk_sizes!r}")
+    if not 64 <= min_size <= avg_size <= max_size <= 1 << 31:
+        raise InvalidArgumentError(
+            f"chunk_sizes must satisfy 64 <= min <= avg <= max <= 2**31, got {chunk_sizes!r}"
+        )
+    if avg_size < 256 or avg_size & (avg_size - 1):
+        raise InvalidArgumentError(
+            f"the average chunk size must be a power of two of at least 256, got {avg_size}"
+        )
+    return Options(secret, compression_level, min_size, avg_size, max_size)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def as_bytes_view(data) -> memoryview:
+    """A flat byte view of any bytes-like object, without copying it."""
+    if isinstance(data, str):
+        raise InvalidArgumentError("data must be bytes-like, not str (encode it first)")
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"data must be bytes-like, not {type(data).__name__}"
+        ) from None
+    if not view.c_contiguous:
+        raise InvalidArgumentError("data must be a contiguous buffer")
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+# -- compression -------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """A per-thread compressor: ZstdCompressor objects are not thread-safe."""
+    cache = _local.__dict__.setdefault("compressors", {})
+    compressor = cache.get(level)
+    if compressor is None:
+        compressor = cache[level] = zstandard.ZstdCompressor(level=level)
+    return compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    decompressor = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor
+
+
+def make_payload(piece, compression_level: int | None) -> tuple[int, object]:
+    """Section 2: (kind, body) for one plaintext chunk."""
+    if compression_level is not None:
+        frame = _compressor(compression_level).compress(piece)
+        if len(frame) < len(piece):
+            return KIND_ZSTD, frame
+    return KIND_RAW, piece
+
+
+def decode_payload(payload, plain_size: int):
+    """Section 2 in reverse; raises ChunkIntegrityError, never inflates past plain_size."""
+    if not payload:
+        raise ChunkIntegrityError("chunk payload is empty")
+    kind = payload[0]
+    body = memoryview(payload)[1:]
+    if kind == KIND_RAW:
+        plain = body
+    elif kind == KIND_ZSTD:
+        try:
+            declared = zstandard.frame_content_size(body)
+            if declared == plain_size:
+                plain = _decompressor().decompress(body)
+            elif declared == -1:
+                with _decompressor().stream_reader(body, read_across_frames=False) as reader:
+                    plain = reader.read(plain_size + 1)
+            else:
+                raise ChunkIntegrityError(
+                    f"compressed payload declares {declared} bytes, the data map {plain_size}"
+                )
+        except zstandard.ZstdError as exc:
+            raise ChunkIntegrityError(f"compressed payload is not a valid zstd frame: {exc}") from None
+    else:
+        raise ChunkIntegrityError(f"unknown payload kind 0x{kind:02x}")
+    if len(plain) != plain_size:
+        raise ChunkIntegrityError(
+            f"chunk holds {len(plain)} bytes of plaintext, the data map says {plain_size}"
+        )
+    return plain
+
+
+# -- chunking ----------------------------------------------------------------
+
+@lru_cache(maxsize=32)
+def gear_table(backend: ModuleType, secret: bytes):
+    """The gear table of a secret, built once per backend and secret."""
+    return backend.GearTable(secret)
+
+
+def cut_lengths(backend: ModuleType, data, options: Options) -> list[int]:
+    """Section 1: the lengths of the content-defined chunks of data."""
+    view = as_bytes_view(data)
+    table = gear_table(backend, options.convergence_secret)
+    lengths = []
+    start, total = 0, len(view)
+    while start < total:
+        # Never hand the cut search more than it may look at.
+        window = view[start:start + options.max_size]
+        length = backend.find_cut(
+            table, window, options.min_size, options.avg_size, options.max_size, True
+        )
+        lengths.append(length)
+        start += length
+    return lengths
+
+
+# -- one level of chunks -------------------------------------------------------
+
+def encrypt_level(backend: ModuleType, data, options: Options) -> tuple[list[ChunkInfo], list[EncryptedChunk]]:
+    """Cut, compress, key and seal data; returns its records and sealed chunks."""
+    view = as_bytes_view(data)
+    pieces = []
+    start = 0
+    for length in cut_lengths(backend, view, options):
+        pieces.append(view[start:start + length])
+        start += length
+    payloads = [make_payload(piece, options.compression_level) for piece in pieces]
+    secret = options.convergence_secret
+    seeds = [backend.key_seed(secret, kind, body) for kind, body in payloads]
+    count = len(seeds)
+    records, sealed = [], []
+    for index, ((kind, body), piece) in enumerate(zip(payloads, pieces)):
+        content, name = backend.seal(
+            seeds[index], seeds[(index - 1) % count], seeds[(index - 2) % count], kind, body
+        )
+        records.append(ChunkInfo(len(piece), len(content), seeds[index], name.hex()))
+        sealed.append(EncryptedChunk(name.hex(), bytes(content)))
+    return records, sealed
+
+
+def encrypt(backend: ModuleType, data, options: Options) -> tuple[DataMap, list[EncryptedChunk]]:
+    """Self-encrypt data and shrink its map to a root (section 6)."""
+    view = as_bytes_view(data)
+    records, sealed = encrypt_level(backend, view, options)
+    data_map = DataMap(0, len(view), tuple(records))
+    while not data_map.is_root:
+        records, more = encrypt_level(backend, data_map.to_bytes(), options)
+        data_map = DataMap(data_map.level + 1, data_map.file_size, tuple(records))
+        sealed.extend(more)
+    return data_map, unique_chunks(sealed)
+
+
+# -- decryption ----------------------------------------------------------------
+
+Fetch = Callable[[str], object]
+
+
+def fetcher(chunks) -> Fetch:
+    """A name -> content function over a store, a mapping or EncryptedChunks."""
+    if isinstance(chunks, Mapping):
+        mapping = chunks
+    elif callable(getattr(chunks, "get", None)):
+        return _store_fetcher(chunks)
+    else:
+        try:
+            mapping = {chunk.name: chunk.content for chunk in chunks}
+        except (TypeError, AttributeError):
+            raise InvalidArgumentError(
+                "chunks must be a chunk store, a mapping of name to bytes, "
+                "or an iterable of EncryptedChunk"
+            ) from None
+
+    def from_mapping(name: str):
+        try:
+            return mapping[name]
+        except KeyError:
+            raise ChunkNotFoundError("chunk not found", name=name) from None
+
+    return from_mapping
+
+
+def _store_fetcher(store) -> Fetch:
+    def from_store(name: str):
+        try:
+            content = store.get(name)
+        except SelfEncryptionError:
+            raise
+        except KeyError:
+            raise ChunkNotFoundError("chunk not found in the store", name=name) from None
+        except Exception as exc:
+            raise StoreError(f"the store failed to get chunk {name}: {exc!r}") from exc
+        if content is None:
+            raise ChunkNotFoundError("chunk not found in the store", name=name)
+        return content
+
+    return from_store
+
+
+def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content):
+    """Check and open record index of data_map; returns its plaintext."""
+    record = data_map.chunks[index]
+    chunks = data_map.chunks
+    count = len(chunks)
+    try:
+        try:
+            view = memoryview(content)
+        except TypeError:
+            raise ChunkIntegrityError(
+                f"the store returned {type(content).__name__}, not bytes"
+            ) from None
+        if view.nbytes != record.stored_size:
+            raise ChunkIntegrityError(
+                f"stored chunk is {view.nbytes} bytes, the data map says {record.stored_size}"
+            )
+        payload = backend.open_chunk(
+            record.key_seed,
+            chunks[(index - 1) % count].key_seed,
+            chunks[(index - 2) % count].key_seed,
+            view.cast("B") if view.format != "B" else view,
+            bytes.fromhex(record.name),
+        )
+        return decode_payload(payload, record.plain_size)
+    except ChunkError as exc:
+        raise exc.located(index=index, level=data_map.level, name=record.name) from None
+
+
+def decrypt_level(backend: ModuleType, data_map: DataMap, fetch: Fetch) -> bytes:
+    """The bytes that the records of one data map hold."""
+    parts = []
+    for index, record in enumerate(data_map.chunks):
+        try:
+            content = fetch(record.name)
+        except ChunkError as exc:
+            raise exc.located(index=index, level=data_map.level, name=record.name) from None
+        parts.append(open_chunk(backend, data_map, index, content))
+    return b"".join(parts)
+
+
+def child_map(parent: DataMap, serialized: bytes) -> DataMap:
+    """Parse the level below parent and check that it belongs to it."""
+    try:
+        child = DataMap.from_bytes(serialized)
+    except DataMapError as exc:
+        raise DataMapError(f"the level-{parent.level - 1} data map is malformed: {exc}") from None
+    if child.level != parent.level - 1:
+        raise DataMapError(
+            f"a level-{parent.level} data map holds a level-{child.level} map"
+        )
+    if child.file_size != parent.file_size:
+        raise DataMapError(
+            f"level-{child.level} data map file_size {child.file_size} differs "
+            f"from its parent's {parent.file_size}"
+        )
+    return child
+
+
+def level_zero(backend: ModuleType, root: DataMap, fetch: Fetch) -> DataMap:
+    """Walk a root down to the level-0 map of the file."""
+    data_map = root
+    while data_map.level > 0:
+        data_map = child_map(data_map, decrypt_level(backend, data_map, fetch))
+    return data_map
+
+
+def decrypt(backend: ModuleType, root: DataMap, chunks) -> bytes:
+    if not isinstance(root, DataMap):
+        raise InvalidArgumentError(f"data_map must be a DataMap, not {type(root).__name__}")
+    fetch = fetcher(chunks)
+    return decrypt_level(backend, level_zero(backend, root, fetch), fetch)
+
+
+def unique_chunks(chunks: Iterable[EncryptedChunk]) -> list[EncryptedChunk]:
+    """Each chunk once, in order of first appearance (equal names, equal content)."""
+    return list({chunk.name: chunk for chunk in chunks}.values())
