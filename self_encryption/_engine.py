@@ -62,9 +62,9 @@ def make_options(
     if isinstance(convergence_secret, str):
         convergence_secret = convergence_secret.encode("utf-8")
     try:
-        secret = bytes(convergence_secret)
+        secret = bytes(memoryview(convergence_secret))
     except TypeError:
-        raise InvalidArgumentError("convergence_secret must be bytes or str") from None
+        raise InvalidArgumentError("convergence_secret must be bytes-like or str") from None
     if compression_level is not None:
         if not _is_int(compression_level) or not (
             -(1 << 17) <= compression_level <= zstandard.MAX_COMPRESSION_LEVEL

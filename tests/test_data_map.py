@@ -1,0 +1,185 @@
+"""Data maps: both forms, and every way a damaged or inconsistent one is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import struct
+
+import pytest
+
+import self_encryption as se
+from self_encryption import _backend, _engine
+
+from conftest import SMALL_SIZES
+
+
+@pytest.fixture(scope="module")
+def four_records():
+    """A level-0 map of four records (a root), with its chunks."""
+    data = os.urandom(1000)  # fixed 256-byte chunks: 256, 256, 256, 232
+    data_map, chunks = se.encrypt(data, chunk_sizes=(256, 256, 256), compression_level=None)
+    assert data_map.level == 0 and len(data_map.chunks) == 4
+    return data, data_map, chunks
+
+
+def _with_trailer(body: bytes) -> bytes:
+    return body + hashlib.sha256(body).digest()[:4]
+
+
+def test_binary_layout(four_records):
+    data, data_map, _ = four_records
+    raw = data_map.to_bytes()
+    assert len(raw) == 28 + 72 * 4 + 4
+    magic, version, level, reserved, file_size, content_size, count = struct.unpack_from("<4sBBHQQI", raw)
+    assert (magic, version, level, reserved, count) == (b"SEDM", 1, 0, 0, 4)
+    assert file_size == content_size == len(data)
+    plain, stored, seed, name = struct.unpack_from("<II32s32s", raw, 28)
+    first = data_map.chunks[0]
+    assert (plain, stored, seed, name.hex()) == (first.plain_size, first.stored_size, first.key_seed, first.name)
+    assert raw[-4:] == hashlib.sha256(raw[:-4]).digest()[:4]
+
+
+def test_text_form(four_records):
+    _, data_map, _ = four_records
+    text = data_map.to_text()
+    assert text.startswith("se1:") and "=" not in text
+    assert set(text[4:]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert se.DataMap.from_text(text) == data_map
+    assert se.DataMap.from_text(f"  {text}\n") == data_map
+
+
+def test_every_truncation_is_refused(four_records):
+    _, data_map, _ = four_records
+    raw = data_map.to_bytes()
+    for length in range(len(raw)):
+        with pytest.raises(se.DataMapError):
+            se.DataMap.from_bytes(raw[:length])
+    with pytest.raises(se.DataMapError):
+        se.DataMap.from_bytes(raw + b"\0")
+
+
+def test_every_single_byte_change_is_refused(four_records):
+    _, data_map, _ = four_records
+    raw = data_map.to_bytes()
+    for position in range(len(raw)):
+        for delta in (0x01, 0x80, 0xFF):
+            damaged = bytearray(raw)
+            damaged[position] ^= delta
+            with pytest.raises(se.DataMapError):
+                se.DataMap.from_bytes(bytes(damaged))
+
+
+def test_text_damage_is_refused(four_records):
+    _, data_map, _ = four_records
+    text = data_map.to_text()
+    for bad in ("", "se1:", "se2:" + text[4:], text[4:], text + "=", text[:-1], text[:40],
+                text[:10] + "!" + text[11:], text.replace("se1:", "se1: ")):
+        with pytest.raises(se.DataMapError):
+            se.DataMap.from_text(bad)
+    for position in range(4, len(text)):
+        swapped = "A" if text[position] != "A" else "B"
+        with pytest.raises(se.DataMapError):
+            se.DataMap.from_text(text[:position] + swapped + text[position + 1:])
+    with pytest.raises(se.DataMapError):
+        se.DataMap.from_text(b"se1:AAAA")  # type: ignore[arg-type]
+
+
+def _header(**fields):
+    values = dict(magic=b"SEDM", version=1, level=0, reserved=0, file_size=0, content_size=0, count=0)
+    values.update(fields)
+    return struct.pack("<4sBBHQQI", *values.values())
+
+
+def _record(plain=10, stored=11):
+    return struct.pack("<II32s32s", plain, stored, b"k" * 32, b"n" * 32)
+
+
+@pytest.mark.parametrize("body, match", [
+    (_header(magic=b"SEDN"), "magic"),
+    (_header(version=2), "version"),
+    (_header(reserved=1), "reserved"),
+    (_header(count=1), "must be"),
+    (_header(file_size=10, content_size=10, count=1) + _record(), None),
+    (_header(file_size=10, content_size=11, count=1) + _record(), "content_size"),
+    (_header(file_size=11, content_size=10, count=1) + _record(), "level-0"),
+    (_header(file_size=0, content_size=0, count=1) + _record(plain=0), "plain_size"),
+    (_header(file_size=10, content_size=10, count=1) + _record(stored=0), "stored_size"),
+    (_header(level=1, file_size=5, content_size=10, count=1) + _record(), "not the size of a serialized"),
+])
+def test_section_5_rules(body, match):
+    raw = _with_trailer(body)
+    if match is None:
+        assert se.DataMap.from_bytes(raw).file_size == 10
+    else:
+        with pytest.raises(se.DataMapError, match=match):
+            se.DataMap.from_bytes(raw)
+
+
+def test_from_bytes_refuses_non_bytes():
+    with pytest.raises(se.DataMapError):
+        se.DataMap.from_bytes("SEDM")  # type: ignore[arg-type]
+    with pytest.raises(se.DataMapError):
+        se.DataMap.from_bytes(None)  # type: ignore[arg-type]
+
+
+def test_constructor_checks_records():
+    good = se.ChunkInfo(10, 11, b"k" * 32, "ab" * 32)
+    assert se.DataMap(0, 10, [good]).chunks == (good,)
+    for bad in (
+        dataclasses.replace(good, plain_size=0),
+        dataclasses.replace(good, stored_size=1 << 32),
+        dataclasses.replace(good, key_seed=b"short"),
+        dataclasses.replace(good, name="AB" * 32),
+        dataclasses.replace(good, name="ab" * 31),
+    ):
+        with pytest.raises(se.DataMapError):
+            se.DataMap(0, 10, (bad,))
+    with pytest.raises(se.DataMapError):
+        se.DataMap(0, 11, (good,))
+    with pytest.raises(se.DataMapError):
+        se.DataMap(256, 10, (good,))
+    with pytest.raises(se.DataMapError):
+        se.DataMap(0, -1, ())
+
+
+def test_immutable_equal_and_discreet(four_records):
+    _, data_map, _ = four_records
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data_map.level = 3  # type: ignore[misc]
+    assert data_map == se.DataMap.from_bytes(data_map.to_bytes())
+    assert hash(data_map) == hash(se.DataMap.from_bytes(data_map.to_bytes()))
+    seed = data_map.chunks[0].key_seed
+    assert seed.hex() not in repr(data_map) and repr(seed) not in repr(data_map)
+    assert "records=4" in str(data_map)
+
+
+def _parent_of(child: se.DataMap, file_size: int, level: int) -> tuple[se.DataMap, dict]:
+    """A level-`level` map whose chunks hold child's bytes, as the encryptor would seal them."""
+    options = _engine.make_options(chunk_sizes=SMALL_SIZES)
+    records, chunks = _engine.encrypt_level(_backend.active, child.to_bytes(), options)
+    return se.DataMap(level, file_size, tuple(records)), {c.name: c.content for c in chunks}
+
+
+def test_child_map_of_wrong_level_is_refused(four_records):
+    data, data_map, chunks = four_records
+    parent, parent_chunks = _parent_of(data_map, len(data), level=2)
+    store = {**{c.name: c.content for c in chunks}, **parent_chunks}
+    with pytest.raises(se.DataMapError, match="holds a level-0 map"):
+        se.decrypt(parent, store)
+
+
+def test_child_map_of_other_file_size_is_refused(four_records):
+    data, data_map, chunks = four_records
+    parent, parent_chunks = _parent_of(data_map, len(data) + 1, level=1)
+    store = {**{c.name: c.content for c in chunks}, **parent_chunks}
+    with pytest.raises(se.DataMapError, match="differs"):
+        se.decrypt(parent, store)
+    honest, honest_chunks = _parent_of(data_map, len(data), level=1)
+    assert se.decrypt(honest, {**{c.name: c.content for c in chunks}, **honest_chunks}) == data
+
+
+def test_decrypt_refuses_a_non_map():
+    with pytest.raises(se.InvalidArgumentError):
+        se.decrypt("se1:AAAA", {})  # type: ignore[arg-type]
