@@ -1,0 +1,493 @@
+/*
+ * Standalone checks of csrc/se_core.c, without Python.
+ *
+ * Build (from the project folder):
+ *   gcc -std=c99 -Wall -Wextra -Werror -Icsrc csrc/tests/test_se_core.c \
+ *       csrc/se_core.c $(pkg-config --cflags --libs libcrypto) -o test_se_core
+ *
+ * Prints one line per failed check and ends with "N passed, M failed";
+ * the exit status is 0 only when nothing failed.
+ */
+#include "se_core.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned passed;
+static unsigned failed;
+
+static void check(int ok, const char *what, int line)
+{
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL line %d: %s\n", line, what);
+    }
+}
+
+#define CHECK(cond) check((cond) ? 1 : 0, #cond, __LINE__)
+
+/* Decode hex text into out (at most cap bytes); returns the byte count. */
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    while (hex[0] != '\0' && hex[1] != '\0' && n < cap) {
+        unsigned value = 0;
+        int k;
+        for (k = 0; k < 2; k++) {
+            char c = hex[k];
+            value <<= 4;
+            if (c >= '0' && c <= '9')
+                value |= (unsigned)(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                value |= (unsigned)(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                value |= (unsigned)(c - 'A' + 10);
+        }
+        out[n++] = (uint8_t)value;
+        hex += 2;
+    }
+    return n;
+}
+
+/* 1 when buf[0..len) equals the bytes written as hex. */
+static int equals_hex(const uint8_t *buf, size_t len, const char *hex)
+{
+    uint8_t expect[256];
+    size_t n;
+    if (strlen(hex) != 2 * len || len > sizeof(expect))
+        return 0;
+    n = unhex(hex, expect, sizeof(expect));
+    return n == len && memcmp(buf, expect, len) == 0;
+}
+
+/* Deterministic filler: a xorshift64 stream. */
+static void fill(uint8_t *buf, size_t len, uint64_t seed)
+{
+    uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ULL;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf[i] = (uint8_t)(x >> 24);
+    }
+}
+
+/* ---------------------------------------------------------------- hashes */
+
+static void test_sha256(void)
+{
+    uint8_t out[32];
+
+    CHECK(se_sha256((const uint8_t *)"abc", 3, out) == SE_OK);
+    CHECK(equals_hex(out, 32,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+
+    /* An empty message may come as NULL. */
+    CHECK(se_sha256(NULL, 0, out) == SE_OK);
+    CHECK(equals_hex(out, 32,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+
+    CHECK(se_sha256(NULL, 1, out) == SE_ERR_ARGUMENT);
+    CHECK(se_sha256((const uint8_t *)"abc", 3, NULL) == SE_ERR_ARGUMENT);
+}
+
+static void test_hmac(void)
+{
+    uint8_t out[32];
+    uint8_t key[131];
+    static const char case6[] =
+        "Test Using Larger Than Block-Size Key - Hash Key First";
+
+    /* RFC 4231 test case 2. */
+    CHECK(se_hmac_sha256((const uint8_t *)"Jefe", 4,
+                         (const uint8_t *)"what do ya want for nothing?", 28,
+                         out) == SE_OK);
+    CHECK(equals_hex(out, 32,
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+
+    /* RFC 4231 test case 6: a key longer than the block. */
+    memset(key, 0xaa, sizeof(key));
+    CHECK(se_hmac_sha256(key, sizeof(key), (const uint8_t *)case6,
+                         sizeof(case6) - 1, out) == SE_OK);
+    CHECK(equals_hex(out, 32,
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"));
+
+    /* Empty key and empty message, both as NULL. */
+    CHECK(se_hmac_sha256(NULL, 0, NULL, 0, out) == SE_OK);
+    CHECK(equals_hex(out, 32,
+        "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad"));
+
+    CHECK(se_hmac_sha256(NULL, 1, key, 1, out) == SE_ERR_ARGUMENT);
+    CHECK(se_hmac_sha256(key, 1, NULL, 1, out) == SE_ERR_ARGUMENT);
+    CHECK(se_hmac_sha256(key, 1, key, 1, NULL) == SE_ERR_ARGUMENT);
+}
+
+/* ------------------------------------------------------------ AES-256-CTR */
+
+static const char F55_KEY[] =
+    "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4";
+static const char F55_CTR[] = "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+static const char F55_PLAIN[] =
+    "6bc1bee22e409f96e93d7e117393172a"
+    "ae2d8a571e03ac9c9eb76fac45af8e51"
+    "30c81c46a35ce411e5fbc1191a0a52ef"
+    "f69f2445df4f9b17ad2b417be66c3710";
+static const char F55_CIPHER[] =
+    "601ec313775789a5b7a7f504bbf3d228"
+    "f443e3ca4d62b59aca84e990cacaf5c5"
+    "2b0930daa23de94ce87017ba2d84988d"
+    "dfc9c58db67aada613c2dd08457941a6";
+
+static void test_aes256_ctr(void)
+{
+    uint8_t key[32], iv[16], plain[64], out[64], buf[64];
+
+    unhex(F55_KEY, key, sizeof(key));
+    unhex(F55_CTR, iv, sizeof(iv));
+    unhex(F55_PLAIN, plain, sizeof(plain));
+
+    /* SP 800-38A F.5.5 CTR-AES256.Encrypt */
+    CHECK(se_aes256_ctr(key, iv, plain, sizeof(plain), out) == SE_OK);
+    CHECK(equals_hex(out, 64, F55_CIPHER));
+
+    /* F.5.6 CTR-AES256.Decrypt */
+    CHECK(se_aes256_ctr(key, iv, out, sizeof(out), buf) == SE_OK);
+    CHECK(memcmp(buf, plain, sizeof(plain)) == 0);
+
+    /* In place: out == in. */
+    memcpy(buf, plain, sizeof(plain));
+    CHECK(se_aes256_ctr(key, iv, buf, sizeof(buf), buf) == SE_OK);
+    CHECK(equals_hex(buf, 64, F55_CIPHER));
+
+    /* A partial block is a prefix of the key stream. */
+    memset(out, 0, sizeof(out));
+    CHECK(se_aes256_ctr(key, iv, plain, 21, out) == SE_OK);
+    CHECK(equals_hex(out, 21, "601ec313775789a5b7a7f504bbf3d228f443e3ca4d"));
+    CHECK(out[21] == 0);
+
+    /* The 128-bit counter wraps from 2^128 - 1 to 0 (vectors ctr_wrap). */
+    memset(key, 0, sizeof(key));
+    unhex("fffffffffffffffffffffffffffffffe", iv, sizeof(iv));
+    memset(buf, 0, sizeof(buf));
+    CHECK(se_aes256_ctr(key, iv, buf, sizeof(buf), buf) == SE_OK);
+    CHECK(equals_hex(buf, 64,
+        "7bfe9d876c6d63c1d035da8fe21c409dacdace8078a32b1a182bfa4987ca1347"
+        "dc95c078a2408989ad48a21492842087530f8afbc74536b9a963b4f1c4cb738b"));
+
+    /* Zero length needs no buffers. */
+    CHECK(se_aes256_ctr(key, iv, NULL, 0, NULL) == SE_OK);
+    CHECK(se_aes256_ctr(NULL, iv, plain, 16, out) == SE_ERR_ARGUMENT);
+    CHECK(se_aes256_ctr(key, NULL, plain, 16, out) == SE_ERR_ARGUMENT);
+    CHECK(se_aes256_ctr(key, iv, NULL, 16, out) == SE_ERR_ARGUMENT);
+    CHECK(se_aes256_ctr(key, iv, plain, 16, NULL) == SE_ERR_ARGUMENT);
+}
+
+/* ------------------------------------------------------------------ gear */
+
+static void test_gear(void)
+{
+    static se_gear_table table, again, keyed;
+    uint8_t secret[6];
+
+    memcpy(secret, "secret", 6);
+    CHECK(se_gear_init(&table, NULL, 0) == SE_OK);
+    /* gear_first4 / gear_255 of the vectors: the u64 values in hex. */
+    CHECK(table.gear[0] == UINT64_C(0x4defcf367d7ede03));
+    CHECK(table.gear[1] == UINT64_C(0x1e396f86b2906a04));
+    CHECK(table.gear[255] == UINT64_C(0x68333e6046077332));
+
+    CHECK(se_gear_init(&again, secret, 0) == SE_OK);
+    CHECK(memcmp(&table, &again, sizeof(table)) == 0);
+
+    CHECK(se_gear_init(&keyed, secret, sizeof(secret)) == SE_OK);
+    CHECK(keyed.gear[0] == UINT64_C(0x5dc93608c6a3714a));
+    CHECK(keyed.gear[3] == UINT64_C(0xc07d3c77ebcec189));
+
+    CHECK(se_gear_init(NULL, NULL, 0) == SE_ERR_ARGUMENT);
+    CHECK(se_gear_init(&again, NULL, 3) == SE_ERR_ARGUMENT);
+}
+
+/* ------------------------------------------------------------- find_cut */
+
+/* SPEC section 1 for a complete input, written out independently. */
+static size_t reference_cut(const se_gear_table *table, const uint8_t *data,
+                            size_t len, size_t min_size, size_t avg_size,
+                            size_t max_size)
+{
+    unsigned bits = 0;
+    uint64_t mask_s, mask_l, fp = 0;
+    size_t normal, end, i;
+
+    if (len <= min_size)
+        return len;
+    while (((size_t)1 << bits) < avg_size)
+        bits++;
+    mask_s = ~(uint64_t)0 << (64 - (bits + 2));
+    mask_l = ~(uint64_t)0 << (64 - (bits - 2));
+    normal = avg_size < len ? avg_size : len;
+    end = max_size < len ? max_size : len;
+    for (i = min_size; i < end; i++) {
+        fp = (fp << 1) + table->gear[data[i]];
+        if ((fp & (i < normal ? mask_s : mask_l)) == 0)
+            return i + 1;
+    }
+    return end;
+}
+
+static void test_find_cut(void)
+{
+    static se_gear_table table;
+    static uint8_t data[4096];
+    size_t cut = 12345;
+    size_t len;
+    unsigned seed;
+    int mismatches = 0, undecided_ok = 1, saw_cut_before_max = 0;
+
+    CHECK(se_gear_init(&table, NULL, 0) == SE_OK);
+
+    /* Empty input: nothing to cut, whether or not more may follow. */
+    CHECK(se_find_cut(&table, NULL, 0, 64, 256, 1024, 1, &cut) == SE_OK);
+    CHECK(cut == 0);
+    cut = 12345;
+    CHECK(se_find_cut(&table, NULL, 0, 64, 256, 1024, 0, &cut) == SE_OK);
+    CHECK(cut == 0);
+
+    /* len <= min: the whole input at the end, undecided otherwise. */
+    fill(data, sizeof(data), 1);
+    CHECK(se_find_cut(&table, data, 64, 64, 256, 1024, 1, &cut) == SE_OK);
+    CHECK(cut == 64);
+    CHECK(se_find_cut(&table, data, 64, 64, 256, 1024, 0, &cut) == SE_OK);
+    CHECK(cut == 0);
+    CHECK(se_find_cut(&table, data, 1, 64, 256, 1024, 1, &cut) == SE_OK);
+    CHECK(cut == 1);
+
+    /* Bad parameters. */
+    CHECK(se_find_cut(&table, data, 100, 64, 300, 1024, 1, &cut) == SE_ERR_ARGUMENT);
+    CHECK(se_find_cut(&table, data, 100, 32, 256, 1024, 1, &cut) == SE_ERR_ARGUMENT);
+    CHECK(se_find_cut(&table, data, 100, 63, 256, 1024, 1, &cut) == SE_ERR_ARGUMENT);
+    CHECK(se_find_cut(&table, data, 100, 64, 128, 1024, 1, &cut) == SE_ERR_ARGUMENT);
+    CHECK(se_find_cut(&table, data, 100, 64, 0, 1024, 1, &cut) == SE_ERR_ARGUMENT);
+    CHECK(se_find_cut(&table, data, 100, 512, 256, 1024, 1, &cut) == SE_ERR_ARGUMENT);
+    CHECK(se_find_cut(&table, data, 100, 64, 512, 256, 1, &cut) == SE_ERR_ARGUMENT);
+    if (sizeof(size_t) > 4) {
+        size_t big = ((size_t)1 << 31) + 1;
+        CHECK(se_find_cut(&table, data, 100, 64, 256, big, 1, &cut) == SE_ERR_ARGUMENT);
+    }
+    CHECK(se_find_cut(NULL, data, 100, 64, 256, 1024, 1, &cut) == SE_ERR_ARGUMENT);
+    CHECK(se_find_cut(&table, NULL, 100, 64, 256, 1024, 1, &cut) == SE_ERR_ARGUMENT);
+    CHECK(se_find_cut(&table, data, 100, 64, 256, 1024, 1, NULL) == SE_ERR_ARGUMENT);
+
+    /* The largest settings allowed are accepted. */
+    CHECK(se_find_cut(&table, data, 100, 64, (size_t)1 << 31, (size_t)1 << 31, 1,
+                      &cut) == SE_OK);
+    CHECK(cut == 100);
+
+    /* Against the reference on pseudo-random data, many lengths. */
+    for (seed = 1; seed <= 40; seed++) {
+        fill(data, sizeof(data), seed);
+        for (len = 0; len <= 1100; len += 7) {
+            size_t expect = reference_cut(&table, data, len, 64, 256, 1024);
+            size_t got_end = 0, got_more = 0;
+            if (se_find_cut(&table, data, len, 64, 256, 1024, 1, &got_end) != SE_OK ||
+                se_find_cut(&table, data, len, 64, 256, 1024, 0, &got_more) != SE_OK) {
+                mismatches++;
+                continue;
+            }
+            if (got_end != expect)
+                mismatches++;
+            /* Undecided only while a later byte could still move the cut. */
+            if (got_more == 0) {
+                if (!(expect == len && len < 1024))
+                    undecided_ok = 0;
+            } else if (got_more != expect) {
+                mismatches++;
+            } else if (got_more < len && got_more < 1024) {
+                saw_cut_before_max = 1;
+            }
+        }
+    }
+    CHECK(mismatches == 0);
+    CHECK(undecided_ok);
+    CHECK(saw_cut_before_max);
+
+    /* max bytes are always enough to decide. */
+    memset(data, 0, sizeof(data));
+    CHECK(se_find_cut(&table, data, sizeof(data), 64, 256, 1024, 0, &cut) == SE_OK);
+    CHECK(cut == reference_cut(&table, data, sizeof(data), 64, 256, 1024));
+    CHECK(cut > 64 && cut <= 1024);
+}
+
+/* ------------------------------------------------------------ seal/open */
+
+static void test_key_seed_and_seal_abc(void)
+{
+    uint8_t seed[32], content[4], name[32], payload[4];
+    uint8_t secret[6];
+
+    memcpy(secret, "secret", 6);
+    CHECK(se_key_seed(NULL, 0, 0, (const uint8_t *)"abc", 3, seed) == SE_OK);
+    CHECK(equals_hex(seed, 32,
+        "ade3b27aace62e5066df78ed38efe05550088992e5762a347c86c1e90d868157"));
+    CHECK(se_key_seed(secret, sizeof(secret), 0, (const uint8_t *)"abc", 3,
+                      name) == SE_OK);
+    CHECK(equals_hex(name, 32,
+        "fd9d28064c3696636dc28348af9fea2fe96e0b48dcac234f8e022883d11c5563"));
+
+    /* A one-chunk file: both neighbours are the chunk itself. */
+    CHECK(se_seal(seed, seed, seed, 0, (const uint8_t *)"abc", 3, content,
+                  name) == SE_OK);
+    CHECK(equals_hex(content, 4, "c5c90c21"));
+    CHECK(equals_hex(name, 32,
+        "37a583f48f4309744173bb5fcb93c9823d4fa31ee2986ce31ff9556121622cb3"));
+    CHECK(se_open(seed, seed, seed, content, 4, name, payload) == SE_OK);
+    CHECK(memcmp(payload, "\0abc", 4) == 0);
+
+    CHECK(se_key_seed(NULL, 1, 0, NULL, 0, seed) == SE_ERR_ARGUMENT);
+    CHECK(se_key_seed(NULL, 0, 0, NULL, 1, seed) == SE_ERR_ARGUMENT);
+    CHECK(se_key_seed(NULL, 0, 0, NULL, 0, NULL) == SE_ERR_ARGUMENT);
+}
+
+/* Seal a body of len bytes, open it (into a copy and in place), compare. */
+static void round_trip(size_t len, uint8_t kind)
+{
+    uint8_t seed[32], prev1[32], prev2[32], name[32];
+    uint8_t *body = malloc(len ? len : 1);
+    uint8_t *content = malloc(len + 1);
+    uint8_t *payload = malloc(len + 1);
+    int ok;
+
+    if (body == NULL || content == NULL || payload == NULL) {
+        CHECK(!"out of memory");
+        free(body);
+        free(content);
+        free(payload);
+        return;
+    }
+    fill(body, len, (uint64_t)len + 77);
+    fill(seed, 32, 11);
+    fill(prev1, 32, 12);
+    fill(prev2, 32, 13);
+
+    ok = se_seal(seed, prev1, prev2, kind, len ? body : NULL, len, content,
+                 name) == SE_OK;
+    CHECK(ok);
+    if (ok) {
+        uint8_t actual[32];
+        CHECK(se_sha256(content, len + 1, actual) == SE_OK &&
+              memcmp(actual, name, 32) == 0);
+        CHECK(se_open(seed, prev1, prev2, content, len + 1, name, payload) ==
+              SE_OK);
+        CHECK(payload[0] == kind && memcmp(payload + 1, body, len) == 0);
+
+        /* In place. */
+        CHECK(se_open(seed, prev1, prev2, content, len + 1, name, content) ==
+              SE_OK);
+        CHECK(content[0] == kind && memcmp(content + 1, body, len) == 0);
+
+        /* With other neighbours the pad differs, so the payload does too. */
+        if (len >= 16) {
+            uint8_t other[32];
+            memcpy(other, prev2, 32);
+            other[0] ^= 1;
+            CHECK(se_seal(seed, prev1, other, kind, body, len, content,
+                          actual) == SE_OK);
+            CHECK(memcmp(actual, name, 32) != 0);
+        }
+    }
+    free(body);
+    free(content);
+    free(payload);
+}
+
+static void test_seal_open(void)
+{
+    static const size_t sizes[] = {0, 1, 15, 16, 17, 1000, 65537,
+                                   (size_t)1 << 20};
+    size_t i;
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        round_trip(sizes[i], (uint8_t)(i & 1));
+}
+
+static void test_open_integrity(void)
+{
+    uint8_t seed[32], name[32], body[100], content[101], out[101];
+    static const uint8_t empty_name[32] = {
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
+        0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
+        0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+    size_t bit;
+    int all_rejected = 1, untouched = 1;
+
+    fill(seed, 32, 5);
+    fill(body, sizeof(body), 6);
+    CHECK(se_seal(seed, seed, seed, 0, body, sizeof(body), content, name) ==
+          SE_OK);
+
+    for (bit = 0; bit < 8 * sizeof(content); bit += 13) {
+        content[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        memset(out, 0x5a, sizeof(out));
+        if (se_open(seed, seed, seed, content, sizeof(content), name, out) !=
+            SE_ERR_INTEGRITY)
+            all_rejected = 0;
+        if (out[0] != 0x5a || out[100] != 0x5a)
+            untouched = 0;
+        content[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    CHECK(all_rejected);
+    CHECK(untouched);
+
+    name[31] ^= 0x80;
+    CHECK(se_open(seed, seed, seed, content, sizeof(content), name, out) ==
+          SE_ERR_INTEGRITY);
+    name[31] ^= 0x80;
+    CHECK(se_open(seed, seed, seed, content, sizeof(content) - 1, name, out) ==
+          SE_ERR_INTEGRITY);
+    CHECK(se_open(seed, seed, seed, content, sizeof(content), name, out) ==
+          SE_OK);
+
+    /* Empty content under the name of the empty string opens to nothing. */
+    CHECK(se_open(seed, seed, seed, NULL, 0, empty_name, NULL) == SE_OK);
+    CHECK(se_open(seed, seed, seed, NULL, 0, name, NULL) == SE_ERR_INTEGRITY);
+}
+
+static void test_seal_open_arguments(void)
+{
+    uint8_t s[32] = {0}, name[32], body[4] = {1, 2, 3, 4}, out[5];
+
+    CHECK(se_seal(NULL, s, s, 0, body, 4, out, name) == SE_ERR_ARGUMENT);
+    CHECK(se_seal(s, NULL, s, 0, body, 4, out, name) == SE_ERR_ARGUMENT);
+    CHECK(se_seal(s, s, NULL, 0, body, 4, out, name) == SE_ERR_ARGUMENT);
+    CHECK(se_seal(s, s, s, 0, body, 4, NULL, name) == SE_ERR_ARGUMENT);
+    CHECK(se_seal(s, s, s, 0, body, 4, out, NULL) == SE_ERR_ARGUMENT);
+    CHECK(se_seal(s, s, s, 0, NULL, 4, out, name) == SE_ERR_ARGUMENT);
+    CHECK(se_seal(s, s, s, 0, body, SIZE_MAX, out, name) == SE_ERR_ARGUMENT);
+
+    CHECK(se_seal(s, s, s, 0, body, 4, out, name) == SE_OK);
+    CHECK(se_open(NULL, s, s, out, 5, name, out) == SE_ERR_ARGUMENT);
+    CHECK(se_open(s, NULL, s, out, 5, name, out) == SE_ERR_ARGUMENT);
+    CHECK(se_open(s, s, NULL, out, 5, name, out) == SE_ERR_ARGUMENT);
+    CHECK(se_open(s, s, s, NULL, 5, name, out) == SE_ERR_ARGUMENT);
+    CHECK(se_open(s, s, s, out, 5, NULL, out) == SE_ERR_ARGUMENT);
+    CHECK(se_open(s, s, s, out, 5, name, NULL) == SE_ERR_ARGUMENT);
+}
+
+int main(void)
+{
+    test_sha256();
+    test_hmac();
+    test_aes256_ctr();
+    test_gear();
+    test_find_cut();
+    test_key_seed_and_seal_abc();
+    test_seal_open();
+    test_open_integrity();
+    test_seal_open_arguments();
+
+    printf("%u passed, %u failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
