@@ -49,14 +49,14 @@ def hmac_sha256(key, data) -> bytes:
     return _digest_of(lib.se_hmac_sha256, _in(key), len(key), _in(data), len(data))
 
 
-def aes256_ctr(key, counter_block, data) -> bytes:
+def aes256_ctr(key, counter_block, data) -> bytearray:
     """AES-256-CTR over data; the whole 16-byte block is the counter."""
     out = bytearray(len(data))
     _check(lib.se_aes256_ctr(
         _fixed(key, 32, "key"), _fixed(counter_block, 16, "counter block"),
         _in(data), len(data), ffi.from_buffer(out),
     ))
-    return bytes(out)
+    return out
 
 
 class GearTable:
