@@ -1,0 +1,27 @@
+# Sourced by the other scripts: make .venv with the package and its test extras.
+# Installs libcrypto's headers, pkg-config and valgrind with apt-get when they are
+# missing and we are root on a Debian-like system; otherwise says what is missing.
+set -euo pipefail
+
+PYTHON=${PYTHON:-python3}
+
+need_packages=()
+pkg-config --exists libcrypto 2>/dev/null || need_packages+=(libssl-dev pkg-config)
+command -v cc >/dev/null 2>&1 || need_packages+=(gcc)
+command -v valgrind >/dev/null 2>&1 || need_packages+=(valgrind)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing ${need_packages[*]}" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}" >/dev/null
+  else
+    echo "bootstrap: missing ${need_packages[*]}; install them (see README)" >&2
+  fi
+fi
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+  echo "bootstrap: Python 3.10 or newer is needed ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
+  exit 1
+}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
