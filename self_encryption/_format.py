@@ -149,7 +149,7 @@ def _validate(data_map: DataMap) -> None:
                 raise DataMapError(f"record {index}: {label} must be 1..2**32-1, not {value!r}")
         if not isinstance(chunk.key_seed, bytes) or len(chunk.key_seed) != 32:
             raise DataMapError(f"record {index}: key_seed must be 32 bytes")
-        if not _is_chunk_name(chunk.name):
+        if not is_chunk_name(chunk.name):
             raise DataMapError(f"record {index}: name must be 64 lowercase hex digits")
     content_size = data_map.content_size
     if level == 0 and content_size != file_size:
@@ -168,5 +168,6 @@ def _validate(data_map: DataMap) -> None:
 _HEX = frozenset("0123456789abcdef")
 
 
-def _is_chunk_name(name: object) -> bool:
+def is_chunk_name(name: object) -> bool:
+    """A chunk name is the hex SHA-256 of its content: 64 lowercase hex digits."""
     return isinstance(name, str) and len(name) == 64 and _HEX.issuperset(name)

@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
 from ._errors import ChunkNotFoundError, InvalidArgumentError, StoreError
+from ._format import is_chunk_name
 
 _HEX = frozenset("0123456789abcdef")
 
 
 def check_name(name: object) -> str:
-    """A chunk name is 64 lowercase hex digits; anything else is refused."""
-    if not (isinstance(name, str) and len(name) == 64 and _HEX.issuperset(name)):
+    """The name itself if it is a chunk name; InvalidArgumentError otherwise."""
+    if not is_chunk_name(name):
         raise InvalidArgumentError(f"not a chunk name (64 lowercase hex digits): {name!r}")
     return name
 
@@ -226,7 +227,7 @@ class DirStore:
                 continue
             for entry in os.scandir(os.path.join(self.path, prefix)):
                 name = entry.name
-                if name.startswith(prefix) and len(name) == 64 and _HEX.issuperset(name):
+                if name.startswith(prefix) and is_chunk_name(name):
                     yield name
 
     def __contains__(self, name: object) -> bool:
