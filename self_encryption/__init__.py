@@ -27,6 +27,15 @@ from ._errors import (
 )
 from ._format import ChunkInfo, DataMap
 from ._stores import CallbackStore, ChunkStore, DirStore, MemoryStore
+from ._streaming import (
+    ChunkReader,
+    Encryptor,
+    EncryptStats,
+    Progress,
+    decrypt_file,
+    decrypt_into,
+    encrypt_file,
+)
 
 __version__ = "0.1.0"
 
@@ -38,6 +47,7 @@ __all__ = [
     "DEFAULT_COMPRESSION_LEVEL",
     "CallbackStore",
     "ChunkError",
+    "ChunkReader",
     "ChunkInfo",
     "ChunkIntegrityError",
     "ChunkNotFoundError",
@@ -45,18 +55,36 @@ __all__ = [
     "DataMap",
     "DataMapError",
     "DirStore",
+    "EncryptStats",
     "EncryptedChunk",
+    "Encryptor",
     "InvalidArgumentError",
     "MemoryStore",
     "SelfEncryptionError",
     "StoreError",
     "backend",
     "decrypt",
+    "decrypt_file",
     "encrypt",
+    "encrypt_file",
     "encrypt_to_store",
+    "open",
 ]
 
 ChunkSource = ChunkStore | Mapping[str, bytes] | Iterable[EncryptedChunk]
+
+
+class _Collector:
+    """A store that keeps what encrypt() returns: each chunk once, in put order."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, EncryptedChunk] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self.chunks
+
+    def put(self, name: str, data) -> None:
+        self.chunks.setdefault(name, EncryptedChunk(name, bytes(data)))
 
 
 def encrypt(
@@ -65,19 +93,31 @@ def encrypt(
     convergence_secret: bytes | str = b"",
     compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
     chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
+    workers: int | None = None,
 ) -> tuple[DataMap, list[EncryptedChunk]]:
     """Self-encrypt a bytes-like object in memory.
 
     Returns the root data map and every chunk to store (data-map chunks
     included), each once. ``convergence_secret`` limits de-duplication to
     those who share it (a str is taken as UTF-8); ``compression_level`` is a
-    zstd level or None for no compression; ``chunk_sizes`` is (min, avg, max).
+    zstd level or None for no compression; ``chunk_sizes`` is (min, avg, max);
+    ``workers`` is the number of threads (default: one per CPU core).
     """
-    options = _engine.make_options(convergence_secret, compression_level, chunk_sizes)
-    return _engine.encrypt(_backend.active, data, options)
+    collector = _Collector()
+    view = _engine.as_bytes_view(data)
+    with Encryptor(
+        collector, convergence_secret=convergence_secret, compression_level=compression_level,
+        chunk_sizes=chunk_sizes, workers=workers,
+    ) as encryptor:
+        encryptor.write(view)
+    # File order, whatever order the workers stored them in; map levels after.
+    ordered = {record.name: collector.chunks[record.name] for record in encryptor.level0.chunks}
+    ordered.update(collector.chunks)
+    return encryptor.data_map, list(ordered.values())
 
 
-def decrypt(data_map: DataMap, chunks: ChunkSource) -> bytes:
+def decrypt(data_map: DataMap, chunks: ChunkSource, *, workers: int | None = None,
+            progress: Progress | None = None) -> bytes:
     """The original bytes of a data map, fetching chunks from ``chunks``.
 
     ``chunks`` is a chunk store, a mapping of hex name to content, or an
@@ -85,7 +125,9 @@ def decrypt(data_map: DataMap, chunks: ChunkSource) -> bytes:
     name; a missing or damaged one raises ChunkNotFoundError or
     ChunkIntegrityError naming it, and nothing is returned.
     """
-    return _engine.decrypt(_backend.active, data_map, chunks)
+    parts: list = []
+    decrypt_into(data_map, chunks, parts.append, workers=workers, progress=progress)
+    return b"".join(parts)
 
 
 def encrypt_to_store(
@@ -95,19 +137,23 @@ def encrypt_to_store(
     convergence_secret: bytes | str = b"",
     compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
     chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
+    workers: int | None = None,
+    progress: Progress | None = None,
 ) -> DataMap:
     """Self-encrypt data into a store and return the root data map.
 
     Chunks the store already has are not put again; file chunks go in
     before data-map chunks, so the root never names a chunk not yet stored.
     """
-    data_map, chunks = encrypt(
-        data,
-        convergence_secret=convergence_secret,
-        compression_level=compression_level,
-        chunk_sizes=chunk_sizes,
-    )
-    for chunk in chunks:
-        if not store.has(chunk.name):
-            store.put(chunk.name, chunk.content)
-    return data_map
+    view = _engine.as_bytes_view(data)
+    with Encryptor(
+        store, convergence_secret=convergence_secret, compression_level=compression_level,
+        chunk_sizes=chunk_sizes, workers=workers, progress=progress, total_size=len(view),
+    ) as encryptor:
+        encryptor.write(view)
+    return encryptor.data_map
+
+
+def open(data_map: DataMap, store: ChunkSource, *, workers: int | None = None) -> ChunkReader:  # noqa: A001
+    """A read-only, seekable binary file that decrypts only the chunks it reads."""
+    return ChunkReader(data_map, store, workers=workers)

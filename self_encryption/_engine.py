@@ -7,7 +7,7 @@ over the C and the Python primitives and the two can be compared.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
@@ -20,10 +20,10 @@ from ._errors import (
     ChunkNotFoundError,
     DataMapError,
     InvalidArgumentError,
-    SelfEncryptionError,
-    StoreError,
 )
 from ._format import ChunkInfo, DataMap
+from ._stores import store_call
+from ._workers import ordered_map
 
 DEFAULT_CHUNK_SIZES = (262144, 1048576, 4194304)
 DEFAULT_COMPRESSION_LEVEL = 3
@@ -186,8 +186,8 @@ def cut_lengths(backend: ModuleType, data, options: Options) -> list[int]:
     lengths = []
     start, total = 0, len(view)
     while start < total:
-        # Never hand the cut search more than it may look at.
-        window = view[start:start + options.max_size]
+        # The cut search never looks past max bytes; one more shows it is not the end.
+        window = view[start:start + options.max_size + 1]
         length = backend.find_cut(
             table, window, options.min_size, options.avg_size, options.max_size, True
         )
@@ -198,38 +198,52 @@ def cut_lengths(backend: ModuleType, data, options: Options) -> list[int]:
 
 # -- one level of chunks -------------------------------------------------------
 
+def prepare(backend: ModuleType, piece, options: Options) -> tuple[int, object, bytes]:
+    """Payload and key seed of one plaintext chunk: (kind, body, key seed)."""
+    kind, body = make_payload(piece, options.compression_level)
+    return kind, body, backend.key_seed(options.convergence_secret, kind, body)
+
+
+def seal(backend: ModuleType, plain_size: int, prepared: tuple[int, object, bytes],
+         prev1: bytes, prev2: bytes) -> tuple[ChunkInfo, bytes]:
+    """Seal a prepared chunk given its predecessors' key seeds: (record, content)."""
+    kind, body, seed = prepared
+    content, name = backend.seal(seed, prev1, prev2, kind, body)
+    return ChunkInfo(plain_size, len(content), seed, name.hex()), content
+
+
 def encrypt_level(backend: ModuleType, data, options: Options) -> tuple[list[ChunkInfo], list[EncryptedChunk]]:
-    """Cut, compress, key and seal data; returns its records and sealed chunks."""
+    """Cut, compress, key and seal data in one go; returns its records and chunks."""
     view = as_bytes_view(data)
     pieces = []
     start = 0
     for length in cut_lengths(backend, view, options):
         pieces.append(view[start:start + length])
         start += length
-    payloads = [make_payload(piece, options.compression_level) for piece in pieces]
-    secret = options.convergence_secret
-    seeds = [backend.key_seed(secret, kind, body) for kind, body in payloads]
-    count = len(seeds)
+    prepared = [prepare(backend, piece, options) for piece in pieces]
+    count = len(prepared)
     records, sealed = [], []
-    for index, ((kind, body), piece) in enumerate(zip(payloads, pieces)):
-        content, name = backend.seal(
-            seeds[index], seeds[(index - 1) % count], seeds[(index - 2) % count], kind, body
+    for index, piece in enumerate(pieces):
+        record, content = seal(
+            backend, len(piece), prepared[index],
+            prepared[(index - 1) % count][2], prepared[(index - 2) % count][2],
         )
-        records.append(ChunkInfo(len(piece), len(content), seeds[index], name.hex()))
-        sealed.append(EncryptedChunk(name.hex(), bytes(content)))
+        records.append(record)
+        sealed.append(EncryptedChunk(record.name, bytes(content)))
     return records, sealed
 
 
-def encrypt(backend: ModuleType, data, options: Options) -> tuple[DataMap, list[EncryptedChunk]]:
-    """Self-encrypt data and shrink its map to a root (section 6)."""
-    view = as_bytes_view(data)
-    records, sealed = encrypt_level(backend, view, options)
-    data_map = DataMap(0, len(view), tuple(records))
+def shrink(backend: ModuleType, data_map: DataMap, options: Options) -> tuple[DataMap, list[EncryptedChunk]]:
+    """Section 6: self-encrypt the map level by level until it is a root.
+
+    Returns the root and the chunks of the levels above data_map, lowest first.
+    """
+    sealed: list[EncryptedChunk] = []
     while not data_map.is_root:
         records, more = encrypt_level(backend, data_map.to_bytes(), options)
         data_map = DataMap(data_map.level + 1, data_map.file_size, tuple(records))
         sealed.extend(more)
-    return data_map, unique_chunks(sealed)
+    return data_map, sealed
 
 
 # -- decryption ----------------------------------------------------------------
@@ -263,14 +277,7 @@ def fetcher(chunks) -> Fetch:
 
 def _store_fetcher(store) -> Fetch:
     def from_store(name: str):
-        try:
-            content = store.get(name)
-        except SelfEncryptionError:
-            raise
-        except KeyError:
-            raise ChunkNotFoundError("chunk not found in the store", name=name) from None
-        except Exception as exc:
-            raise StoreError(f"the store failed to get chunk {name}: {exc!r}") from exc
+        content = store_call("get", name, store.get, name)
         if content is None:
             raise ChunkNotFoundError("chunk not found in the store", name=name)
         return content
@@ -306,16 +313,34 @@ def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content):
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
 
+def load_chunk(backend: ModuleType, data_map: DataMap, fetch: Fetch, index: int):
+    """Fetch, check and open record index of data_map; returns its plaintext."""
+    record = data_map.chunks[index]
+    try:
+        content = fetch(record.name)
+    except ChunkError as exc:
+        raise exc.located(index=index, level=data_map.level, name=record.name) from None
+    return open_chunk(backend, data_map, index, content)
+
+
+def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetch, executor=None,
+               window: int = 1) -> Iterator:
+    """The plaintext of each record of one data map, in order.
+
+    With an executor, up to ``window`` chunks are fetched and opened at once.
+    """
+    def load(index: int):
+        return load_chunk(backend, data_map, fetch, index)
+
+    indices = range(len(data_map.chunks))
+    if executor is None:
+        return map(load, indices)
+    return ordered_map(executor, load, indices, window)
+
+
 def decrypt_level(backend: ModuleType, data_map: DataMap, fetch: Fetch) -> bytes:
     """The bytes that the records of one data map hold."""
-    parts = []
-    for index, record in enumerate(data_map.chunks):
-        try:
-            content = fetch(record.name)
-        except ChunkError as exc:
-            raise exc.located(index=index, level=data_map.level, name=record.name) from None
-        parts.append(open_chunk(backend, data_map, index, content))
-    return b"".join(parts)
+    return b"".join(iter_level(backend, data_map, fetch))
 
 
 def child_map(parent: DataMap, serialized: bytes) -> DataMap:
@@ -344,11 +369,10 @@ def level_zero(backend: ModuleType, root: DataMap, fetch: Fetch) -> DataMap:
     return data_map
 
 
-def decrypt(backend: ModuleType, root: DataMap, chunks) -> bytes:
+def check_root(root: object) -> DataMap:
     if not isinstance(root, DataMap):
         raise InvalidArgumentError(f"data_map must be a DataMap, not {type(root).__name__}")
-    fetch = fetcher(chunks)
-    return decrypt_level(backend, level_zero(backend, root, fetch), fetch)
+    return root
 
 
 def unique_chunks(chunks: Iterable[EncryptedChunk]) -> list[EncryptedChunk]:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
-from ._errors import ChunkNotFoundError, InvalidArgumentError, StoreError
+from ._errors import ChunkNotFoundError, InvalidArgumentError, SelfEncryptionError, StoreError
 from ._format import is_chunk_name
 
 _HEX = frozenset("0123456789abcdef")
@@ -25,6 +25,23 @@ def check_name(name: object) -> str:
     if not is_chunk_name(name):
         raise InvalidArgumentError(f"not a chunk name (64 lowercase hex digits): {name!r}")
     return name
+
+
+def store_call(what: str, name: str, function: Callable, *args):
+    """One store operation; foreign exceptions become our StoreError.
+
+    A KeyError from ``get`` means the chunk is absent.
+    """
+    try:
+        return function(*args)
+    except SelfEncryptionError:
+        raise
+    except KeyError:
+        if what == "get":
+            raise ChunkNotFoundError("chunk not found in the store", name=name) from None
+        raise StoreError(f"the store failed to {what} chunk {name}: KeyError") from None
+    except Exception as exc:
+        raise StoreError(f"the store failed to {what} chunk {name}: {exc!r}") from exc
 
 
 @runtime_checkable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -45,3 +46,14 @@ def both_backends():
 @pytest.fixture
 def small_options():
     return _engine.make_options(chunk_sizes=SMALL_SIZES)
+
+
+@contextlib.contextmanager
+def using(backend):
+    """Run the public API on the given backend module for a while."""
+    saved = _backend.active
+    _backend.active = backend
+    try:
+        yield
+    finally:
+        _backend.active = saved

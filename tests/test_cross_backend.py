@@ -6,9 +6,11 @@ import os
 
 from hypothesis import given, settings, strategies as st
 
+import self_encryption as se
 from self_encryption import _engine
 
-from conftest import SMALL_SIZES
+import reference
+from conftest import SMALL_SIZES, using
 
 chunk_sizes = st.sampled_from([SMALL_SIZES, (64, 512, 4096), (100, 256, 256), (256, 256, 256)])
 
@@ -22,22 +24,25 @@ chunk_sizes = st.sampled_from([SMALL_SIZES, (64, 512, 4096), (100, 256, 256), (2
 )
 def test_backends_write_identical_chunks(both_backends, data, level, secret, sizes):
     c_backend, py_backend = both_backends
-    options = _engine.make_options(secret, level, sizes)
-    c_map, c_chunks = _engine.encrypt(c_backend, data, options)
-    py_map, py_chunks = _engine.encrypt(py_backend, data, options)
+    options = dict(convergence_secret=secret, compression_level=level, chunk_sizes=sizes)
+    with using(c_backend):
+        c_map, c_chunks = se.encrypt(data, workers=2, **options)
+    with using(py_backend):
+        py_map, py_chunks = se.encrypt(data, workers=1, **options)
+        assert se.decrypt(c_map, c_chunks) == data
     assert c_map.to_bytes() == py_map.to_bytes()
-    assert c_chunks == py_chunks
-    assert _engine.decrypt(py_backend, c_map, c_chunks) == data
-    assert _engine.decrypt(c_backend, py_map, py_chunks) == data
+    assert reference.as_dict(c_chunks) == reference.as_dict(py_chunks)
+    with using(c_backend):
+        assert se.decrypt(py_map, py_chunks) == data
 
 
 def test_backends_agree_on_default_sizes(both_backends):
     c_backend, py_backend = both_backends
     data = os.urandom(3 << 20)
     options = _engine.make_options()
-    c_result = _engine.encrypt(c_backend, data, options)
-    assert _engine.encrypt(py_backend, data, options) == c_result
-    assert _engine.decrypt(py_backend, *c_result) == data
+    c_result = reference.encrypt(c_backend, data, options)
+    assert reference.encrypt(py_backend, data, options) == c_result
+    assert reference.decrypt(py_backend, *c_result) == data
 
 
 @settings(max_examples=40)

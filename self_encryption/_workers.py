@@ -1,0 +1,59 @@
+"""Worker pools: threads for workers > 1, the caller's own thread for workers = 1.
+
+The C core, zstd and hashlib release the GIL, so threads run the hot path in
+parallel; results always come back in submission order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ._errors import InvalidArgumentError
+
+
+def check_workers(workers: int | None) -> int:
+    """The worker count to use: None means one per CPU core."""
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidArgumentError(f"workers must be a positive integer or None, not {workers!r}")
+    return workers
+
+
+class InlineExecutor:
+    """An executor that runs each job at once in the calling thread."""
+
+    def submit(self, function: Callable, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # handed to whoever asks for the result
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to stop."""
+
+
+def make_executor(workers: int):
+    if workers == 1:
+        return InlineExecutor()
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="self-encryption")
+
+
+def ordered_map(executor, function: Callable, items: Iterable, window: int) -> Iterator:
+    """function(item) for each item, at most ``window`` in flight, in order."""
+    pending: deque[Future] = deque()
+    try:
+        for item in items:
+            pending.append(executor.submit(function, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
