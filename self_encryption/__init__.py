@@ -109,7 +109,7 @@ def encrypt(
         collector, convergence_secret=convergence_secret, compression_level=compression_level,
         chunk_sizes=chunk_sizes, workers=workers,
     ) as encryptor:
-        encryptor.write(view)
+        encryptor._write(view, owned=True)
     # File order, whatever order the workers stored them in; map levels after.
     ordered = {record.name: collector.chunks[record.name] for record in encryptor.level0.chunks}
     ordered.update(collector.chunks)
@@ -150,7 +150,7 @@ def encrypt_to_store(
         store, convergence_secret=convergence_secret, compression_level=compression_level,
         chunk_sizes=chunk_sizes, workers=workers, progress=progress, total_size=len(view),
     ) as encryptor:
-        encryptor.write(view)
+        encryptor._write(view, owned=True)
     return encryptor.data_map
 
 

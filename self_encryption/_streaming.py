@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import tempfile
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -77,14 +78,12 @@ class Encryptor:
         self._window = 2 * workers + 2
         self._progress = progress
         self._total = total_size
-        self._buffer = bytearray()
-        self._start = 0
+        self._buffer = bytearray()  # bytes of the next chunk, kept between writes
         self._count = 0
-        self._seeds: list[bytes] = []
+        self._seeds: dict[int, Future] = {}  # key seeds, published as chunks are prepared
         self._records: list[ChunkInfo | None] = []
-        self._held: dict[int, tuple[int, tuple]] = {}
-        self._preparing: deque[tuple[int, int, Future]] = deque()
-        self._sealing: deque[tuple[int, Future]] = deque()
+        self._held: dict[int, list] = {}  # chunks 0 and 1, prepared but not sealed
+        self._pending: deque[Future] = deque()
         self._sealed_bytes = 0
         self._state = "open"
         self.stats = EncryptStats()
@@ -94,14 +93,22 @@ class Encryptor:
     # -- public --------------------------------------------------------------
 
     def write(self, data) -> int:
-        """Add bytes to the stream; returns how many were taken (all of them)."""
+        """Add bytes to the stream; returns how many were taken (all of them).
+
+        The bytes are copied as needed: data may be reused once write() returns.
+        """
+        return self._write(data, owned=False)
+
+    def _write(self, data, *, owned: bool) -> int:
+        """write(); with owned=True the caller promises data stays unchanged
+        until finish(), and chunks are handed to the workers without a copy."""
         self._check_open()
         view = _engine.as_bytes_view(data)
         with self._failing():
-            step = max(self._options.max_size, READ_SIZE)
-            for offset in range(0, len(view), step):
-                self._buffer += view[offset:offset + step]
-                self._cut(at_end=False)
+            position = self._finish_leftover(view)
+            if position is not None:
+                position += self._cut_view(view[position:], at_end=False, copy=not owned)
+                self._buffer += view[position:]
         self.stats.bytes_read += len(view)
         return len(view)
 
@@ -109,7 +116,9 @@ class Encryptor:
         """Seal what is left, store the map levels and return the root data map."""
         self._check_open()
         with self._failing():
-            self._cut(at_end=True)
+            with memoryview(self._buffer) as rest:
+                self._cut_view(rest, at_end=True)
+            self._buffer.clear()
             self._drain(0)
             self._seal_first_chunks()
             self.level0 = level0 = DataMap(0, self.stats.bytes_read, tuple(self._records))
@@ -151,58 +160,115 @@ class Encryptor:
             self.abort()
             raise
 
-    def _cut(self, at_end: bool) -> None:
-        """Cut every chunk the buffer can decide and hand it to the workers."""
-        options, backend = self._options, self._backend
-        with memoryview(self._buffer) as view:
-            # More than max bytes ahead always decide the cut; fewer only at the end.
-            while len(view) - self._start > (0 if at_end else options.max_size):
-                with view[self._start:self._start + options.max_size + 1] as window:
-                    length = backend.find_cut(self._table, window, options.min_size,
-                                              options.avg_size, options.max_size, at_end)
-                    piece = bytes(window[:length])
-                if not length:
-                    raise SelfEncryptionError("internal error: the cut search did not decide")
-                self._submit(piece)
-                self._start += length
-        if self._start > len(self._buffer) // 2:
-            del self._buffer[:self._start]
-            self._start = 0
+    def _cut_view(self, view, at_end: bool, copy: bool = True) -> int:
+        """Cut the chunks decided at the start of view; returns the bytes they took.
 
-    def _submit(self, piece: bytes) -> None:
+        More than max bytes ahead always decide a cut; fewer only at the end.
+        Without copy, chunks are slices of view, which must outlive the work.
+        """
+        options, backend = self._options, self._backend
+        position = 0
+        while len(view) - position > (0 if at_end else options.max_size):
+            with view[position:position + options.max_size + 1] as window:
+                length = backend.find_cut(self._table, window, options.min_size,
+                                          options.avg_size, options.max_size, at_end)
+                piece = bytes(window[:length]) if copy else view[position:position + length]
+            if not length:
+                raise SelfEncryptionError("internal error: the cut search did not decide")
+            self._submit(piece)
+            position += length
+        return position
+
+    def _finish_leftover(self, view) -> int | None:
+        """Cut the chunks that begin in bytes kept from earlier writes.
+
+        Borrows from view only what those chunks need. Returns where in view
+        the next chunk starts, or None when view was all taken into the buffer.
+        """
+        buffer, limit = self._buffer, self._options.max_size + 1
+        own, position = len(buffer), 0
+        while own:
+            borrowed = view[position:position + limit - len(buffer)]
+            buffer += borrowed
+            position += len(borrowed)
+            if len(buffer) < limit:
+                return None
+            with memoryview(buffer) as whole:
+                length = self._cut_view(whole, at_end=False)
+            if length >= own:
+                position -= len(buffer) - length  # hand back what the chunk did not take
+                buffer.clear()
+                own = 0
+            else:
+                del buffer[:length]
+                own -= length
+        return position
+
+    def _submit(self, piece) -> None:
         index = self._count
         self._count += 1
         self._records.append(None)
-        future = self._executor.submit(_engine.prepare, self._backend, piece, self._options)
-        self._preparing.append((index, len(piece), future))
+        seed, done = Future(), Future()
+        self._seeds[index] = seed
+        self._pending.append(done)
+        self._executor.submit(self._prepare_chunk, index, piece, seed, done)
         self._drain(self._window)
 
-    def _drain(self, limit: int) -> None:
-        """Collect finished work, then wait until at most ``limit`` jobs are in flight."""
-        while self._preparing and self._preparing[0][2].done():
-            self._prepared()
-        while self._sealing and self._sealing[0][1].done():
-            self._sealed()
-        while len(self._preparing) + len(self._sealing) > limit:
-            if self._sealing:
-                self._sealed()
-            else:
-                self._prepared()
+    def _prepare_chunk(self, index: int, piece, seed: Future, done: Future) -> None:
+        """On a worker: compress and key a chunk, publish its seed, then get it sealed.
 
-    def _prepared(self) -> None:
-        index, plain_size, future = self._preparing.popleft()
-        prepared = future.result()
-        self._seeds.append(prepared[2])
-        if index < 2:
-            self._held[index] = (plain_size, prepared)
+        Sealing waits for the two predecessors' seeds without holding a
+        worker: whichever thread publishes the last one hands the seal on.
+        """
+        try:
+            prepared = _engine.prepare(self._backend, piece, self._options)
+        except BaseException as exc:
+            seed.set_exception(exc)
+            done.set_exception(exc)
             return
-        seal = self._executor.submit(self._seal_and_put, plain_size, prepared,
-                                     self._seeds[index - 1], self._seeds[index - 2])
-        self._sealing.append((index, seal))
+        seed.set_result(prepared[2])
+        if index < 2:  # their pads need the last two seeds: sealed by finish()
+            done.set_result((index, len(piece), prepared))
+            return
+        predecessors = (self._seeds[index - 1], self._seeds[index - 2])
+        job = (index, len(piece), prepared, predecessors, done)
+        if all(f.done() for f in predecessors):
+            self._seal_chunk(*job)
+            return
+        waiting = [len(predecessors)]
+        lock = threading.Lock()
 
-    def _sealed(self) -> None:
-        index, future = self._sealing.popleft()
-        self._record(index, future.result())
+        def on_seed(_: Future) -> None:
+            with lock:
+                waiting[0] -= 1
+                if waiting[0]:
+                    return
+            try:
+                self._executor.submit(self._seal_chunk, *job)
+            except RuntimeError as exc:  # the encryptor was aborted meanwhile
+                done.set_exception(exc)
+
+        for future in predecessors:
+            future.add_done_callback(on_seed)
+
+    def _seal_chunk(self, index: int, plain_size: int, prepared, predecessors, done: Future) -> None:
+        try:
+            prev1, prev2 = (future.result() for future in predecessors)
+            done.set_result((index, *self._seal_and_put(plain_size, prepared, prev1, prev2)))
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    def _drain(self, limit: int) -> None:
+        """Collect finished jobs in order until at most ``limit`` are in flight."""
+        pending = self._pending
+        while pending and (len(pending) > limit or pending[0].done()):
+            index, *result = pending.popleft().result()
+            if index < 2:
+                self._held[index] = result
+            else:
+                self._record(index, result)
+                if index - 2 >= 2:  # later jobs need seeds from index - 1 on; finish() 0 and 1
+                    del self._seeds[index - 2]
 
     def _seal_and_put(self, plain_size: int, prepared, prev1: bytes, prev2: bytes):
         record, content = _engine.seal(self._backend, plain_size, prepared, prev1, prev2)
@@ -219,8 +285,8 @@ class Encryptor:
         count = self._count
         seeds = self._seeds
         for index, (plain_size, prepared) in sorted(self._held.items()):
-            result = self._seal_and_put(plain_size, prepared,
-                                        seeds[(index - 1) % count], seeds[(index - 2) % count])
+            result = self._seal_and_put(plain_size, prepared, seeds[(index - 1) % count].result(),
+                                        seeds[(index - 2) % count].result())
             self._record(index, result)
         self._held.clear()
 
@@ -318,18 +384,11 @@ def encrypt_file(source, store, *, workers: int | None = None, progress: Progres
 
 def _encrypt_stream(handle, store, size, workers, progress, options) -> DataMap:
     with Encryptor(store, workers=workers, progress=progress, total_size=size, **options) as encryptor:
-        readinto = getattr(handle, "readinto", None)
-        block = bytearray(READ_SIZE)
-        with memoryview(block) as view:
-            while True:
-                if readinto is not None:
-                    count = readinto(view)
-                    piece = view[:count] if count else b""
-                else:
-                    piece = handle.read(READ_SIZE)
-                if not piece:
-                    break
-                encryptor.write(piece)
+        while True:
+            block = handle.read(READ_SIZE)  # a fresh object each time: safe to hand on
+            if not block:
+                break
+            encryptor._write(block, owned=isinstance(block, bytes))
     return encryptor.data_map
 
 
