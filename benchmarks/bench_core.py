@@ -3,38 +3,25 @@
     python benchmarks/bench_core.py [--size MiB] [--data random|text] [--repeat N] [--json FILE]
 
 All figures come from the same run on the same bytes, so the ratios hold on a
-noisy machine. The "limit" is the time of the bare stages on one core, added
-up: SHA-256 twice (key seed and name), AES-256-CTR twice (content key and
-pad) and zstd at the same level over 1 MiB pieces; the cut search is shown
-on its own line and in a second limit. Decryption's limit is SHA-256 once,
-AES-256-CTR twice and zstd decompression.
+noisy machine. Both backends run on one thread (workers=1). The "limit" is
+the time of the bare stages on one core, added up: SHA-256 twice (key seed
+and name), AES-256-CTR twice (content key and pad) and zstd at the same level
+over 1 MiB pieces; the cut search is shown on its own line and in a second
+limit. Decryption's limit is SHA-256 once, AES-256-CTR twice and zstd
+decompression.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
-import time
-
-import zstandard
 
 import self_encryption as se
-from self_encryption import _backend, _engine
+from self_encryption import _backend
 
-PIECE = 1 << 20
-
-
-def best_of(repeat: int, work) -> float:
-    """The fastest of repeat timings of work(), in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return best
+from stages import best, decrypt_limit, encrypt_limit, stage_times
 
 
 def sample(kind: str, size: int) -> bytes:
@@ -44,45 +31,18 @@ def sample(kind: str, size: int) -> bytes:
     return b"".join(line % i for i in range(size // len(line) + 1))[:size]
 
 
-def pieces(data: bytes):
-    view = memoryview(data)
-    return [view[i:i + PIECE] for i in range(0, len(data), PIECE)]
-
-
-def primitive_times(data: bytes, repeat: int, level: int) -> dict[str, float]:
-    c = _backend.load_c()
-    key, counter = os.urandom(32), os.urandom(16)
-    parts = pieces(data)
-    compressor = zstandard.ZstdCompressor(level=level)
-    frames = [compressor.compress(p) for p in parts]
-    decompressor = zstandard.ZstdDecompressor()
-    table = c.GearTable(b"")
-    min_size, avg_size, max_size = se.DEFAULT_CHUNK_SIZES
-
-    def cut_everything():
-        # The cut search over every byte: with min = 64 almost nothing is skipped.
-        start, view = 0, memoryview(data)
-        while start < len(data):
-            start += c.find_cut(table, view[start:start + max_size], 64, avg_size, max_size, True)
-
-    return {
-        "sha256": best_of(repeat, lambda: [c.sha256(p) for p in parts]),
-        "aes256_ctr": best_of(repeat, lambda: [c.aes256_ctr(key, counter, p) for p in parts]),
-        "zstd_compress": best_of(repeat, lambda: [compressor.compress(p) for p in parts]),
-        "zstd_decompress": best_of(repeat, lambda: [decompressor.decompress(f) for f in frames]),
-        "cut_search": best_of(repeat, cut_everything),
-        "hashlib_sha256": best_of(repeat, lambda: [hashlib.sha256(p).digest() for p in parts]),
-    }
-
-
 def backend_times(backend, data: bytes, repeat: int) -> dict[str, float]:
-    options = _engine.make_options()
-    result = {}
-    result["encrypt"] = best_of(repeat, lambda: _engine.encrypt(backend, data, options))
-    data_map, chunks = _engine.encrypt(backend, data, options)
-    result["decrypt"] = best_of(repeat, lambda: _engine.decrypt(backend, data_map, chunks))
-    assert _engine.decrypt(backend, data_map, chunks) == data
-    return result
+    """One-thread encrypt and decrypt times with the given backend module."""
+    saved, _backend.active = _backend.active, backend
+    try:
+        data_map, chunks = se.encrypt(data, workers=1)
+        assert se.decrypt(data_map, chunks, workers=1) == data
+        return {
+            "encrypt": best(repeat, lambda: se.encrypt(data, workers=1)),
+            "decrypt": best(repeat, lambda: se.decrypt(data_map, chunks, workers=1)),
+        }
+    finally:
+        _backend.active = saved
 
 
 def main() -> int:
@@ -99,13 +59,13 @@ def main() -> int:
     size = args.size << 20
     data = sample(args.data, size)
     level = se.DEFAULT_COMPRESSION_LEVEL
-    prim = primitive_times(data, args.repeat, level)
+    prim = stage_times(data, level, args.repeat)
     runs = {"c": backend_times(_backend.load_c(), data, args.repeat)}
     if not args.skip_python:
         runs["python"] = backend_times(_backend.load_python(), data, args.python_repeat)
 
-    encrypt_limit = 2 * prim["sha256"] + 2 * prim["aes256_ctr"] + prim["zstd_compress"]
-    decrypt_limit = prim["sha256"] + 2 * prim["aes256_ctr"] + prim["zstd_decompress"]
+    enc_limit = encrypt_limit(prim, with_cut=False)
+    dec_limit = decrypt_limit(prim)
     mb = size / 1e6
 
     def rate(seconds: float) -> float:
@@ -115,18 +75,18 @@ def main() -> int:
     print(f"{'stage':<34}{'seconds':>10}{'MB/s':>10}")
     for name, seconds in prim.items():
         print(f"{'primitive ' + name:<34}{seconds:>10.3f}{rate(seconds):>10.0f}")
-    print(f"{'limit: encrypt stages summed':<34}{encrypt_limit:>10.3f}{rate(encrypt_limit):>10.0f}")
-    print(f"{'limit: + cut search':<34}{encrypt_limit + prim['cut_search']:>10.3f}"
-          f"{rate(encrypt_limit + prim['cut_search']):>10.0f}")
-    print(f"{'limit: decrypt stages summed':<34}{decrypt_limit:>10.3f}{rate(decrypt_limit):>10.0f}")
+    print(f"{'limit: encrypt stages summed':<34}{enc_limit:>10.3f}{rate(enc_limit):>10.0f}")
+    print(f"{'limit: + cut search':<34}{enc_limit + prim['cut']:>10.3f}"
+          f"{rate(enc_limit + prim['cut']):>10.0f}")
+    print(f"{'limit: decrypt stages summed':<34}{dec_limit:>10.3f}{rate(dec_limit):>10.0f}")
     for name, times in runs.items():
         for step in ("encrypt", "decrypt"):
             print(f"{name + ' backend ' + step:<34}{times[step]:>10.3f}{rate(times[step]):>10.0f}")
     c = runs["c"]
     ratios = {
-        "c_encrypt_vs_limit": encrypt_limit / c["encrypt"],
-        "c_encrypt_vs_limit_with_cut_search": (encrypt_limit + prim["cut_search"]) / c["encrypt"],
-        "c_decrypt_vs_limit": decrypt_limit / c["decrypt"],
+        "c_encrypt_vs_limit": enc_limit / c["encrypt"],
+        "c_encrypt_vs_limit_with_cut_search": (enc_limit + prim["cut"]) / c["encrypt"],
+        "c_decrypt_vs_limit": dec_limit / c["decrypt"],
     }
     if "python" in runs:
         ratios["c_over_python_encrypt"] = runs["python"]["encrypt"] / c["encrypt"]

@@ -29,10 +29,9 @@ import tempfile
 import textwrap
 import time
 
-import zstandard
-
 import self_encryption as se
-from self_encryption import _backend
+
+from stages import best, decrypt_limit, encrypt_limit, stage_times
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -65,41 +64,11 @@ def sample(kind: str, size: int) -> bytes:
     return b"".join(line % i for i in range(size // len(line) + 1))[:size]
 
 
-def timed(work) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+class Sink:
+    """A writable file that keeps nothing."""
 
-
-def best(repeat: int, work) -> float:
-    return min(timed(work) for _ in range(repeat))
-
-
-def stage_limits(data: bytes, level: int) -> dict[str, float]:
-    """Single-core seconds of each bare stage over data in 1 MiB pieces."""
-    c = _backend.load_c()
-    key, counter = os.urandom(32), os.urandom(16)
-    view = memoryview(data)
-    pieces = [view[i:i + MiB] for i in range(0, len(data), MiB)] or [view]
-    compressor = zstandard.ZstdCompressor(level=level)
-    frames = [compressor.compress(p) for p in pieces]
-    decompressor = zstandard.ZstdDecompressor()
-    table = c.GearTable(b"")
-    avg, maximum = se.DEFAULT_CHUNK_SIZES[1:]
-
-    def cut_every_byte():
-        start = 0
-        while start < len(data):  # min = 64: the search hashes nearly every byte
-            start += c.find_cut(table, view[start:start + maximum + 1], 64, avg, maximum, True)
-
-    stages = {
-        "cut": cut_every_byte,
-        "zstd": lambda: [compressor.compress(p) for p in pieces],
-        "unzstd": lambda: [decompressor.decompress(f) for f in frames],
-        "sha256": lambda: [c.sha256(p) for p in pieces],
-        "aes": lambda: [c.aes256_ctr(key, counter, p) for p in pieces],
-    }
-    return {name: best(3, work) for name, work in stages.items()}
+    def write(self, data) -> int:
+        return len(data)
 
 
 def throughput_table(sizes, kinds, workers_list, args) -> list[dict]:
@@ -107,15 +76,14 @@ def throughput_table(sizes, kinds, workers_list, args) -> list[dict]:
     for kind in kinds:
         for size in sizes:
             data = sample(kind, size)
-            limits = stage_limits(data, se.DEFAULT_COMPRESSION_LEVEL) if size >= 16 * MiB else None
+            limits = stage_times(data) if size >= 16 * MiB else None
             repeat = 3 if size <= 64 * MiB else 1
             for workers in workers_list:
                 stores = ["null", "memory", "dir"] if size in args.store_sizes else ["null"]
                 for store_kind in stores:
                     row = measure(data, kind, workers, store_kind, repeat, args.scratch)
                     if limits:
-                        enc_limit = limits["cut"] + limits["zstd"] + 2 * limits["sha256"] + 2 * limits["aes"]
-                        dec_limit = limits["unzstd"] + limits["sha256"] + 2 * limits["aes"]
+                        enc_limit, dec_limit = encrypt_limit(limits), decrypt_limit(limits)
                         row["encrypt_vs_limit"] = enc_limit / row["encrypt_s"]
                         if row.get("decrypt_s"):
                             row["decrypt_vs_limit"] = dec_limit / row["decrypt_s"]
@@ -124,6 +92,12 @@ def throughput_table(sizes, kinds, workers_list, args) -> list[dict]:
                     rows.append(row)
                     print_row(row)
     return rows
+
+
+def timed_encrypt(data, store, workers) -> float:
+    started = time.perf_counter()
+    se.encrypt_to_store(data, store, workers=workers)
+    return time.perf_counter() - started
 
 
 def measure(data, kind, workers, store_kind, repeat, scratch) -> dict:
@@ -136,13 +110,13 @@ def measure(data, kind, workers, store_kind, repeat, scratch) -> dict:
             return se.MemoryStore()
         return se.DirStore(tempfile.mkdtemp(dir=scratch), fsync=False)
 
-    encrypt_s = best(repeat, lambda: se.encrypt_to_store(data, fresh_store(), workers=workers))
+    encrypt_s = min(timed_encrypt(data, fresh_store(), workers) for _ in range(repeat))
     row = {"data": kind, "size": size, "workers": workers, "store": store_kind,
            "encrypt_s": encrypt_s, "encrypt_MBps": size / encrypt_s / 1e6}
     if store_kind != "null":
         store = fresh_store()
         root = se.encrypt_to_store(data, store, workers=workers)
-        decrypt_s = best(repeat, lambda: se.decrypt_into(root, store, lambda b: None, workers=workers))
+        decrypt_s = best(repeat, lambda: se.decrypt_file(root, store, Sink(), workers=workers))
         row.update(decrypt_s=decrypt_s, decrypt_MBps=size / decrypt_s / 1e6)
     return row
 

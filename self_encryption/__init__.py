@@ -126,7 +126,8 @@ def decrypt(data_map: DataMap, chunks: ChunkSource, *, workers: int | None = Non
     ChunkIntegrityError naming it, and nothing is returned.
     """
     parts: list = []
-    decrypt_into(data_map, chunks, parts.append, workers=workers, progress=progress)
+    decrypt_into(data_map, chunks, parts.append, workers=workers, progress=progress,
+                 reuse_buffers=False)
     return b"".join(parts)
 
 

@@ -97,11 +97,18 @@ def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body) -> tuple[byte
     return content, bytes(name)
 
 
-def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes) -> bytearray:
-    """Check content against its name, then return the payload it seals."""
-    payload = bytearray(len(content))
+def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes, out=None):
+    """Check content against its name, then return the payload it seals.
+
+    The payload is written into ``out`` (a writable buffer at least as long
+    as content) when given, else into a new bytearray.
+    """
+    size = len(content)
+    payload = bytearray(size) if out is None else memoryview(out)[:size]
+    if len(payload) != size:
+        raise InvalidArgumentError("the output buffer is shorter than the chunk")
     _check(lib.se_open(
         _fixed(seed, 32, "key seed"), _fixed(prev1, 32, "key seed"), _fixed(prev2, 32, "key seed"),
-        _in(content), len(content), _fixed(name, 32, "name"), ffi.from_buffer(payload),
+        _in(content), size, _fixed(name, 32, "name"), ffi.from_buffer(payload, require_writable=True),
     ))
     return payload

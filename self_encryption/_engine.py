@@ -140,8 +140,12 @@ def make_payload(piece, compression_level: int | None) -> tuple[int, object]:
     return KIND_RAW, piece
 
 
-def decode_payload(payload, plain_size: int):
-    """Section 2 in reverse; raises ChunkIntegrityError, never inflates past plain_size."""
+def decode_payload(payload, plain_size: int, out=None):
+    """Section 2 in reverse; raises ChunkIntegrityError, never inflates past plain_size.
+
+    A zstd body is inflated into ``out`` (at least plain_size + 1 bytes) when
+    given; a raw body is returned as a view of the payload.
+    """
     if not payload:
         raise ChunkIntegrityError("chunk payload is empty")
     kind = payload[0]
@@ -151,15 +155,14 @@ def decode_payload(payload, plain_size: int):
     elif kind == KIND_ZSTD:
         try:
             declared = zstandard.frame_content_size(body)
-            if declared == plain_size:
-                plain = _decompressor().decompress(body)
-            elif declared == -1:
-                with _decompressor().stream_reader(body, read_across_frames=False) as reader:
-                    plain = reader.read(plain_size + 1)
-            else:
+            if declared not in (plain_size, -1):
                 raise ChunkIntegrityError(
                     f"compressed payload declares {declared} bytes, the data map {plain_size}"
                 )
+            if out is None and declared == plain_size:
+                plain = _decompressor().decompress(body)
+            else:
+                plain = _inflate_into(body, out if out is not None else bytearray(plain_size + 1))
         except zstandard.ZstdError as exc:
             raise ChunkIntegrityError(f"compressed payload is not a valid zstd frame: {exc}") from None
     else:
@@ -169,6 +172,57 @@ def decode_payload(payload, plain_size: int):
             f"chunk holds {len(plain)} bytes of plaintext, the data map says {plain_size}"
         )
     return plain
+
+
+def _inflate_into(frame, out) -> memoryview:
+    """Inflate one zstd frame into out, stopping when out is full."""
+    target = memoryview(out)
+    filled = 0
+    with _decompressor().stream_reader(frame, read_across_frames=False) as reader:
+        while filled < len(target):
+            count = reader.readinto(target[filled:])
+            if not count:
+                break
+            filled += count
+    return target[:filled]
+
+
+class Scratch:
+    """Reusable buffers for opening chunks one at a time: payload and plaintext.
+
+    Allocating fresh megabytes for every chunk costs a page fault per 4 KiB,
+    which on some machines is as slow as the cryptography itself.
+    """
+
+    __slots__ = ("payload", "plain")
+
+    def __init__(self) -> None:
+        self.payload = bytearray()
+        self.plain = bytearray()
+
+    def buffer(self, name: str, size: int) -> memoryview:
+        current = getattr(self, name)
+        if len(current) < size:
+            current = bytearray(size)
+            setattr(self, name, current)
+        return memoryview(current)[:size]
+
+
+class ScratchPool:
+    """Scratch buffers handed out to workers and given back after use."""
+
+    def __init__(self) -> None:
+        self._free: list[Scratch] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> Scratch:
+        with self._lock:
+            return self._free.pop() if self._free else Scratch()
+
+    def release(self, scratch: Scratch | None) -> None:
+        if scratch is not None:
+            with self._lock:
+                self._free.append(scratch)
 
 
 # -- chunking ----------------------------------------------------------------
@@ -285,8 +339,12 @@ def _store_fetcher(store) -> Fetch:
     return from_store
 
 
-def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content):
-    """Check and open record index of data_map; returns its plaintext."""
+def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content,
+               scratch: Scratch | None = None):
+    """Check and open record index of data_map; returns its plaintext.
+
+    With scratch, the plaintext may be a view of the scratch buffers.
+    """
     record = data_map.chunks[index]
     chunks = data_map.chunks
     count = len(chunks)
@@ -307,30 +365,36 @@ def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content):
             chunks[(index - 2) % count].key_seed,
             view.cast("B") if view.format != "B" else view,
             bytes.fromhex(record.name),
+            None if scratch is None else scratch.buffer("payload", record.stored_size),
         )
-        return decode_payload(payload, record.plain_size)
+        out = None if scratch is None else scratch.buffer("plain", record.plain_size + 1)
+        return decode_payload(payload, record.plain_size, out)
     except ChunkError as exc:
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
 
-def load_chunk(backend: ModuleType, data_map: DataMap, fetch: Fetch, index: int):
+def load_chunk(backend: ModuleType, data_map: DataMap, fetch: Fetch, index: int,
+               scratch: Scratch | None = None):
     """Fetch, check and open record index of data_map; returns its plaintext."""
     record = data_map.chunks[index]
     try:
         content = fetch(record.name)
     except ChunkError as exc:
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
-    return open_chunk(backend, data_map, index, content)
+    return open_chunk(backend, data_map, index, content, scratch)
 
 
 def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetch, executor=None,
-               window: int = 1) -> Iterator:
-    """The plaintext of each record of one data map, in order.
+               window: int = 1, pool: ScratchPool | None = None) -> Iterator:
+    """(plaintext, scratch) for each record of one data map, in order.
 
     With an executor, up to ``window`` chunks are fetched and opened at once.
+    With a pool, each plaintext lives in a scratch taken from it, to be given
+    back once the plaintext has been used; otherwise scratch is None.
     """
     def load(index: int):
-        return load_chunk(backend, data_map, fetch, index)
+        scratch = None if pool is None else pool.acquire()
+        return load_chunk(backend, data_map, fetch, index, scratch), scratch
 
     indices = range(len(data_map.chunks))
     if executor is None:
@@ -340,7 +404,7 @@ def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetch, executor=No
 
 def decrypt_level(backend: ModuleType, data_map: DataMap, fetch: Fetch) -> bytes:
     """The bytes that the records of one data map hold."""
-    return b"".join(iter_level(backend, data_map, fetch))
+    return b"".join(plain for plain, _ in iter_level(backend, data_map, fetch))
 
 
 def child_map(parent: DataMap, serialized: bytes) -> DataMap:

@@ -101,9 +101,16 @@ def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body) -> tuple[byte
     return content, sha256(content)
 
 
-def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes) -> bytes:
-    """Check content against its name, then return the payload it seals."""
+def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes, out=None):
+    """Check content against its name, then return the payload it seals.
+
+    The payload is written into ``out`` (a writable buffer at least as long
+    as content) when given, else into a new bytearray.
+    """
     if not hmac.compare_digest(sha256(content), bytes(name)):
         raise ChunkIntegrityError("chunk content does not match its name")
     key, counter_block, pad = _chunk_keys(seed, prev1, prev2)
-    return aes256_ctr(key, counter_block, aes256_ctr(pad, _ZERO_COUNTER, content))
+    payload = memoryview(bytearray(len(content)) if out is None else out)[:len(content)]
+    AES.new(pad, AES.MODE_CTR, nonce=b"", initial_value=_ZERO_COUNTER).encrypt(content, output=payload)
+    AES.new(key, AES.MODE_CTR, nonce=b"", initial_value=counter_block).encrypt(payload, output=payload)
+    return payload

@@ -24,7 +24,7 @@ from ._engine import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Options
 from ._errors import InvalidArgumentError, SelfEncryptionError
 from ._format import ChunkInfo, DataMap
 from ._stores import store_call
-from ._workers import check_workers, make_executor
+from ._workers import InlineExecutor, check_workers, make_executor
 
 Progress = Callable[[int, "int | None"], object]
 
@@ -73,9 +73,10 @@ class Encryptor:
         self._store = store
         self._backend = _backend.active
         self._table = _engine.gear_table(self._backend, self._options.convergence_secret)
-        workers = check_workers(workers)
-        self._executor = make_executor(workers)
-        self._window = 2 * workers + 2
+        self._workers = check_workers(workers)
+        # Threads start with the second chunk: a small input never pays for them.
+        self._executor = InlineExecutor()
+        self._window = 2 * self._workers + 2
         self._progress = progress
         self._total = total_size
         self._buffer = bytearray()  # bytes of the next chunk, kept between writes
@@ -211,6 +212,8 @@ class Encryptor:
         seed, done = Future(), Future()
         self._seeds[index] = seed
         self._pending.append(done)
+        if index == 1:
+            self._executor = make_executor(self._workers)
         self._executor.submit(self._prepare_chunk, index, piece, seed, done)
         self._drain(self._window)
 
@@ -313,25 +316,32 @@ def _window(workers: int) -> int:
 
 
 def decrypt_into(data_map: DataMap, chunks, write: Callable[[object], object], *,
-                 workers: int | None = None, progress: Progress | None = None) -> int:
+                 workers: int | None = None, progress: Progress | None = None,
+                 reuse_buffers: bool = True) -> int:
     """Open every chunk of data_map in order and pass its plaintext to write().
 
     Returns the number of bytes written. Up to a bounded number of chunks are
-    fetched and opened at once on the worker pool.
+    fetched and opened at once on the worker pool. With reuse_buffers, what
+    write() receives is a view valid only until it returns.
     """
     root = _engine.check_root(data_map)
     fetch = _engine.fetcher(chunks)
     backend = _backend.active
     workers = check_workers(workers)
-    executor = make_executor(workers)
+    executor = InlineExecutor()
+    pool = _engine.ScratchPool() if reuse_buffers else None
     done = 0
     try:
         level0 = _engine.level_zero(backend, root, fetch)
-        parts = _engine.iter_level(backend, level0, fetch, executor, _window(workers))
+        if len(level0.chunks) > 1:
+            executor = make_executor(workers)
+        parts = _engine.iter_level(backend, level0, fetch, executor, _window(workers), pool)
         with contextlib.closing(parts):
-            for plain in parts:
+            for plain, scratch in parts:
                 write(plain)
                 done += len(plain)
+                if pool is not None:
+                    pool.release(scratch)
                 if progress is not None:
                     progress(done, root.file_size)
     finally:
