@@ -103,21 +103,22 @@ def timed_encrypt(data, store, workers) -> float:
 def measure(data, kind, workers, store_kind, repeat, scratch) -> dict:
     size = len(data)
 
-    def fresh_store():
-        if store_kind == "null":
-            return NullStore()
-        if store_kind == "memory":
-            return se.MemoryStore()
-        return se.DirStore(tempfile.mkdtemp(dir=scratch), fsync=False)
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        def fresh_store():
+            if store_kind == "null":
+                return NullStore()
+            if store_kind == "memory":
+                return se.MemoryStore()
+            return se.DirStore(tempfile.mkdtemp(dir=folder), fsync=False)
 
-    encrypt_s = min(timed_encrypt(data, fresh_store(), workers) for _ in range(repeat))
-    row = {"data": kind, "size": size, "workers": workers, "store": store_kind,
-           "encrypt_s": encrypt_s, "encrypt_MBps": size / encrypt_s / 1e6}
-    if store_kind != "null":
-        store = fresh_store()
-        root = se.encrypt_to_store(data, store, workers=workers)
-        decrypt_s = best(repeat, lambda: se.decrypt_file(root, store, Sink(), workers=workers))
-        row.update(decrypt_s=decrypt_s, decrypt_MBps=size / decrypt_s / 1e6)
+        encrypt_s = min(timed_encrypt(data, fresh_store(), workers) for _ in range(repeat))
+        row = {"data": kind, "size": size, "workers": workers, "store": store_kind,
+               "encrypt_s": encrypt_s, "encrypt_MBps": size / encrypt_s / 1e6}
+        if store_kind != "null":
+            store = fresh_store()
+            root = se.encrypt_to_store(data, store, workers=workers)
+            decrypt_s = best(repeat, lambda: se.decrypt_file(root, store, Sink(), workers=workers))
+            row.update(decrypt_s=decrypt_s, decrypt_MBps=size / decrypt_s / 1e6)
     return row
 
 
@@ -137,7 +138,7 @@ def human(size: int) -> str:
 
 
 RSS_SCRIPT = textwrap.dedent("""
-    import resource, sys, self_encryption as se
+    import sys, self_encryption as se
     mode, source, store_path, target = sys.argv[1:5]
     store = se.DirStore(store_path, fsync=False)
     if mode == "encrypt":
@@ -146,7 +147,9 @@ RSS_SCRIPT = textwrap.dedent("""
     else:
         root = se.DataMap.from_text(open(source).read())
         se.decrypt_file(root, store, target)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    # VmHWM is this program's own peak; ru_maxrss would include the parent's before exec.
+    peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+    print(int(peak.split()[1]) * 1024)
 """)
 
 
@@ -199,7 +202,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes only, no 4 GiB run")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--scratch", default=tempfile.gettempdir(), help="folder for stores and files")
+    parser.add_argument("--only", choices=["throughput", "rss", "reads"], action="append",
+                        help="run only these parts (repeatable; default: all)")
     args = parser.parse_args()
+    parts = set(args.only or ["throughput", "rss", "reads"])
     if se.backend != "c":
         print("note: the C backend is not active; figures are for the Python backend")
 
@@ -209,10 +215,12 @@ def main() -> int:
         sizes = [1, 1024, MiB, 16 * MiB, 256 * MiB, GiB]
         args.store_sizes, rss_size, read_size = {256 * MiB}, 4 * GiB, GiB
     print(f"backend {se.backend}, {os.cpu_count()} cores, zstd level {se.DEFAULT_COMPRESSION_LEVEL}")
-    print(f"{'data':<7}{'size':>9}{'wk':>4}  {'store':<7}{'enc MB/s':>9}{'dec MB/s':>9}  "
-          f"{'enc/lim':>6} {'dec/lim':>6}")
-    rows = throughput_table(sizes, ["random", "text"], [1, 2], args)
-    report = {"backend": se.backend, "throughput": rows}
+    report: dict = {"backend": se.backend}
+    rows = []
+    if "throughput" in parts:
+        print(f"{'data':<7}{'size':>9}{'wk':>4}  {'store':<7}{'enc MB/s':>9}{'dec MB/s':>9}  "
+              f"{'enc/lim':>6} {'dec/lim':>6}")
+        rows = report["throughput"] = throughput_table(sizes, ["random", "text"], [1, 2], args)
 
     speedups = {}
     for kind in ("random", "text"):
@@ -225,17 +233,19 @@ def main() -> int:
         print(f"workers=2 / workers=1 encrypt speed-up, {name}: {value:.2f}")
     report["speedup"] = speedups
 
-    if rss_size:
+    if rss_size and "rss" in parts:
         rss = peak_rss(rss_size, args.scratch)
         print(f"{human(rss_size)} file: encrypt_file peak RSS {rss['encrypt_peak_rss'] / MiB:.0f} MiB "
               f"({rss['encrypt_s']:.1f} s), decrypt_file peak RSS {rss['decrypt_peak_rss'] / MiB:.0f} MiB "
               f"({rss['decrypt_s']:.1f} s), identical: {rss['identical']}")
         report["peak_rss"] = rss
 
-    reads = random_reads(read_size, 300, args.scratch)
-    print(f"4 KiB random reads of a {human(read_size)} file in a DirStore: median {reads['median_ms']:.2f} ms, "
-          f"p90 {reads['p90_ms']:.2f} ms, chunks fetched per read: {reads['fetches']}")
-    report["random_reads"] = reads
+    if "reads" in parts:
+        reads = random_reads(read_size, 300, args.scratch)
+        print(f"4 KiB random reads of a {human(read_size)} file in a DirStore: median "
+              f"{reads['median_ms']:.2f} ms, p90 {reads['p90_ms']:.2f} ms, "
+              f"chunks fetched per read: {reads['fetches']}")
+        report["random_reads"] = reads
 
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

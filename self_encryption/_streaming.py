@@ -85,6 +85,7 @@ class Encryptor:
         self._records: list[ChunkInfo | None] = []
         self._held: dict[int, list] = {}  # chunks 0 and 1, prepared but not sealed
         self._pending: deque[Future] = deque()
+        self._waiting: dict[int, tuple] = {}  # prepared chunks waiting for seeds
         self._sealed_bytes = 0
         self._state = "open"
         self.stats = EncryptStats()
@@ -238,16 +239,20 @@ class Encryptor:
         if all(f.done() for f in predecessors):
             self._seal_chunk(*job)
             return
+        # Futures keep their callbacks: the job itself waits in a dict, so
+        # that a finished callback holds no chunk bytes.
         waiting = [len(predecessors)]
         lock = threading.Lock()
+        self._waiting[index] = job
 
         def on_seed(_: Future) -> None:
             with lock:
                 waiting[0] -= 1
                 if waiting[0]:
                     return
+            parked = self._waiting.pop(index)
             try:
-                self._executor.submit(self._seal_chunk, *job)
+                self._executor.submit(self._seal_chunk, *parked)
             except RuntimeError as exc:  # the encryptor was aborted meanwhile
                 done.set_exception(exc)
 
