@@ -222,7 +222,7 @@ class Encryptor:
         """On a worker: compress and key a chunk, publish its seed, then get it sealed.
 
         Sealing waits for the two predecessors' seeds without holding a
-        worker: whichever thread publishes the last one hands the seal on.
+        worker: whichever thread publishes the last one seals this chunk too.
         """
         try:
             prepared = _engine.prepare(self._backend, piece, self._options)
@@ -250,11 +250,7 @@ class Encryptor:
                 waiting[0] -= 1
                 if waiting[0]:
                     return
-            parked = self._waiting.pop(index)
-            try:
-                self._executor.submit(self._seal_chunk, *parked)
-            except RuntimeError as exc:  # the encryptor was aborted meanwhile
-                done.set_exception(exc)
+            self._seal_chunk(*self._waiting.pop(index))  # in the thread that published the seed
 
         for future in predecessors:
             future.add_done_callback(on_seed)
