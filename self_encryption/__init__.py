@@ -94,6 +94,7 @@ def encrypt(
     compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
     chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[DataMap, list[EncryptedChunk]]:
     """Self-encrypt a bytes-like object in memory.
 
@@ -101,13 +102,14 @@ def encrypt(
     included), each once. ``convergence_secret`` limits de-duplication to
     those who share it (a str is taken as UTF-8); ``compression_level`` is a
     zstd level or None for no compression; ``chunk_sizes`` is (min, avg, max);
-    ``workers`` is the number of threads (default: one per CPU core).
+    ``workers`` is the number of threads (default: one per CPU core);
+    ``progress(done, total)`` is called as chunks are sealed.
     """
     collector = _Collector()
     view = _engine.as_bytes_view(data)
     with Encryptor(
         collector, convergence_secret=convergence_secret, compression_level=compression_level,
-        chunk_sizes=chunk_sizes, workers=workers,
+        chunk_sizes=chunk_sizes, workers=workers, progress=progress, total_size=len(view),
     ) as encryptor:
         encryptor._write(view, owned=True)
     # File order, whatever order the workers stored them in; map levels after.

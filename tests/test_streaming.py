@@ -70,6 +70,8 @@ def test_stream_equals_one_shot(data, sizes, workers, level):
     expected_root, expected_chunks = _expected(data, compression_level=level, **SMALL)
     assert root == expected_root
     assert {name: store.get(name) for name in store} == expected_chunks
+    in_memory_root, in_memory_chunks = se.encrypt(data, compression_level=level, **SMALL)
+    assert in_memory_root == root and reference.as_dict(in_memory_chunks) == expected_chunks
     assert encryptor.stats.bytes_read == len(data)
     assert encryptor.stats.chunks_written == len(expected_chunks)
 
@@ -141,6 +143,9 @@ def test_progress_and_stats():
     decrypted = []
     assert se.decrypt(root, store, progress=lambda d, t: decrypted.append((d, t))) == data
     assert decrypted[-1] == (len(data), len(data))
+    in_memory = []
+    assert se.encrypt(data, progress=lambda d, t: in_memory.append((d, t)), **SMALL)[0] == root
+    assert in_memory[-1] == (len(data), len(data))
 
 
 @pytest.mark.parametrize("size", [0, 1, 70_000])
