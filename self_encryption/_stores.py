@@ -169,15 +169,16 @@ class DirStore:
 
     _TEMP_PREFIX = ".tmp-"
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, create: bool = True) -> None:
         self.path = os.fspath(path)
         self.fsync = fsync
-        try:
-            os.makedirs(self.path, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create store folder {self.path!r}: {exc.strerror}") from exc
+        if create:
+            try:
+                os.makedirs(self.path, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create store folder {self.path!r}: {exc.strerror}") from exc
         if not os.path.isdir(self.path):
-            raise StoreError(f"store path {self.path!r} is not a folder")
+            raise StoreError(f"no store folder at {self.path!r}")
 
     def __repr__(self) -> str:
         return f"DirStore({self.path!r})"
@@ -225,6 +226,15 @@ class DirStore:
 
     def has(self, name: str) -> bool:
         return os.path.isfile(self._path_of(name))
+
+    def size(self, name: str) -> int:
+        """Bytes stored under name, without reading them."""
+        try:
+            return os.stat(self._path_of(name)).st_size
+        except FileNotFoundError:
+            raise ChunkNotFoundError(f"chunk not found in {self.path!r}", name=name) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read chunk {name} from {self.path!r}: {exc}") from exc
 
     def delete(self, name: str) -> None:
         try:

@@ -101,6 +101,15 @@ class Encryptor:
         """
         return self._write(data, owned=False)
 
+    def write_from(self, source) -> int:
+        """Write everything a readable binary file holds, to its end; returns the bytes read."""
+        total = 0
+        while True:
+            block = source.read(READ_SIZE)  # a fresh object each time: safe to hand on
+            if not block:
+                return total
+            total += self._write(block, owned=isinstance(block, bytes))
+
     def _write(self, data, *, owned: bool) -> int:
         """write(); with owned=True the caller promises data stays unchanged
         until finish(), and chunks are handed to the workers without a copy."""
@@ -395,11 +404,7 @@ def encrypt_file(source, store, *, workers: int | None = None, progress: Progres
 
 def _encrypt_stream(handle, store, size, workers, progress, options) -> DataMap:
     with Encryptor(store, workers=workers, progress=progress, total_size=size, **options) as encryptor:
-        while True:
-            block = handle.read(READ_SIZE)  # a fresh object each time: safe to hand on
-            if not block:
-                break
-            encryptor._write(block, owned=isinstance(block, bytes))
+        encryptor.write_from(handle)
     return encryptor.data_map
 
 

@@ -1,0 +1,265 @@
+"""The self-encryption command, run as a real console script in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import self_encryption as se
+from self_encryption import _engine
+
+SCRIPT = pathlib.Path(sys.executable).with_name("self-encryption")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "self_encryption"]
+SMALL = "64,256,1024"
+
+
+def run(*args, input: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, *map(str, args)], input=input, capture_output=True,
+                          cwd=cwd, timeout=120)
+
+
+def ok(*args, **kwargs) -> subprocess.CompletedProcess:
+    result = run(*args, **kwargs)
+    assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def one_line_error(result, code: int) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr.decode())
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("self-encryption: error: "), lines
+    assert "Traceback" not in result.stderr.decode()
+    return lines[0]
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return tmp_path
+
+
+def _files(folder: pathlib.Path) -> dict[str, bytes]:
+    sizes = {"empty": 0, "one": 1, "small": 5000, "medium": 120_000}
+    files = {}
+    for name, size in sizes.items():
+        data = os.urandom(size // 2) + b"text " * (size // 10)
+        data = data[:size] if len(data) >= size else data + bytes(size - len(data))
+        (folder / name).write_bytes(data)
+        files[name] = data
+    return files
+
+
+def test_round_trip_of_several_sizes(workdir):
+    files = _files(workdir)
+    store = workdir / "store"
+    result = ok("encrypt", *[workdir / n for n in files], "--store", store, "--chunk-sizes", SMALL)
+    summary = result.stdout.decode()
+    for name, data in files.items():
+        assert f"{workdir / name}: " in summary
+        map_file = workdir / f"{name}.sedm"
+        assert (map_file.stat().st_mode & 0o777) == 0o600
+        assert map_file.read_text().startswith("se1:")
+        ok("decrypt", map_file, "--store", store, "-o", workdir / f"{name}.out")
+        assert (workdir / f"{name}.out").read_bytes() == data
+    again = ok("encrypt", workdir / "medium", "--store", store, "--chunk-sizes", SMALL, "--json")
+    report = json.loads(again.stdout)
+    assert report["files"][0]["new_chunks"] == 0 and report["files"][0]["stored_chunks"] > 0
+
+
+def test_map_to_stdout_and_file_to_stdout(workdir):
+    data = os.urandom(70_000)
+    (workdir / "f").write_bytes(data)
+    store = workdir / "s"
+    text = ok("encrypt", workdir / "f", "--store", store, "-o", "-", "--chunk-sizes", SMALL).stdout
+    assert text.decode().startswith("se1:") and text.count(b"\n") == 1
+    assert ok("decrypt", "-", "--store", store, "-o", "-", input=text).stdout == data
+    assert ok("decrypt", text.decode().strip(), "--store", store, "-o", "-").stdout == data
+    from_stdin = ok("encrypt", "-", "--store", store, "-o", workdir / "in.sedm",
+                    "--chunk-sizes", SMALL, input=data)
+    assert (workdir / "in.sedm").read_text().strip() == text.decode().strip()
+    assert from_stdin.returncode == 0
+
+
+def test_options_change_the_map(workdir):
+    data = b"compressible " * 20_000
+    (workdir / "f").write_bytes(data)
+    (workdir / "secret").write_bytes(b"team secret\n")
+    plain = ok("encrypt", workdir / "f", "--store", workdir / "s", "-o", "-").stdout.strip()
+    assert se.DataMap.from_text(plain.decode()) == se.encrypt(data)[0]
+    raw = ok("encrypt", workdir / "f", "--store", workdir / "s", "-o", "-", "--no-compress").stdout.strip()
+    assert se.DataMap.from_text(raw.decode()) == se.encrypt(data, compression_level=None)[0]
+    keyed = ok("encrypt", workdir / "f", "--store", workdir / "s", "-o", "-",
+               "--secret-file", workdir / "secret", "--level", "9").stdout.strip()
+    expected = se.encrypt(data, convergence_secret=b"team secret", compression_level=9)[0]
+    assert se.DataMap.from_text(keyed.decode()) == expected
+    sized = ok("encrypt", workdir / "f", "--store", workdir / "s", "-o", "-",
+               "--chunk-sizes", "1K,4K,16K").stdout.strip()
+    assert se.DataMap.from_text(sized.decode()) == se.encrypt(data, chunk_sizes=(1024, 4096, 16384))[0]
+
+
+@pytest.fixture
+def stored(workdir):
+    data = os.urandom(150_000)
+    (workdir / "f").write_bytes(data)
+    ok("encrypt", workdir / "f", "--store", workdir / "store", "--chunk-sizes", SMALL)
+    return data, workdir / "f.sedm", workdir / "store"
+
+
+def _level0(map_file, store_path):
+    root = se.DataMap.from_text(map_file.read_text())
+    store = se.DirStore(store_path)
+    return root, _engine.level_zero(se._backend.active, root, _engine.fetcher(store)), store
+
+
+@pytest.mark.parametrize("offset, length", [(0, 10), (1000, 5000), (149_990, 100), (0, None), (200_000, 5)])
+def test_cat_ranges(stored, offset, length):
+    data, map_file, store = stored
+    args = ["cat", map_file, "--store", store, "--offset", offset]
+    if length is not None:
+        args += ["--length", length]
+    expected = data[offset:] if length is None else data[offset:offset + length]
+    assert ok(*args).stdout == expected
+
+
+def test_info(stored):
+    data, map_file, store = stored
+    shallow = json.loads(ok("info", map_file, "--json").stdout)
+    assert shallow["file_size"] == len(data) and shallow["level"] >= 1
+    deep = json.loads(ok("info", map_file, "--deep", "--store", store, "--json").stdout)
+    assert [level["level"] for level in deep["levels"]] == list(range(shallow["level"], -1, -1))
+    assert deep["levels"][-1]["content_size"] == len(data)
+    assert deep["chunks"] == len(list(se.DirStore(store)))
+    assert "root level" in ok("info", map_file).stdout.decode()
+    one_line_error(run("info", map_file, "--deep"), 2)
+
+
+def test_verify_quick_and_full(stored):
+    data, map_file, store_path = stored
+    assert "presumably stored" in ok("verify", map_file, "--store", store_path).stdout.decode()
+    full = json.loads(ok("verify", map_file, "--store", store_path, "--full", "--json").stdout)
+    assert full["ok"] and full["checked"] == len(list(se.DirStore(store_path)))
+    root, level0, store = _level0(map_file, store_path)
+    # Corrupt a middle chunk: quick mode only looks for presence, full mode opens it.
+    middle = level0.chunks[5]
+    path = store_path / middle.name[:2] / middle.name
+    path.write_bytes(bytes(path.stat().st_size))
+    result = run("verify", map_file, "--store", store_path, "--full")
+    assert result.returncode == 5
+    assert f"corrupt chunk 5 at level 0 (name {middle.name})" in result.stderr.decode()
+    # Delete the first chunk: both modes name it.
+    first = level0.chunks[0]
+    (store_path / first.name[:2] / first.name).unlink()
+    for mode in ([], ["--full"]):
+        result = run("verify", map_file, "--store", store_path, *mode, "--json")
+        assert result.returncode == (5 if mode else 4)
+        problems = json.loads(result.stdout)["problems"]
+        assert {"kind": "missing", "level": 0, "index": 0, "name": first.name} in [
+            {k: p[k] for k in ("kind", "level", "index", "name")} for p in problems]
+
+
+def test_decrypt_names_a_missing_or_corrupt_chunk(stored):
+    data, map_file, store_path = stored
+    root, level0, store = _level0(map_file, store_path)
+    victim = level0.chunks[3]
+    path = store_path / victim.name[:2] / victim.name
+    content = path.read_bytes()
+    path.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
+    line = one_line_error(run("decrypt", map_file, "--store", store_path, "-o", store_path.parent / "o"), 5)
+    assert f"chunk 3 at level 0 (name {victim.name[:12]}" in line
+    assert not (store_path.parent / "o").exists()
+    path.unlink()
+    line = one_line_error(run("cat", map_file, "--store", store_path), 4)
+    assert "missing chunk 3 at level 0" in line
+
+
+def test_gc_keeps_what_kept_maps_reach(workdir):
+    store = workdir / "store"
+    shared = os.urandom(60_000)
+    keep_data, drop_data = shared + os.urandom(20_000), os.urandom(20_000) + shared
+    (workdir / "keep").write_bytes(keep_data)
+    (workdir / "drop").write_bytes(drop_data)
+    ok("encrypt", workdir / "keep", workdir / "drop", "--store", store, "--chunk-sizes", SMALL)
+    before = set(se.DirStore(store))
+    dry = json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--json").stdout)
+    assert dry["unreferenced"] > 0 and not dry["deleted"] and set(se.DirStore(store)) == before
+    assert dry["bytes"] == sum((store / n[:2] / n).stat().st_size for n in dry["names"])
+    done = ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--yes")
+    assert f"{dry['unreferenced']} unreferenced" in done.stdout.decode()
+    assert set(se.DirStore(store)) == before - set(dry["names"])
+    ok("decrypt", workdir / "keep.sedm", "--store", store, "-o", workdir / "keep.out")
+    assert (workdir / "keep.out").read_bytes() == keep_data
+    one_line_error(run("decrypt", workdir / "drop.sedm", "--store", store, "-o", workdir / "x"), 4)
+    # Keeping both maps keeps everything that is left.
+    assert json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm",
+                         "--json").stdout)["unreferenced"] == 0
+
+
+def test_gc_refuses_when_a_kept_map_cannot_be_walked(stored):
+    data, map_file, store_path = stored
+    root = se.DataMap.from_text(map_file.read_text())
+    top = root.chunks[0].name
+    (store_path / top[:2] / top).unlink()
+    before = set(se.DirStore(store_path))
+    one_line_error(run("gc", "--store", store_path, "--keep", map_file, "--yes"), 4)
+    assert set(se.DirStore(store_path)) == before
+
+
+def test_bad_maps_missing_files_and_unwritable_outputs(workdir, stored):
+    data, map_file, store = stored
+    (workdir / "garbage.sedm").write_bytes(b"not a map at all")
+    one_line_error(run("decrypt", workdir / "garbage.sedm", "--store", store, "-o", workdir / "o"), 3)
+    damaged = map_file.read_text().strip()
+    damaged = damaged[:20] + ("A" if damaged[20] != "A" else "B") + damaged[21:]
+    (workdir / "damaged.sedm").write_text(damaged)
+    one_line_error(run("info", workdir / "damaged.sedm"), 3)
+    one_line_error(run("info", workdir / "no-such.sedm"), 6)
+    one_line_error(run("encrypt", workdir / "no-such-file", "--store", store), 6)
+    one_line_error(run("decrypt", map_file, "--store", store, "-o", workdir / "no" / "dir" / "out"), 6)
+    one_line_error(run("decrypt", map_file, "--store", workdir / "no-store", "-o", workdir / "o"), 6)
+    one_line_error(run("encrypt", workdir / "f", "--store", store, "-o", workdir / "no" / "map"), 6)
+    one_line_error(run("encrypt", workdir / "f", "--store", "s3x://bucket"), 2)
+    assert not (workdir / "o").exists()
+
+
+def test_usage_errors_and_help():
+    assert run().returncode == 2
+    assert run("encrypt", "f").returncode == 2  # --store missing
+    assert run("encrypt", "a", "b", "--store", "s", "-o", "m").returncode == 2
+    assert run("encrypt", "a", "--store", "s", "--chunk-sizes", "1,2").returncode == 2
+    assert run("encrypt", "a", "--store", "s", "--level", "3", "--no-compress").returncode == 2
+    for command in ("encrypt", "decrypt", "cat", "info", "verify", "gc"):
+        helped = ok(command, "--help").stdout.decode()
+        assert "exit codes" in helped and "usage: self-encryption " + command in helped
+    top = ok("--help").stdout.decode()
+    assert all(c in top for c in ("encrypt", "decrypt", "cat", "info", "verify", "gc"))
+    module = subprocess.run([sys.executable, "-m", "self_encryption", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert module.returncode == 0 and se.__version__ in module.stdout
+
+
+def test_bad_chunk_sizes_are_a_usage_error(workdir):
+    (workdir / "f").write_bytes(b"x")
+    line = one_line_error(run("encrypt", workdir / "f", "--store", workdir / "s",
+                              "--chunk-sizes", "64,300,1024"), 2)
+    assert "power of two" in line
+
+
+def test_memory_store_for_tests(workdir):
+    (workdir / "f").write_bytes(b"hello" * 100)
+    report = json.loads(ok("encrypt", workdir / "f", "--store", "memory:", "-o", workdir / "m",
+                           "--json").stdout)
+    assert report["files"][0]["size"] == 500
+
+
+@pytest.mark.skipif(shutil.which("head") is None, reason="needs head")
+def test_closed_pipe_is_not_an_error(stored):
+    data, map_file, store = stored
+    pipeline = subprocess.run(
+        f"{' '.join(map(str, COMMAND))} cat {map_file} --store {store} | head -c 10",
+        shell=True, capture_output=True, timeout=60)
+    assert pipeline.stdout == data[:10] and b"Traceback" not in pipeline.stderr
