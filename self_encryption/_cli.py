@@ -572,12 +572,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     except CommandError as exc:
         return _fail(str(exc), exc.code)
     except DataMapError as exc:
-        return _fail(f"bad data map: {exc}", EXIT_BAD_MAP)
+        return _fail(f"{_subject(args)}bad data map: {exc}", EXIT_BAD_MAP)
     except ChunkNotFoundError as exc:
-        return _fail(f"missing {describe_chunk_error(exc)}; the store does not hold this file "
-                     "completely", EXIT_MISSING)
+        return _fail(f"{_subject(args)}missing {describe_chunk_error(exc)}; the store "
+                     f"{args.store} does not hold the whole file: check --store, or encrypt the "
+                     "file into it again", EXIT_MISSING)
     except ChunkIntegrityError as exc:
-        return _fail(f"corrupt {describe_chunk_error(exc)}; the stored chunk is damaged", EXIT_CORRUPT)
+        return _fail(f"{_subject(args)}corrupt {describe_chunk_error(exc)}; restore that chunk "
+                     "from a good copy of the store, or encrypt the file into it again", EXIT_CORRUPT)
     except BrokenPipeError:  # the reader of our output went away, as `| head` does
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -590,6 +592,14 @@ def main(argv: Iterable[str] | None = None) -> int:
         return _fail(str(exc), EXIT_ERROR)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _subject(args) -> str:
+    """The data map a command works on, to begin its error messages."""
+    source = getattr(args, "map", None)
+    if not source or source.startswith("se1:"):
+        return ""
+    return "standard input: " if source == "-" else f"{source}: "
 
 
 def _fail(message: str, code: int) -> int:

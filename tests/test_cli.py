@@ -171,10 +171,11 @@ def test_decrypt_names_a_missing_or_corrupt_chunk(stored):
     path.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
     line = one_line_error(run("decrypt", map_file, "--store", store_path, "-o", store_path.parent / "o"), 5)
     assert f"chunk 3 at level 0 (name {victim.name[:12]}" in line
+    assert line.startswith(f"self-encryption: error: {map_file}: corrupt") and "restore" in line
     assert not (store_path.parent / "o").exists()
     path.unlink()
     line = one_line_error(run("cat", map_file, "--store", store_path), 4)
-    assert "missing chunk 3 at level 0" in line
+    assert f"{map_file}: missing chunk 3 at level 0" in line and "check --store" in line
 
 
 def test_gc_keeps_what_kept_maps_reach(workdir):
