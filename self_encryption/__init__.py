@@ -26,6 +26,7 @@ from ._errors import (
     StoreError,
 )
 from ._format import ChunkInfo, DataMap
+from ._s3 import S3Store
 from ._stores import CallbackStore, ChunkStore, DirStore, MemoryStore
 from ._streaming import (
     ChunkReader,
@@ -60,6 +61,7 @@ __all__ = [
     "Encryptor",
     "InvalidArgumentError",
     "MemoryStore",
+    "S3Store",
     "SelfEncryptionError",
     "StoreError",
     "backend",

