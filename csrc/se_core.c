@@ -4,8 +4,10 @@
 #include <limits.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/opensslv.h>
 
 static const char GEAR_LABEL[] = "self-encryption/1 gear";
 static const char CHUNK_LABEL[] = "self-encryption/1 chunk";
@@ -15,6 +17,16 @@ static const char PAD_LABEL[] = "pad";
 
 /* EVP_*Update take an int length, so long buffers go in slices. */
 #define SE_SLICE ((size_t)1 << 30)
+
+const char *se_openssl_build_version(void)
+{
+    return OPENSSL_VERSION_TEXT;
+}
+
+const char *se_openssl_run_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
+}
 
 int se_sha256(const uint8_t *data, size_t len, uint8_t out[32])
 {

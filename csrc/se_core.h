@@ -29,6 +29,10 @@ typedef struct {
     uint64_t gear[256];
 } se_gear_table;
 
+/* The OpenSSL version compiled against, and the one loaded at run time. */
+const char *se_openssl_build_version(void);
+const char *se_openssl_run_version(void);
+
 int se_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 
 int se_hmac_sha256(const uint8_t *key, size_t key_len,

@@ -13,6 +13,12 @@ from ._native import ffi, lib
 NAME = "c"
 
 
+def openssl_versions() -> tuple[str, str]:
+    """(the OpenSSL version compiled against, the one loaded at run time)."""
+    return (ffi.string(lib.se_openssl_build_version()).decode(),
+            ffi.string(lib.se_openssl_run_version()).decode())
+
+
 def _check(status: int) -> None:
     if status == lib.SE_OK:
         return
