@@ -507,6 +507,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _describe_backend() -> str:
+    backend = _backend.active
+    if backend.NAME == "c":
+        return f"C backend, {backend.openssl_versions()[1]}"
+    return "pure-Python backend"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON instead of prose")
@@ -523,8 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="self-encryption",
         description="Self-encrypt files into a chunk store and get them back with their data maps.",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {__version__} ({_backend.active.NAME} backend)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} ({_describe_backend()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
