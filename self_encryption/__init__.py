@@ -27,6 +27,7 @@ from ._errors import (
 )
 from ._format import ChunkInfo, DataMap
 from ._s3 import S3Store
+from ._selfencryptor import SelfEncryptor
 from ._stores import CallbackStore, ChunkStore, DirStore, MemoryStore
 from ._streaming import (
     ChunkReader,
@@ -63,6 +64,7 @@ __all__ = [
     "MemoryStore",
     "S3Store",
     "SelfEncryptionError",
+    "SelfEncryptor",
     "StoreError",
     "backend",
     "decrypt",
