@@ -110,12 +110,9 @@ def encrypt(
     ``progress(done, total)`` is called as chunks are sealed.
     """
     collector = _Collector()
-    view = _engine.as_bytes_view(data)
-    with Encryptor(
-        collector, convergence_secret=convergence_secret, compression_level=compression_level,
-        chunk_sizes=chunk_sizes, workers=workers, progress=progress, total_size=len(view),
-    ) as encryptor:
-        encryptor._write(view, owned=True)
+    encryptor = _encrypt_buffer(
+        data, collector, convergence_secret=convergence_secret, compression_level=compression_level,
+        chunk_sizes=chunk_sizes, workers=workers, progress=progress)
     # File order, whatever order the workers stored them in; map levels after.
     ordered = {record.name: collector.chunks[record.name] for record in encryptor.level0.chunks}
     ordered.update(collector.chunks)
@@ -152,13 +149,17 @@ def encrypt_to_store(
     Chunks the store already has are not put again; file chunks go in
     before data-map chunks, so the root never names a chunk not yet stored.
     """
+    return _encrypt_buffer(
+        data, store, convergence_secret=convergence_secret, compression_level=compression_level,
+        chunk_sizes=chunk_sizes, workers=workers, progress=progress).data_map
+
+
+def _encrypt_buffer(data, store, **options) -> Encryptor:
+    """Run a finished Encryptor over a whole buffer, which stays ours until it is done."""
     view = _engine.as_bytes_view(data)
-    with Encryptor(
-        store, convergence_secret=convergence_secret, compression_level=compression_level,
-        chunk_sizes=chunk_sizes, workers=workers, progress=progress, total_size=len(view),
-    ) as encryptor:
+    with Encryptor(store, total_size=len(view), **options) as encryptor:
         encryptor._write(view, owned=True)
-    return encryptor.data_map
+    return encryptor
 
 
 def open(data_map: DataMap, store: ChunkSource, *, workers: int | None = None) -> ChunkReader:  # noqa: A001
