@@ -7,7 +7,7 @@ over the C and the Python primitives and the two can be compared.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
@@ -437,8 +437,3 @@ def check_root(root: object) -> DataMap:
     if not isinstance(root, DataMap):
         raise InvalidArgumentError(f"data_map must be a DataMap, not {type(root).__name__}")
     return root
-
-
-def unique_chunks(chunks: Iterable[EncryptedChunk]) -> list[EncryptedChunk]:
-    """Each chunk once, in order of first appearance (equal names, equal content)."""
-    return list({chunk.name: chunk for chunk in chunks}.values())
