@@ -43,6 +43,7 @@ from . import (
     decrypt_file,
 )
 from . import open as open_reader
+from ._workers import check_workers, make_executor, ordered_map
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -388,39 +389,51 @@ def _sample(count: int) -> list[int]:
     return sorted({0, count // 2, count - 1}) if count else []
 
 
+def _problem(exc) -> dict:
+    return {"kind": "missing" if isinstance(exc, ChunkNotFoundError) else "corrupt",
+            "level": exc.level, "index": exc.index, "name": exc.name, "reason": exc.reason}
+
+
 def cmd_verify(args, out) -> int:
     root = read_map(args.map)
     store = _store(args)
     fetch = _engine.fetcher(store)
     backend = _backend.active
+    workers = check_workers(args.workers)
+    executor = make_executor(workers)
+
+    def check(data_map: DataMap, index: int) -> dict | None:
+        record = data_map.chunks[index]
+        try:
+            if args.full:
+                _engine.load_chunk(backend, data_map, fetch, index)
+            elif not store.has(record.name):
+                raise ChunkNotFoundError("chunk not found in the store", name=record.name,
+                                         index=index, level=data_map.level)
+        except (ChunkNotFoundError, ChunkIntegrityError) as exc:
+            return _problem(exc)
+        return None
+
     problems: list[dict] = []
     checked = 0
     data_map: DataMap | None = root
-    while data_map is not None:
-        indices = range(len(data_map.chunks)) if args.full else _sample(len(data_map.chunks))
-        for index in indices:
-            record = data_map.chunks[index]
-            checked += 1
+    try:
+        while data_map is not None:
+            indices = range(len(data_map.chunks)) if args.full else _sample(len(data_map.chunks))
+            level = data_map
+            found = ordered_map(executor, lambda index: check(level, index), indices, 2 * workers + 2)
+            problems.extend(problem for problem in found if problem)
+            checked += len(indices)
+            if data_map.level == 0:
+                break
             try:
-                if args.full:
-                    _engine.load_chunk(backend, data_map, fetch, index)
-                elif not store.has(record.name):
-                    raise ChunkNotFoundError("chunk not found in the store", name=record.name,
-                                             index=index, level=data_map.level)
+                data_map = _engine.child_map(data_map, _engine.decrypt_level(backend, data_map, fetch))
             except (ChunkNotFoundError, ChunkIntegrityError) as exc:
-                problems.append({"kind": "missing" if isinstance(exc, ChunkNotFoundError) else "corrupt",
-                                 "level": data_map.level, "index": index, "name": record.name,
-                                 "reason": exc.reason})
-        if data_map.level == 0:
-            break
-        try:
-            data_map = _engine.child_map(data_map, _engine.decrypt_level(backend, data_map, fetch))
-        except (ChunkNotFoundError, ChunkIntegrityError) as exc:
-            if not any(p["name"] == exc.name for p in problems):
-                problems.append({"kind": "missing" if isinstance(exc, ChunkNotFoundError) else "corrupt",
-                                 "level": exc.level, "index": exc.index, "name": exc.name,
-                                 "reason": exc.reason})
-            data_map = None  # the levels below cannot be read
+                if not any(p["name"] == exc.name for p in problems):
+                    problems.append(_problem(exc))
+                data_map = None  # the levels below cannot be read
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
     ok = not problems
     code = EXIT_OK if ok else (EXIT_CORRUPT if any(p["kind"] == "corrupt" for p in problems)
                                else EXIT_MISSING)
