@@ -8,6 +8,7 @@ import os
 import struct
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import self_encryption as se
 from self_encryption import _backend, _engine
@@ -183,3 +184,39 @@ def test_child_map_of_other_file_size_is_refused(four_records):
 def test_decrypt_refuses_a_non_map():
     with pytest.raises(se.InvalidArgumentError):
         se.decrypt("se1:AAAA", {})  # type: ignore[arg-type]
+
+
+@settings(max_examples=300)
+@given(raw=st.binary(max_size=400))
+def test_arbitrary_bytes_give_a_map_or_data_map_error(raw):
+    try:
+        data_map = se.DataMap.from_bytes(raw)
+    except se.DataMapError:
+        return
+    assert data_map.to_bytes() == raw
+
+
+@settings(max_examples=300)
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_gives_a_map_or_data_map_error(text):
+    for candidate in ("se1:" + text, text):
+        try:
+            data_map = se.DataMap.from_text(candidate)
+        except se.DataMapError:
+            continue
+        assert data_map.to_text() == candidate.strip()
+
+
+@settings(max_examples=200)
+@given(body=st.binary(max_size=300))
+def test_well_formed_header_over_random_records(body):
+    """Records that pass the checksum but hold anything: a map or a DataMapError, nothing else."""
+    count = len(body) // 72
+    records = body[:72 * count]
+    plain = sum(int.from_bytes(records[i:i + 4], "little") for i in range(0, len(records), 72))
+    raw = _with_trailer(_header(file_size=plain, content_size=plain, count=count) + records)
+    try:
+        data_map = se.DataMap.from_bytes(raw)
+    except se.DataMapError:
+        return
+    assert data_map.content_size == plain and len(data_map.chunks) == count

@@ -148,3 +148,17 @@ def test_zstd_bomb_is_not_inflated(any_backend):
     content, name = _reseal(any_backend, [seed], 0, 0x01, unsized)
     record = se.ChunkInfo(plain_size=len(big), stored_size=len(content), key_seed=seed, name=name.hex())
     assert reference.decrypt(any_backend, se.DataMap(0, len(big), (record,)), {name.hex(): content}) == big
+
+
+@settings(max_examples=100)
+@given(choice=st.data())
+def test_random_replacement_content_is_refused(sample, choice):
+    """Any other bytes under a chunk's name: ChunkIntegrityError, never wrong output."""
+    data, root, chunks, where = sample
+    victim = choice.draw(st.sampled_from(chunks))
+    store = {c.name: c.content for c in chunks}
+    store[victim.name] = choice.draw(st.binary(max_size=2 * len(victim.content)).filter(
+        lambda b: b != victim.content))
+    with pytest.raises(se.ChunkIntegrityError) as caught:
+        se.decrypt(root, store)
+    assert caught.value.name == victim.name
