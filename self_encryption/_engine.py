@@ -339,11 +339,10 @@ def _store_fetcher(store) -> Fetch:
     return from_store
 
 
-def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content,
-               scratch: Scratch | None = None):
-    """Check and open record index of data_map; returns its plaintext.
+def open_payload(backend: ModuleType, data_map: DataMap, index: int, content, out=None):
+    """Check content against record index of data_map and remove both CTR layers.
 
-    With scratch, the plaintext may be a view of the scratch buffers.
+    Returns the payload (kind byte and body), written into ``out`` when given.
     """
     record = data_map.chunks[index]
     chunks = data_map.chunks
@@ -359,16 +358,39 @@ def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content,
             raise ChunkIntegrityError(
                 f"stored chunk is {view.nbytes} bytes, the data map says {record.stored_size}"
             )
-        payload = backend.open_chunk(
+        return backend.open_chunk(
             record.key_seed,
             chunks[(index - 1) % count].key_seed,
             chunks[(index - 2) % count].key_seed,
             view.cast("B") if view.format != "B" else view,
             bytes.fromhex(record.name),
-            None if scratch is None else scratch.buffer("payload", record.stored_size),
+            out,
         )
-        out = None if scratch is None else scratch.buffer("plain", record.plain_size + 1)
+    except ChunkError as exc:
+        raise exc.located(index=index, level=data_map.level, name=record.name) from None
+
+
+def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content,
+               scratch: Scratch | None = None):
+    """Check and open record index of data_map; returns its plaintext.
+
+    With scratch, the plaintext may be a view of the scratch buffers.
+    """
+    record = data_map.chunks[index]
+    payload = open_payload(backend, data_map, index, content,
+                           None if scratch is None else scratch.buffer("payload", record.stored_size))
+    out = None if scratch is None else scratch.buffer("plain", record.plain_size + 1)
+    try:
         return decode_payload(payload, record.plain_size, out)
+    except ChunkError as exc:
+        raise exc.located(index=index, level=data_map.level, name=record.name) from None
+
+
+def fetch_chunk(data_map: DataMap, fetch: Fetch, index: int):
+    """The stored content of record index of data_map, as the store returns it."""
+    record = data_map.chunks[index]
+    try:
+        return fetch(record.name)
     except ChunkError as exc:
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
@@ -376,12 +398,7 @@ def open_chunk(backend: ModuleType, data_map: DataMap, index: int, content,
 def load_chunk(backend: ModuleType, data_map: DataMap, fetch: Fetch, index: int,
                scratch: Scratch | None = None):
     """Fetch, check and open record index of data_map; returns its plaintext."""
-    record = data_map.chunks[index]
-    try:
-        content = fetch(record.name)
-    except ChunkError as exc:
-        raise exc.located(index=index, level=data_map.level, name=record.name) from None
-    return open_chunk(backend, data_map, index, content, scratch)
+    return open_chunk(backend, data_map, index, fetch_chunk(data_map, fetch, index), scratch)
 
 
 def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetch, executor=None,

@@ -325,13 +325,9 @@ class SelfEncryptor:
     def _reseal(self, index: int, prev1: bytes, prev2: bytes) -> ChunkInfo:
         """An unchanged old chunk under new neighbours: same payload, new pad."""
         old = self._level0
-        count = len(old.chunks)
         record = old.chunks[index]
-        content = self._fetch(record.name)
-        payload = self._backend.open_chunk(
-            record.key_seed, old.chunks[(index - 1) % count].key_seed,
-            old.chunks[(index - 2) % count].key_seed, _engine.as_bytes_view(content),
-            bytes.fromhex(record.name))
+        content = _engine.fetch_chunk(old, self._fetch, index)
+        payload = _engine.open_payload(self._backend, old, index, content)
         prepared = (payload[0], memoryview(payload)[1:], record.key_seed)
         new_record, sealed = _engine.seal(self._backend, record.plain_size, prepared, prev1, prev2)
         self._store_chunk(new_record.name, sealed)
