@@ -43,7 +43,7 @@ from . import (
     decrypt_file,
 )
 from . import open as open_reader
-from ._workers import check_workers, make_executor, ordered_map
+from ._workers import check_workers, make_executor, ordered_map, in_flight
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -421,7 +421,7 @@ def cmd_verify(args, out) -> int:
         while data_map is not None:
             indices = range(len(data_map.chunks)) if args.full else _sample(len(data_map.chunks))
             level = data_map
-            found = ordered_map(executor, lambda index: check(level, index), indices, 2 * workers + 2)
+            found = ordered_map(executor, lambda index: check(level, index), indices, in_flight(workers))
             problems.extend(problem for problem in found if problem)
             checked += len(indices)
             if data_map.level == 0:

@@ -22,7 +22,7 @@ from . import _backend, _engine
 from ._engine import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL
 from ._errors import InvalidArgumentError, SelfEncryptionError
 from ._format import ChunkInfo, DataMap
-from ._stores import store_call
+from ._stores import put_if_absent
 
 _CACHED_CHUNKS = 8
 
@@ -285,7 +285,7 @@ class SelfEncryptor:
             prev1, prev2 = seeds[(i - 1) % total], seeds[(i - 2) % total]
             if kind == "new":
                 record, content = _engine.seal(backend, len(ref), prepared[i], prev1, prev2)
-                self._store_chunk(record.name, content)
+                put_if_absent(self._store, record.name, content)
             else:
                 record = old.chunks[ref]
                 if (prev1, prev2) != (old.chunks[(ref - 1) % count].key_seed,
@@ -296,7 +296,7 @@ class SelfEncryptor:
         level0 = DataMap(0, self._size, tuple(records))
         root, upper = _engine.shrink(backend, level0, options)
         for chunk in upper:
-            self._store_chunk(chunk.name, chunk.content)
+            put_if_absent(self._store, chunk.name, chunk.content)
         self._adopt(root, level0, entries)
 
     def _next_cut(self, position: int) -> tuple[bytes, int]:
@@ -330,12 +330,9 @@ class SelfEncryptor:
         payload = _engine.open_payload(self._backend, old, index, content)
         prepared = (payload[0], memoryview(payload)[1:], record.key_seed)
         new_record, sealed = _engine.seal(self._backend, record.plain_size, prepared, prev1, prev2)
-        self._store_chunk(new_record.name, sealed)
+        put_if_absent(self._store, new_record.name, sealed)
         return new_record
 
-    def _store_chunk(self, name: str, content) -> None:
-        if not store_call("check", name, self._store.has, name):
-            store_call("put", name, self._store.put, name, content)
 
     def _adopt(self, root: DataMap, level0: DataMap, entries: list) -> None:
         """Make the flushed content the new base, keeping opened chunks cached."""

@@ -44,6 +44,14 @@ def store_call(what: str, name: str, function: Callable, *args):
         raise StoreError(f"the store failed to {what} chunk {name}: {exc!r}") from exc
 
 
+def put_if_absent(store, name: str, content) -> int:
+    """Put content unless the store has it; returns the bytes written (0 if present)."""
+    if store_call("check", name, store.has, name):
+        return 0
+    store_call("put", name, store.put, name, content)
+    return len(content)
+
+
 @runtime_checkable
 class ChunkStore(Protocol):
     """What the encryptor and decryptor need from a place that keeps chunks."""

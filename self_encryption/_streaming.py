@@ -23,8 +23,8 @@ from . import _backend, _engine
 from ._engine import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Options
 from ._errors import InvalidArgumentError, SelfEncryptionError
 from ._format import ChunkInfo, DataMap
-from ._stores import store_call
-from ._workers import InlineExecutor, check_workers, make_executor
+from ._stores import put_if_absent
+from ._workers import InlineExecutor, check_workers, make_executor, in_flight
 
 Progress = Callable[[int, "int | None"], object]
 
@@ -76,7 +76,7 @@ class Encryptor:
         self._workers = check_workers(workers)
         # Threads start with the second chunk: a small input never pays for them.
         self._executor = InlineExecutor()
-        self._window = 2 * self._workers + 2
+        self._window = in_flight(self._workers)
         self._progress = progress
         self._total = total_size
         self._buffer = bytearray()  # bytes of the next chunk, kept between writes
@@ -135,7 +135,7 @@ class Encryptor:
             self.level0 = level0 = DataMap(0, self.stats.bytes_read, tuple(self._records))
             root, upper = _engine.shrink(self._backend, level0, self._options)
             for chunk in upper:
-                self._account(self._put(chunk.name, chunk.content))
+                self._account(put_if_absent(self._store, chunk.name, chunk.content))
         self._executor.shutdown()
         self._state = "finished"
         self.data_map = root
@@ -285,14 +285,8 @@ class Encryptor:
 
     def _seal_and_put(self, plain_size: int, prepared, prev1: bytes, prev2: bytes):
         record, content = _engine.seal(self._backend, plain_size, prepared, prev1, prev2)
-        return record, self._put(record.name, content)
+        return record, put_if_absent(self._store, record.name, content)
 
-    def _put(self, name: str, content) -> int:
-        """Store content unless present; returns the bytes written (0 if present)."""
-        if store_call("check", name, self._store.has, name):
-            return 0
-        store_call("put", name, self._store.put, name, content)
-        return len(content)
 
     def _seal_first_chunks(self) -> None:
         count = self._count
@@ -321,10 +315,6 @@ class Encryptor:
 
 # -- decryption ------------------------------------------------------------------
 
-def _window(workers: int) -> int:
-    return 2 * workers + 2 if workers > 1 else 1
-
-
 def decrypt_into(data_map: DataMap, chunks, write: Callable[[object], object], *,
                  workers: int | None = None, progress: Progress | None = None,
                  reuse_buffers: bool = True) -> int:
@@ -345,7 +335,7 @@ def decrypt_into(data_map: DataMap, chunks, write: Callable[[object], object], *
         level0 = _engine.level_zero(backend, root, fetch)
         if len(level0.chunks) > 1:
             executor = make_executor(workers)
-        parts = _engine.iter_level(backend, level0, fetch, executor, _window(workers), pool)
+        parts = _engine.iter_level(backend, level0, fetch, executor, in_flight(workers), pool)
         with contextlib.closing(parts):
             for plain, scratch in parts:
                 write(plain)

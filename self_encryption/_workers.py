@@ -38,6 +38,11 @@ class InlineExecutor:
         """Nothing to stop."""
 
 
+def in_flight(workers: int) -> int:
+    """How many chunks may be in flight: enough to keep every worker busy."""
+    return 2 * workers + 2 if workers > 1 else 1
+
+
 def make_executor(workers: int):
     if workers == 1:
         return InlineExecutor()
