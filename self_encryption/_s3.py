@@ -16,7 +16,7 @@ from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentErr
 from ._format import is_chunk_name
 from ._stores import check_name
 
-#: Attempts per request before a throttled or failing call gives up.
+#: Attempts per request, the first included, before a throttled or failing call gives up.
 MAX_ATTEMPTS = 8
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -30,13 +30,18 @@ class S3Store:
     Pass ``client`` to bring a configured boto3 S3 client of your own. The
     connection pool holds ``max_workers`` connections, so one store serves
     that many threads at once; throttling and 5xx answers are retried with
-    backoff (adaptive mode, up to MAX_ATTEMPTS attempts) before StoreError.
+    backoff (adaptive mode, ``max_attempts`` attempts in all) before
+    StoreError. A botocore ``config`` in ``client_options`` is merged over
+    these settings.
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 client=None, max_workers: int | None = None, **client_options) -> None:
+                 client=None, max_workers: int | None = None, max_attempts: int = MAX_ATTEMPTS,
+                 **client_options) -> None:
         if not bucket or not isinstance(bucket, str):
             raise InvalidArgumentError("S3Store needs a bucket name")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise InvalidArgumentError(f"max_attempts must be a positive int, not {max_attempts!r}")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._errors = _botocore_errors()
@@ -45,11 +50,13 @@ class S3Store:
             from botocore.config import Config
 
             pool = max(32, 2 * (max_workers or os.cpu_count() or 1) + 2)
-            config = Config(retries={"max_attempts": MAX_ATTEMPTS, "mode": "adaptive"},
+            config = Config(retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
                             max_pool_connections=pool)
+            if client_options.get("config") is not None:
+                config = config.merge(client_options.pop("config"))
             client = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
-                config=config, **client_options)
+                **{**client_options, "config": config})
         self._client = client
 
     def __repr__(self) -> str:
