@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.client
+import http.server
 import json
 import os
 import pathlib
@@ -105,7 +108,7 @@ def test_round_trip(store, size):
 
 def test_protocol(store, s3_server, bucket):
     content = b"some chunk"
-    name = __import__("hashlib").sha256(content).hexdigest()
+    name = hashlib.sha256(content).hexdigest()
     assert not store.has(name)
     with pytest.raises(se.ChunkNotFoundError):
         store.get(name)
@@ -195,6 +198,144 @@ def test_missing_bucket_is_a_store_error(s3_server):
         store.check()
     with pytest.raises(se.StoreError):
         se.encrypt_to_store(b"data", store)
+
+
+class FaultyProxy(http.server.ThreadingHTTPServer):
+    """A real HTTP server in front of the S3 server that answers chosen requests with errors.
+
+    ``plan(method, key, attempt)`` names the answer for the attempt-th request
+    (1-based) of that method and key: None forwards it, a (status, code) pair
+    answers with that S3 error instead. Every request is counted.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, plan) -> None:
+        self.upstream = upstream.removeprefix("http://")
+        self.plan = plan
+        self.attempts: dict[tuple[str, str], int] = {}
+        self.faults: list[tuple[str, str, int]] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _relay(self) -> None:
+        server: FaultyProxy = self.server  # type: ignore[assignment]
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        key = self.path.split("?")[0]
+        with server.lock:
+            attempt = server.attempts[self.command, key] = server.attempts.get((self.command, key), 0) + 1
+            fault = server.plan(self.command, key, attempt)
+            if fault:
+                server.faults.append((self.command, key, fault[0]))
+        if fault:
+            status, code = fault
+            payload = b"" if self.command == "HEAD" else (
+                f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected</Message>"
+                f"<Resource>{key}</Resource></Error>").encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        upstream = http.client.HTTPConnection(server.upstream, timeout=60)
+        try:
+            upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+            answer = upstream.getresponse()
+            content = answer.read()
+        finally:
+            upstream.close()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content) if self.command != "HEAD"
+                                               else answer.getheader("Content-Length") or 0))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _relay
+
+
+@pytest.fixture
+def faulty_proxy(s3_server):
+    proxies: list[FaultyProxy] = []
+
+    def start(plan) -> FaultyProxy:
+        proxies.append(FaultyProxy(s3_server["url"], plan))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
+
+
+def test_throttling_and_5xx_answers_are_retried(bucket, faulty_proxy):
+    # The first attempt at every other chunk PUT is throttled, and at every other
+    # chunk GET fails with a 5xx; the second attempts go through.
+    seen: dict[str, list[str]] = {"PUT": [], "GET": []}
+
+    def plan(method, key, attempt):
+        if attempt == 1 and method in seen and key.startswith(f"/{bucket}/chunks/"):
+            seen[method].append(key)
+            if len(seen[method]) % 2:
+                return {"PUT": (503, "SlowDown"), "GET": (500, "InternalError")}[method]
+        return None
+
+    proxy = faulty_proxy(plan)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url)
+    data = os.urandom(30_000)
+    root = se.encrypt_to_store(data, store, workers=4, **SMALL)
+    assert se.decrypt(root, store, workers=4) == data
+    assert len(seen["PUT"]) > 3
+    assert {(method, status) for method, _, status in proxy.faults} == {("PUT", 503), ("GET", 500)}
+    assert len(proxy.faults) == (len(seen["PUT"]) + 1) // 2 + (len(seen["GET"]) + 1) // 2
+    for method, key, _ in proxy.faults:
+        assert proxy.attempts[method, key] == 2
+
+
+@pytest.mark.parametrize("method, status, code", [("GET", 503, "SlowDown"),
+                                                  ("PUT", 500, "InternalError"),
+                                                  ("HEAD", 502, "BadGateway")])
+def test_persistent_errors_give_up_as_a_store_error_naming_bucket_and_key(
+        bucket, faulty_proxy, method, status, code):
+    content = b"chunk that will not move"
+    name = hashlib.sha256(content).hexdigest()
+    key = f"/{bucket}/chunks/{name}"
+    if method != "PUT":
+        se.S3Store(bucket, "chunks/").put(name, content)
+    proxy = faulty_proxy(lambda m, k, attempt: (status, code) if (m, k) == (method, key) else None)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, max_attempts=3)
+    action = {"GET": store.get, "PUT": lambda n: store.put(n, content), "HEAD": store.has}[method]
+    with pytest.raises(se.StoreError) as caught:
+        action(name)
+    assert not isinstance(caught.value, (se.ChunkNotFoundError, se.ChunkIntegrityError))
+    assert f"s3://{bucket}/chunks/{name}" in str(caught.value)
+    assert (code if method != "HEAD" else str(status)) in str(caught.value)
+    assert proxy.attempts[method, key] == 3
+
+
+def test_bad_max_attempts(bucket):
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(se.InvalidArgumentError, match="max_attempts"):
+            se.S3Store(bucket, max_attempts=bad)
 
 
 def _cli(s3_server, *args):
