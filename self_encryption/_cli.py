@@ -73,31 +73,32 @@ class CommandError(Exception):
 
 # -- stores ------------------------------------------------------------------------
 
-def _memory_store(rest: str, *, create: bool, endpoint_url: str | None):
+def _memory_store(rest: str, *, create: bool, endpoint_url: str | None, workers: int | None):
     return MemoryStore()
 
 
-def _dir_store(path: str, *, create: bool, endpoint_url: str | None):
+def _dir_store(path: str, *, create: bool, endpoint_url: str | None, workers: int | None):
     return DirStore(path, create=create)
 
 
-def _s3_store(rest: str, *, create: bool, endpoint_url: str | None):
+def _s3_store(rest: str, *, create: bool, endpoint_url: str | None, workers: int | None):
     from ._s3 import S3Store
 
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise CommandError("an S3 store is s3://BUCKET or s3://BUCKET/PREFIX", EXIT_USAGE)
-    store = S3Store(bucket, prefix, endpoint_url=endpoint_url)
+    store = S3Store(bucket, prefix, endpoint_url=endpoint_url, max_workers=workers)
     store.check()
     return store
 
 
-#: Store URL schemes: "scheme:rest" -> factory(rest, create=..., endpoint_url=...).
+#: Store URL schemes: "scheme:rest" -> factory(rest, create=..., endpoint_url=..., workers=...).
 #: A plain path is a folder.
 STORE_SCHEMES: dict[str, Callable] = {"memory": _memory_store, "file": _dir_store, "s3": _s3_store}
 
 
-def open_store(spec: str, *, create: bool, endpoint_url: str | None = None):
+def open_store(spec: str, *, create: bool, endpoint_url: str | None = None,
+               workers: int | None = None):
     """The store a --store argument names: a folder path, memory:, s3://... or scheme://..."""
     match = re.match(r"^([a-z][a-z0-9+.-]*):(//)?(.*)$", spec)
     if match and (match.group(1) in STORE_SCHEMES or match.group(2)):
@@ -107,12 +108,13 @@ def open_store(spec: str, *, create: bool, endpoint_url: str | None = None):
             raise CommandError(
                 f"unknown store scheme {scheme!r} (known: {', '.join(sorted(STORE_SCHEMES))}, "
                 "or a folder path)", EXIT_USAGE)
-        return factory(rest, create=create, endpoint_url=endpoint_url)
-    return _dir_store(spec, create=create, endpoint_url=endpoint_url)
+        return factory(rest, create=create, endpoint_url=endpoint_url, workers=workers)
+    return _dir_store(spec, create=create, endpoint_url=endpoint_url, workers=workers)
 
 
 def _store(args, *, create: bool = False):
-    return open_store(args.store, create=create, endpoint_url=args.endpoint_url)
+    return open_store(args.store, create=create, endpoint_url=args.endpoint_url,
+                      workers=args.workers)
 
 
 def _short(name: str | None) -> str:
