@@ -338,6 +338,17 @@ def test_bad_max_attempts(bucket):
             se.S3Store(bucket, max_attempts=bad)
 
 
+def test_client_settings(bucket):
+    config = se.S3Store(bucket, max_workers=40, max_attempts=5)._client.meta.config
+    assert config.retries == {"total_max_attempts": 5, "mode": "adaptive"}
+    assert config.max_pool_connections == 82
+    from botocore.config import Config
+
+    merged = se.S3Store(bucket, config=Config(retries={"mode": "standard"}, read_timeout=7))
+    assert merged._client.meta.config.retries == {"mode": "standard"}
+    assert merged._client.meta.config.read_timeout == 7
+
+
 def _cli(s3_server, *args):
     command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
     if not os.path.exists(command[0]):
