@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -46,6 +47,16 @@ def both_backends():
 @pytest.fixture
 def small_options():
     return _engine.make_options(chunk_sizes=SMALL_SIZES)
+
+
+def in_threads(function, items) -> list:
+    """function(item) for every item, each on a thread of its own, all at once.
+
+    Results come back in item order; an exception in any thread is raised here.
+    """
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(function, items))
 
 
 @contextlib.contextmanager

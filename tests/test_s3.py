@@ -21,6 +21,8 @@ import pytest
 import self_encryption as se
 from self_encryption import _backend, _engine
 
+from conftest import in_threads
+
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install .[test])")
 
 ACCESS_KEY, SECRET_KEY = "test-access-key", "test-secret-key"
@@ -152,16 +154,7 @@ def test_second_encrypt_puts_nothing_new(store):
 def test_two_threads_sharing_content(store):
     shared = os.urandom(80_000)
     files = [os.urandom(3000) + shared, shared + os.urandom(5000)]
-    roots: list = [None, None]
-
-    def work(i):
-        roots[i] = se.encrypt_to_store(files[i], store, workers=2, **SMALL)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    roots = in_threads(lambda data: se.encrypt_to_store(data, store, workers=2, **SMALL), files)
     for data, root in zip(files, roots):
         assert se.decrypt(root, store) == data
 

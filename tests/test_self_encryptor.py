@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import self_encryption as se
 from self_encryption import _backend, _engine
 
-from conftest import SMALL_SIZES
+from conftest import SMALL_SIZES, in_threads
 
 SMALL = dict(chunk_sizes=SMALL_SIZES)
 
@@ -191,11 +191,7 @@ def test_threads_share_one_editor():
         for i in range(20):
             editor.write(bytes([offset + i]) * 10, offset * 100 + i * 10)
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(writer, range(4))
     expected = bytearray(8000)
     for k in range(4):
         for i in range(20):

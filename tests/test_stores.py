@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import threading
 
 import pytest
 
 import self_encryption as se
 
-from conftest import SMALL_SIZES
+from conftest import SMALL_SIZES, in_threads
 
 
 def _chunk(text: bytes) -> tuple[str, bytes]:
@@ -117,16 +116,7 @@ def test_dir_store_concurrent_writers_threads(tmp_path):
     store = se.DirStore(tmp_path)
     shared = os.urandom(40_000)
     files = [shared + os.urandom(3000) for _ in range(6)]
-    maps: list = [None] * len(files)
-
-    def work(i):
-        maps[i] = se.encrypt_to_store(files[i], store, chunk_sizes=SMALL_SIZES)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(files))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    maps = in_threads(lambda data: se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES), files)
     for data, data_map in zip(files, maps):
         assert se.decrypt(data_map, store) == data
     assert not [p for p in tmp_path.rglob(".tmp-*")]

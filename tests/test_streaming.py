@@ -14,7 +14,7 @@ import self_encryption as se
 from self_encryption import _backend, _engine
 
 import reference
-from conftest import SMALL_SIZES
+from conftest import SMALL_SIZES, in_threads
 
 SMALL = dict(chunk_sizes=SMALL_SIZES)
 
@@ -243,18 +243,9 @@ def test_concurrent_file_encryption_into_one_dir_store(tmp_path):
         path = tmp_path / f"f{i}"
         path.write_bytes(os.urandom(1000 * i) + shared + os.urandom(5000))
         files.append(path)
-    roots: dict = {}
-
-    def work(path):
-        roots[path] = se.encrypt_file(path, store, workers=2, **SMALL)
-
-    threads = [threading.Thread(target=work, args=(path,)) for path in files]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for path in files:
-        assert se.decrypt(roots[path], store) == path.read_bytes()
+    roots = in_threads(lambda path: se.encrypt_file(path, store, workers=2, **SMALL), files)
+    for path, root in zip(files, roots):
+        assert se.decrypt(root, store) == path.read_bytes()
 
 
 # -- random access ----------------------------------------------------------------
