@@ -48,3 +48,12 @@ def select() -> ModuleType:
 
 
 active: ModuleType = select()
+
+#: "c" or "python": the backend that runs the primitives.
+BACKEND_NAME: str = active.NAME
+
+
+def openssl_version() -> str | None:
+    """The OpenSSL version the C backend runs on, or None for the pure-Python backend."""
+    versions = getattr(active, "openssl_versions", None)
+    return versions()[1] if versions is not None else None

@@ -66,7 +66,7 @@ def aes256_ctr(key, counter_block, data) -> bytearray:
 
 
 class GearTable:
-    """The 256 gear values of format section 1 for one convergence secret."""
+    """The 256 gear values of docs/format.md 2.1 for one convergence secret."""
 
     __slots__ = ("table",)
 

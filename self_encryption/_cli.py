@@ -1,16 +1,8 @@
 """The ``self-encryption`` command: encrypt, decrypt, cat, info, verify and gc.
 
-Expected failures end with a one-line message and a documented exit code,
-never a traceback:
-
-    0  success
-    1  any other error of ours
-    2  usage error
-    3  bad data map (malformed, damaged or inconsistent)
-    4  missing chunk
-    5  corrupt chunk
-    6  I/O error (a file, a folder or the store could not be used)
-  130  interrupted
+Every command calls the public package and formats what it returns.
+Expected failures end with a one-line message and the exit code of the
+error's class (``self_encryption.EXIT_CODES``), never a traceback.
 """
 
 from __future__ import annotations
@@ -22,99 +14,47 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, TextIO
 
-from . import (
-    ChunkIntegrityError,
-    ChunkNotFoundError,
-    DataMap,
-    DataMapError,
-    DirStore,
-    Encryptor,
-    InvalidArgumentError,
-    MemoryStore,
-    SelfEncryptionError,
-    StoreError,
-    __version__,
-    _backend,
-    _engine,
-    decrypt_file,
-)
-from . import open as open_reader
-from ._workers import check_workers, make_executor, ordered_map, in_flight
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_BAD_MAP = 3
-EXIT_MISSING = 4
-EXIT_CORRUPT = 5
-EXIT_IO = 6
-EXIT_INTERRUPTED = 130
-
-EXIT_CODES_HELP = """exit codes:
-  0  success              4  missing chunk
-  1  other error          5  corrupt chunk
-  2  usage error          6  I/O error (file, folder or store)
-  3  bad data map       130  interrupted"""
+import self_encryption as se
 
 MAP_SUFFIX = ".sedm"
+#: How a map given as se1:... text on the command line is named in messages: never the text.
+ARGUMENT_MAP = "<map from argument>"
+
+
+def exit_codes_help() -> str:
+    """The exit-code table for --help, made from self_encryption.EXIT_CODES."""
+    lines = ["exit codes:"]
+    lines += [f"  {code.code:>3}  {code.meaning}" for code in se.EXIT_CODES]
+    return "\n".join(lines)
 
 
 class CommandError(Exception):
     """An expected failure: a message for the user and an exit code."""
 
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+    def __init__(self, message: str, code: int = se.SelfEncryptionError.exit_code) -> None:
         super().__init__(message)
         self.code = code
 
 
+OK = se.EXIT_CODES[0].code  # "success" heads the table
+INTERRUPTED = se.EXIT_CODES[-1].code  # and "interrupted" ends it
+USAGE = se.InvalidArgumentError.exit_code
+IO_ERROR = se.StoreError.exit_code
+BAD_MAP = se.DataMapError.exit_code
+
+
 # -- stores ------------------------------------------------------------------------
 
-def _memory_store(rest: str, *, create: bool, endpoint_url: str | None, workers: int | None):
-    return MemoryStore()
-
-
-def _dir_store(path: str, *, create: bool, endpoint_url: str | None, workers: int | None):
-    return DirStore(path, create=create)
-
-
-def _s3_store(rest: str, *, create: bool, endpoint_url: str | None, workers: int | None):
-    from ._s3 import S3Store
-
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise CommandError("an S3 store is s3://BUCKET or s3://BUCKET/PREFIX", EXIT_USAGE)
-    store = S3Store(bucket, prefix, endpoint_url=endpoint_url, max_workers=workers)
-    store.check()
-    return store
-
-
-#: Store URL schemes: "scheme:rest" -> factory(rest, create=..., endpoint_url=..., workers=...).
-#: A plain path is a folder.
-STORE_SCHEMES: dict[str, Callable] = {"memory": _memory_store, "file": _dir_store, "s3": _s3_store}
-
-
-def open_store(spec: str, *, create: bool, endpoint_url: str | None = None,
-               workers: int | None = None):
-    """The store a --store argument names: a folder path, memory:, s3://... or scheme://..."""
-    match = re.match(r"^([a-z][a-z0-9+.-]*):(//)?(.*)$", spec)
-    if match and (match.group(1) in STORE_SCHEMES or match.group(2)):
-        scheme, rest = match.group(1), match.group(3)
-        factory = STORE_SCHEMES.get(scheme)
-        if factory is None:
-            raise CommandError(
-                f"unknown store scheme {scheme!r} (known: {', '.join(sorted(STORE_SCHEMES))}, "
-                "or a folder path)", EXIT_USAGE)
-        return factory(rest, create=create, endpoint_url=endpoint_url, workers=workers)
-    return _dir_store(spec, create=create, endpoint_url=endpoint_url, workers=workers)
-
-
 def _store(args, *, create: bool = False):
-    return open_store(args.store, create=create, endpoint_url=args.endpoint_url,
-                      workers=args.workers)
+    """The store --store names, through se.open_store."""
+    options: dict[str, Any] = {}
+    if args.store.startswith("s3:"):
+        options = {"endpoint_url": args.endpoint_url, "max_workers": args.workers}
+    return se.open_store(args.store, create=create, **options)
 
 
 def _short(name: str | None) -> str:
@@ -133,54 +73,26 @@ def describe_chunk_error(error) -> str:
 
 # -- data maps ---------------------------------------------------------------------
 
-def read_map(source: str) -> DataMap:
-    """A data map from a file (text or binary form), from stdin (-), or literal se1:... text."""
+def map_label(source: str) -> str:
+    """How messages name the data map a command was given: never its text."""
     if source.startswith("se1:"):
-        return DataMap.from_text(source)
+        return ARGUMENT_MAP
+    return "standard input" if source == "-" else source
+
+
+def read_map(source: str) -> se.DataMap:
+    """A data map from a file (text or binary form), from stdin (-), or literal se1:... text."""
+    label = map_label(source)
     try:
-        raw = sys.stdin.buffer.read() if source == "-" else _read_file(source)
+        if source.startswith("se1:"):
+            return se.DataMap.from_text(source)
+        if source == "-":
+            return se.DataMap.from_file(sys.stdin.buffer)
+        return se.DataMap.load(source)
     except OSError as exc:
-        raise CommandError(f"cannot read data map {source}: {exc.strerror or exc}", EXIT_IO) from None
-    try:
-        if raw.startswith(b"SEDM"):
-            return DataMap.from_bytes(raw)
-        return DataMap.from_text(raw.decode("ascii"))
-    except UnicodeDecodeError:
-        raise CommandError(f"{source} is not a data map", EXIT_BAD_MAP) from None
-    except DataMapError as exc:
-        raise CommandError(f"{source}: bad data map: {exc}", EXIT_BAD_MAP) from None
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-def write_secret_file(path: str, text: str) -> None:
-    """Write a data map (a secret) atomically, readable by its owner only."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(prefix=".sedm-", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="ascii") as out:
-            out.write(text + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def walk_levels(root: DataMap, fetch) -> list[DataMap]:
-    """Every level of a data map, root first, level 0 last."""
-    backend = _backend.active
-    levels = [root]
-    while levels[-1].level > 0:
-        parent = levels[-1]
-        levels.append(_engine.child_map(parent, _engine.decrypt_level(backend, parent, fetch)))
-    return levels
+        raise CommandError(f"cannot read data map {label}: {exc.strerror or exc}", IO_ERROR) from None
+    except se.DataMapError as exc:
+        raise CommandError(f"{label}: bad data map: {exc}", BAD_MAP) from None
 
 
 # -- progress ----------------------------------------------------------------------
@@ -202,14 +114,14 @@ class ProgressBar:
         if now - self.started < 1.0 or now - self.last < 0.1:
             return
         self.last = now
-        rate = done / max(now - self.started, 1e-9)
         if total:
             filled = int(30 * done / total)
             bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * done / total:5.1f}%"
         else:
             bar = human_size(done)
+        rate = speed(done, now - self.started)
         width = shutil.get_terminal_size((80, 20)).columns
-        sys.stderr.write(f"\r{self.label[:max(10, width - 60)]} {bar} {human_size(rate)}/s ")
+        sys.stderr.write(f"\r{self.label[:max(10, width - 60)]} {bar} {rate} ")
         sys.stderr.flush()
         self.shown = True
 
@@ -224,23 +136,34 @@ def plural(count: int, noun: str) -> str:
 
 
 def human_size(count: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(count) < 1000 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+    """A byte count for people: "1 byte", "512 bytes", "1.5 MB"."""
+    if abs(count) < 1000:
+        return plural(int(count), "byte")
+    for unit in ("kB", "MB", "GB", "TB"):
         count /= 1000
-    return f"{count} B"
+        if abs(count) < 1000 or unit == "TB":
+            break
+    return f"{count:.1f} {unit}"
+
+
+def speed(count: int, seconds: float) -> str:
+    """A rate, or "instant" when the time was too short to measure one."""
+    if seconds < 0.01:
+        return "instant"
+    return f"{human_size(count / seconds).replace(' bytes', ' B').replace(' byte', ' B')}/s"
 
 
 # -- commands ----------------------------------------------------------------------
 
-def _options(args) -> dict:
-    options: dict = {}
+def _options(args) -> dict[str, Any]:
+    options: dict[str, Any] = {}
     if args.secret_file:
         try:
-            secret = _read_file(args.secret_file)
+            with open(args.secret_file, "rb") as handle:
+                secret = handle.read()
         except OSError as exc:
             raise CommandError(f"cannot read secret file {args.secret_file}: "
-                               f"{exc.strerror or exc}", EXIT_IO) from None
+                               f"{exc.strerror or exc}", IO_ERROR) from None
         options["convergence_secret"] = secret.rstrip(b"\r\n")
     if args.no_compress:
         options["compression_level"] = None
@@ -248,14 +171,20 @@ def _options(args) -> dict:
         options["compression_level"] = args.level
     if args.chunk_sizes:
         options["chunk_sizes"] = args.chunk_sizes
+    try:  # check here, so that a bad option names its flag
+        se.Encryptor(se.MemoryStore(), workers=1, **options).abort()
+    except se.InvalidArgumentError as exc:
+        flag = "--chunk-sizes" if "chunk" in str(exc) else "--level"
+        message = str(exc).replace("chunk_sizes", flag).replace("compression_level", flag)
+        raise CommandError(f"{flag}: {message}", USAGE) from None
     return options
 
 
-def cmd_encrypt(args, out) -> int:
+def cmd_encrypt(args, out: TextIO) -> int:
     if args.output and len(args.files) > 1:
-        raise CommandError("-o names one data map: give one FILE, or leave -o out", EXIT_USAGE)
+        raise CommandError("-o names one data map: give one FILE, or leave -o out", USAGE)
     if "-" in args.files and not args.output:
-        raise CommandError("encrypting standard input needs -o for the data map", EXIT_USAGE)
+        raise CommandError("encrypting standard input needs -o for the data map", USAGE)
     options = _options(args)
     store = _store(args, create=True)
     results = []
@@ -270,59 +199,61 @@ def cmd_encrypt(args, out) -> int:
                 else:
                     source = stack.enter_context(open(path, "rb"))
                     size = os.fstat(source.fileno()).st_size
-                encryptor = stack.enter_context(Encryptor(
+                encryptor = stack.enter_context(se.Encryptor(
                     store, workers=args.workers, progress=progress, total_size=size, **options))
                 encryptor.write_from(source)
         except OSError as exc:
-            raise CommandError(f"cannot read {path}: {exc.strerror or exc}", EXIT_IO) from None
+            raise CommandError(f"cannot read {path}: {exc.strerror or exc}", IO_ERROR) from None
         finally:
             progress.close()
         seconds = time.monotonic() - started
         root, stats = encryptor.data_map, encryptor.stats
+        assert root is not None
         try:
             if target == "-":
                 out.write(root.to_text() + "\n")
             else:
-                write_secret_file(target, root.to_text())
+                root.save(target)
         except OSError as exc:
-            raise CommandError(f"cannot write data map {target}: {exc.strerror or exc}", EXIT_IO) from None
+            raise CommandError(f"cannot write data map {target}: {exc.strerror or exc}", IO_ERROR) from None
         result = {
             "file": path, "data_map": target, "size": stats.bytes_read, "chunks": stats.chunks,
-            "new_chunks": stats.chunks_written, "stored_chunks": stats.chunks_present,
-            "bytes_stored": stats.bytes_stored, "seconds": round(seconds, 6),
+            "chunks_written": stats.chunks_written, "chunks_present": stats.chunks_present,
+            "bytes_written": stats.bytes_written, "seconds": round(seconds, 6),
             "level": root.level,
         }
         results.append(result)
         if not args.json and not args.quiet:
-            speed = human_size(stats.bytes_read / max(seconds, 1e-9))
             note = sys.stderr if target == "-" else out
             note.write(
                 f"{path}: {human_size(stats.bytes_read)} in {plural(stats.chunks, 'chunk')} "
-                f"({stats.chunks_written} new, {stats.chunks_present} already stored), "
-                f"{human_size(stats.bytes_stored)} stored, {speed}/s"
+                f"({stats.chunks_written} written, {stats.chunks_present} already present), "
+                f"{human_size(stats.bytes_written)} written, {speed(stats.bytes_read, seconds)}"
                 + ("" if target == "-" else f" -> {target}") + "\n")
     if args.json:
         _emit_json(out, {"command": "encrypt", "store": args.store, "files": results})
-    return EXIT_OK
+    return OK
 
 
-def cmd_decrypt(args, out) -> int:
+def cmd_decrypt(args, out: TextIO) -> int:
     root = read_map(args.map)
     store = _store(args)
-    progress = ProgressBar(os.path.basename(args.map), not args.quiet and not args.json)
+    progress = ProgressBar(os.path.basename(map_label(args.map)), not args.quiet and not args.json)
     started = time.monotonic()
     try:
         if args.output == "-":
-            written = decrypt_file(root, store, sys.stdout.buffer, workers=args.workers, progress=progress)
+            written = se.decrypt_file(root, store, sys.stdout.buffer, workers=args.workers,
+                                      progress=progress)
             sys.stdout.buffer.flush()
         else:
-            written = decrypt_file(root, store, args.output, workers=args.workers, progress=progress)
-    except InvalidArgumentError as exc:
-        raise CommandError(f"cannot write {args.output}: {exc}", EXIT_IO) from None
+            written = se.decrypt_file(root, store, args.output, workers=args.workers,
+                                      progress=progress)
+    except se.InvalidArgumentError as exc:
+        raise CommandError(f"cannot write {args.output}: {exc}", IO_ERROR) from None
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise
-        raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}", EXIT_IO) from None
+        raise CommandError(f"cannot write {args.output}: {exc.strerror or exc}", IO_ERROR) from None
     finally:
         progress.close()
     seconds = time.monotonic() - started
@@ -331,18 +262,18 @@ def cmd_decrypt(args, out) -> int:
                          "seconds": round(seconds, 6)})
     elif not args.quiet and args.output != "-":
         out.write(f"{args.output}: {human_size(written)} restored and verified, "
-                  f"{human_size(written / max(seconds, 1e-9))}/s\n")
-    return EXIT_OK
+                  f"{speed(written, seconds)}\n")
+    return OK
 
 
-def cmd_cat(args, out) -> int:
+def cmd_cat(args, out: TextIO) -> int:
     root = read_map(args.map)
     store = _store(args)
     if args.offset < 0 or (args.length is not None and args.length < 0):
-        raise CommandError("--offset and --length must not be negative", EXIT_USAGE)
+        raise CommandError("--offset and --length must not be negative", USAGE)
     remaining = root.file_size - args.offset if args.length is None else args.length
     sink = sys.stdout.buffer
-    with open_reader(root, store, workers=args.workers) as reader:
+    with se.open(root, store, workers=args.workers) as reader:
         reader.seek(args.offset)
         while remaining > 0:
             piece = reader.read(min(remaining, 1 << 20))
@@ -351,18 +282,17 @@ def cmd_cat(args, out) -> int:
             sink.write(piece)
             remaining -= len(piece)
     sink.flush()
-    return EXIT_OK
+    return OK
 
 
-def cmd_info(args, out) -> int:
+def cmd_info(args, out: TextIO) -> int:
     root = read_map(args.map)
-    info = {"command": "info", "level": root.level, "file_size": root.file_size,
-            "records": len(root.chunks), "root_bytes": len(root.to_bytes())}
+    info: dict[str, Any] = {"command": "info", "level": root.level, "file_size": root.file_size,
+                            "records": len(root.chunks), "root_bytes": len(root.to_bytes())}
     if args.deep:
         if not args.store:
-            raise CommandError("--deep needs --store to read the lower levels", EXIT_USAGE)
-        store = _store(args)
-        levels = walk_levels(root, _engine.fetcher(store))
+            raise CommandError("--deep needs --store to read the lower levels", USAGE)
+        levels = list(se.walk_levels(root, _store(args)))
         info["levels"] = [
             {"level": m.level, "records": len(m.chunks), "content_size": m.content_size,
              "stored_size": sum(c.stored_size for c in m.chunks)}
@@ -372,10 +302,10 @@ def cmd_info(args, out) -> int:
         info["stored_bytes"] = sum(level["stored_size"] for level in info["levels"])
     if args.json:
         _emit_json(out, info)
-        return EXIT_OK
-    out.write(f"file size:  {root.file_size} bytes ({human_size(root.file_size)})\n"
+        return OK
+    out.write(f"file size:  {human_size(root.file_size)}\n"
               f"root level: {root.level}\n"
-              f"records:    {len(root.chunks)} in the root ({info['root_bytes']} bytes)\n")
+              f"records:    {len(root.chunks)} in the root ({human_size(info['root_bytes'])})\n")
     for level in info.get("levels", []):
         out.write(f"level {level['level']}:    {plural(level['records'], 'chunk')}, "
                   f"{human_size(level['content_size'])} of content, "
@@ -383,94 +313,52 @@ def cmd_info(args, out) -> int:
     if args.deep:
         out.write(f"in all:     {plural(info['chunks'], 'distinct chunk')}, "
                   f"{human_size(info['stored_bytes'])} stored\n")
-    return EXIT_OK
+    return OK
 
 
-def _sample(count: int) -> list[int]:
-    """First, middle and last record indices."""
-    return sorted({0, count // 2, count - 1}) if count else []
-
-
-def _problem(exc) -> dict:
-    return {"kind": "missing" if isinstance(exc, ChunkNotFoundError) else "corrupt",
+def _problem(exc) -> dict[str, Any]:
+    return {"kind": "missing" if isinstance(exc, se.ChunkNotFoundError) else "corrupt",
             "level": exc.level, "index": exc.index, "name": exc.name, "reason": exc.reason}
 
 
-def cmd_verify(args, out) -> int:
+def cmd_verify(args, out: TextIO) -> int:
     root = read_map(args.map)
-    store = _store(args)
-    fetch = _engine.fetcher(store)
-    backend = _backend.active
-    workers = check_workers(args.workers)
-    executor = make_executor(workers)
-
-    def check(data_map: DataMap, index: int) -> dict | None:
-        record = data_map.chunks[index]
-        try:
-            if args.full:
-                _engine.load_chunk(backend, data_map, fetch, index)
-            elif not store.has(record.name):
-                raise ChunkNotFoundError("chunk not found in the store", name=record.name,
-                                         index=index, level=data_map.level)
-        except (ChunkNotFoundError, ChunkIntegrityError) as exc:
-            return _problem(exc)
-        return None
-
-    problems: list[dict] = []
-    checked = 0
-    data_map: DataMap | None = root
-    try:
-        while data_map is not None:
-            indices = range(len(data_map.chunks)) if args.full else _sample(len(data_map.chunks))
-            level = data_map
-            found = ordered_map(executor, lambda index: check(level, index), indices, in_flight(workers))
-            problems.extend(problem for problem in found if problem)
-            checked += len(indices)
-            if data_map.level == 0:
-                break
-            try:
-                data_map = _engine.child_map(data_map, _engine.decrypt_level(backend, data_map, fetch))
-            except (ChunkNotFoundError, ChunkIntegrityError) as exc:
-                if not any(p["name"] == exc.name for p in problems):
-                    problems.append(_problem(exc))
-                data_map = None  # the levels below cannot be read
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-    ok = not problems
-    code = EXIT_OK if ok else (EXIT_CORRUPT if any(p["kind"] == "corrupt" for p in problems)
-                               else EXIT_MISSING)
+    report = se.verify(root, _store(args), full=args.full, workers=args.workers)
+    problems = [_problem(exc) for exc in report.problems]
+    code = (OK if report.ok
+            else se.ChunkIntegrityError.exit_code if report.corrupt
+            else se.ChunkNotFoundError.exit_code)
     if args.json:
-        _emit_json(out, {"command": "verify", "mode": "full" if args.full else "quick", "ok": ok,
-                         "checked": checked, "problems": problems})
+        _emit_json(out, {"command": "verify", "mode": "full" if args.full else "quick",
+                         "ok": report.ok, "checked": report.checked, "problems": problems})
         return code
+    label = map_label(args.map)
     for p in problems:
         sys.stderr.write(f"self-encryption: {p['kind']} chunk {p['index']} at level {p['level']} "
                          f"(name {p['name']}): {p['reason']}\n")
-    if ok:
-        out.write(f"{args.map}: all {checked} chunks checked are sound"
+    if report.ok:
+        out.write(f"{label}: all {report.checked} chunks checked are sound"
                   if args.full else
-                  f"{args.map}: first, middle and last chunks of every level are present "
-                  f"({checked} checked); the file is presumably stored (use --full to check all)")
+                  f"{label}: first, middle and last chunks of every level are present "
+                  f"({report.checked} checked); the file is presumably stored (use --full to check all)")
         out.write("\n")
     else:
-        out.write(f"{args.map}: {len(problems)} of {checked} chunks checked are missing or corrupt\n")
+        out.write(f"{label}: {len(problems)} of {report.checked} chunks checked are missing or corrupt\n")
     return code
 
 
-def cmd_gc(args, out) -> int:
+def cmd_gc(args, out: TextIO) -> int:
     store = _store(args)
-    fetch = _engine.fetcher(store)
     keep: set[str] = set()
     for path in args.keep:
         root = read_map(path)
         try:
-            levels = walk_levels(root, fetch)
-        except (ChunkNotFoundError, ChunkIntegrityError) as exc:
+            keep |= se.chunk_names(root, store)
+        except (se.ChunkNotFoundError, se.ChunkIntegrityError) as exc:
             raise CommandError(
-                f"{path}: cannot read every level ({describe_chunk_error(exc)}); "
+                f"{map_label(path)}: cannot read every level ({describe_chunk_error(exc)}); "
                 "refusing to collect garbage, since chunks only that level names would look unused",
-                EXIT_MISSING if isinstance(exc, ChunkNotFoundError) else EXIT_CORRUPT) from None
-        keep.update(record.name for level in levels for record in level.chunks)
+                exc.exit_code) from None
     names = list(store)
     garbage = [name for name in names if name not in keep]
     size_of = getattr(store, "size", None)
@@ -482,17 +370,17 @@ def cmd_gc(args, out) -> int:
         _emit_json(out, {"command": "gc", "chunks": len(names), "kept": len(names) - len(garbage),
                          "unreferenced": len(garbage), "bytes": freed, "deleted": bool(args.yes),
                          "names": garbage})
-        return EXIT_OK
+        return OK
     if args.verbose:
         for name in garbage:
             out.write(f"{name}\n")
     verb = "deleted" if args.yes else "would be deleted (add --yes to delete them)"
-    out.write(f"{len(names)} chunks in the store, {len(names) - len(garbage)} referenced by the kept maps; "
-              f"{len(garbage)} unreferenced ({human_size(freed)}) {verb}\n")
-    return EXIT_OK
+    out.write(f"{plural(len(names), 'chunk')} in the store, {len(names) - len(garbage)} referenced "
+              f"by the kept maps; {len(garbage)} unreferenced ({human_size(freed)}) {verb}\n")
+    return OK
 
 
-def _emit_json(out, value) -> None:
+def _emit_json(out: TextIO, value: Any) -> None:
     out.write(json.dumps(value, indent=None if not sys.stdout.isatty() else 2) + "\n")
 
 
@@ -523,9 +411,8 @@ def _positive(text: str) -> int:
 
 
 def _describe_backend() -> str:
-    backend = _backend.active
-    if backend.NAME == "c":
-        return f"C backend, {backend.openssl_versions()[1]}"
+    if se.backend == "c":
+        return f"C backend, {se.openssl_version()}"
     return "pure-Python backend"
 
 
@@ -544,13 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="self-encryption",
         description="Self-encrypt files into a chunk store and get them back with their data maps.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} ({_describe_backend()})")
+        epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {se.__version__} ({_describe_backend()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
         return commands.add_parser(name, parents=[common], help=summary, description=summary,
-                                   epilog=EXIT_CODES_HELP,
+                                   epilog=exit_codes_help(),
                                    formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
     enc = command("encrypt", "Encrypt files into a store; write each file's data map to FILE.sedm.")
@@ -609,30 +496,31 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(None if argv is None else list(argv))
     out = sys.stdout
     try:
-        return args.run(args, out)
+        code: int = args.run(args, out)
+        return code
     except CommandError as exc:
         return _fail(str(exc), exc.code)
-    except DataMapError as exc:
-        return _fail(f"{_subject(args)}bad data map: {exc}", EXIT_BAD_MAP)
-    except ChunkNotFoundError as exc:
+    except se.DataMapError as exc:
+        return _fail(f"{_subject(args)}bad data map: {exc}", exc.exit_code)
+    except se.ChunkNotFoundError as exc:
         return _fail(f"{_subject(args)}missing {describe_chunk_error(exc)}; the store "
                      f"{args.store} does not hold the whole file: check --store, or encrypt the "
-                     "file into it again", EXIT_MISSING)
-    except ChunkIntegrityError as exc:
+                     "file into it again", exc.exit_code)
+    except se.ChunkIntegrityError as exc:
         return _fail(f"{_subject(args)}corrupt {describe_chunk_error(exc)}; restore that chunk "
-                     "from a good copy of the store, or encrypt the file into it again", EXIT_CORRUPT)
+                     "from a good copy of the store, or encrypt the file into it again", exc.exit_code)
     except BrokenPipeError:  # the reader of our output went away, as `| head` does
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except (StoreError, OSError) as exc:
-        return _fail(f"I/O error: {exc}", EXIT_IO)
-    except InvalidArgumentError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except SelfEncryptionError as exc:
-        return _fail(str(exc), EXIT_ERROR)
+        return OK
+    except se.StoreError as exc:
+        return _fail(f"I/O error: {exc}", exc.exit_code)
+    except OSError as exc:
+        return _fail(f"I/O error: {exc}", IO_ERROR)
+    except se.SelfEncryptionError as exc:
+        return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return _fail("interrupted", INTERRUPTED)
 
 
 def _subject(args) -> str:
@@ -640,7 +528,7 @@ def _subject(args) -> str:
     source = getattr(args, "map", None)
     if not source or source.startswith("se1:"):
         return ""
-    return "standard input: " if source == "-" else f"{source}: "
+    return f"{map_label(source)}: "
 
 
 def _fail(message: str, code: int) -> int:

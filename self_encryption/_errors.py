@@ -1,22 +1,39 @@
-"""The exception hierarchy: everything we raise derives from SelfEncryptionError."""
+"""The exception hierarchy and the command line's exit codes.
+
+Everything we raise on purpose derives from SelfEncryptionError, and each
+class carries the exit code the command line ends with when it escapes
+(``exit_code``). :data:`EXIT_CODES` is the one table of those codes; the
+CLI's ``--help`` is made from it and the README's table is checked
+against it.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 
 class SelfEncryptionError(Exception):
     """Root of every error this package raises on purpose."""
 
+    exit_code = 1
+
 
 class InvalidArgumentError(SelfEncryptionError, ValueError):
     """An option or argument is out of range or of the wrong kind."""
+
+    exit_code = 2
 
 
 class DataMapError(SelfEncryptionError, ValueError):
     """A data map is malformed, inconsistent or of an unknown version."""
 
+    exit_code = 3
+
 
 class StoreError(SelfEncryptionError):
     """A chunk store failed for a reason other than a missing chunk."""
+
+    exit_code = 6
 
 
 class ChunkError(SelfEncryptionError):
@@ -66,9 +83,36 @@ def _rebuild_chunk_error(cls, reason, name, index, level):
 class ChunkNotFoundError(ChunkError, KeyError):
     """A chunk the data map needs is not in the store."""
 
+    exit_code = 4
+
     def __str__(self) -> str:  # KeyError would quote the message
         return self._describe()
 
 
 class ChunkIntegrityError(ChunkError):
     """A stored chunk does not match its name, size or payload rules."""
+
+    exit_code = 5
+
+
+class ExitCode(NamedTuple):
+    """One exit code of the command line and what it means."""
+
+    code: int
+    meaning: str
+
+
+EXIT_OK = ExitCode(0, "success")
+EXIT_INTERRUPTED = ExitCode(130, "interrupted")
+
+#: Every exit code of the command line, in order.
+EXIT_CODES: tuple[ExitCode, ...] = (
+    EXIT_OK,
+    ExitCode(SelfEncryptionError.exit_code, "other error"),
+    ExitCode(InvalidArgumentError.exit_code, "usage error"),
+    ExitCode(DataMapError.exit_code, "bad data map (malformed, damaged or inconsistent)"),
+    ExitCode(ChunkNotFoundError.exit_code, "missing chunk"),
+    ExitCode(ChunkIntegrityError.exit_code, "corrupt chunk"),
+    ExitCode(StoreError.exit_code, "I/O error (a file, a folder or the store could not be used)"),
+    EXIT_INTERRUPTED,
+)

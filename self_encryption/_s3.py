@@ -13,8 +13,7 @@ import os
 from collections.abc import Iterator
 
 from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
-from ._format import is_chunk_name
-from ._stores import check_name
+from ._datamap import check_name, is_chunk_name
 
 #: Attempts per request, the first included, before a throttled or failing call gives up.
 MAX_ATTEMPTS = 8

@@ -9,22 +9,16 @@ that keeps bytes: a folder, a bucket, a peer-to-peer network.
 from __future__ import annotations
 
 import os
-import tempfile
+import re
 import threading
 from collections.abc import Callable, Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ChunkNotFoundError, InvalidArgumentError, SelfEncryptionError, StoreError
-from ._format import is_chunk_name
+from ._datamap import check_name, is_chunk_name
+from ._files import atomic_write
 
 _HEX = frozenset("0123456789abcdef")
-
-
-def check_name(name: object) -> str:
-    """The name itself if it is a chunk name; InvalidArgumentError otherwise."""
-    if not is_chunk_name(name):
-        raise InvalidArgumentError(f"not a chunk name (64 lowercase hex digits): {name!r}")
-    return name
 
 
 def store_call(what: str, name: str, function: Callable, *args):
@@ -199,28 +193,12 @@ class DirStore:
         target = self._path_of(name)
         if os.path.isfile(target):
             return
-        folder = os.path.dirname(target)
-        temp_path = None
         try:
-            os.makedirs(folder, exist_ok=True)
-            handle, temp_path = tempfile.mkstemp(prefix=self._TEMP_PREFIX, dir=folder)
-            with os.fdopen(handle, "wb") as temp:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with atomic_write(target, prefix=self._TEMP_PREFIX, durable=self.fsync) as temp:
                 temp.write(data)
-                if self.fsync:
-                    temp.flush()
-                    os.fsync(temp.fileno())
-            os.replace(temp_path, target)
-            temp_path = None
-            if self.fsync:
-                _sync_folder(folder)
         except OSError as exc:
             raise StoreError(f"cannot store chunk {name} in {self.path!r}: {exc}") from exc
-        finally:
-            if temp_path is not None:
-                try:
-                    os.unlink(temp_path)
-                except OSError:
-                    pass
 
     def get(self, name: str) -> bytes:
         path = self._path_of(name)
@@ -269,12 +247,57 @@ class DirStore:
         return isinstance(name, str) and self.has(name)
 
 
-def _sync_folder(folder: str) -> None:
-    """Make a rename durable; folders cannot be opened for this on Windows."""
-    if os.name != "posix":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+def _memory_store(rest: str, create: bool, options: dict[str, Any]) -> MemoryStore:
+    if rest.strip("/"):
+        raise InvalidArgumentError("a memory store takes no path: write memory:")
+    return MemoryStore(**options)
+
+
+def _dir_store(path: str, create: bool, options: dict[str, Any]) -> DirStore:
+    if not path:
+        raise InvalidArgumentError("a folder store needs a path")
+    return DirStore(path, create=create, **options)
+
+
+def _s3_store(rest: str, create: bool, options: dict[str, Any]):
+    from ._s3 import S3Store
+
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise InvalidArgumentError("an S3 store is s3://BUCKET or s3://BUCKET/PREFIX")
+    store = S3Store(bucket, prefix, **options)
+    store.check()
+    return store
+
+
+#: Store URL schemes: "scheme:rest" -> a function of (rest, create, options) giving a store.
+#: Anything else is a folder path.
+_SCHEMES: dict[str, Callable[[str, bool, dict[str, Any]], Any]] = {
+    "memory": _memory_store, "file": _dir_store, "s3": _s3_store,
+}
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*):(//)?(.*)$", re.S)
+
+
+def open_store(url: str | os.PathLike[str], *, create: bool = False, **options: Any) -> ChunkStore:
+    """The store a URL names: a folder path, ``file:PATH``, ``s3://BUCKET[/PREFIX]`` or ``memory:``.
+
+    ``create`` makes a missing folder store. Other keyword options go to the
+    store's class (``fsync`` for folders; ``endpoint_url``, ``max_workers``,
+    ``max_attempts`` and boto3 client options for S3). An S3 store is
+    checked before it is returned, so a wrong bucket or endpoint fails here.
+    """
+    if isinstance(url, os.PathLike):
+        return _dir_store(os.fspath(url), create, options)
+    if not isinstance(url, str):
+        raise InvalidArgumentError(f"a store URL must be a str or a path, not {type(url).__name__}")
+    match = _URL.match(url)
+    # "C:\\folder" is a Windows path, not a scheme: schemes are longer than a letter.
+    if match and len(match.group(1)) > 1 and (match.group(1) in _SCHEMES or match.group(2)):
+        scheme, rest = match.group(1), match.group(3)
+        factory = _SCHEMES.get(scheme)
+        if factory is None:
+            raise InvalidArgumentError(
+                f"unknown store scheme {scheme!r} (known: {', '.join(sorted(_SCHEMES))}, "
+                "or a folder path)")
+        return factory(rest, create, options)
+    return _dir_store(url, create, options)

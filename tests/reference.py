@@ -6,19 +6,23 @@ composition of the format steps produces.
 
 from __future__ import annotations
 
-from self_encryption import DataMap, EncryptedChunk, _engine
+from self_encryption import DataMap, EncryptedChunk
+from self_encryption import _levels, _sealing
 
 
 def encrypt(backend, data, options) -> tuple[DataMap, dict[str, bytes]]:
     """The root and {name: content} of every chunk, cut and sealed in one go."""
-    records, sealed = _engine.encrypt_level(backend, data, options)
-    root, upper = _engine.shrink(backend, DataMap(0, len(memoryview(data).cast("B")), tuple(records)), options)
-    return root, {chunk.name: chunk.content for chunk in sealed + upper}
+    sealed = _sealing.encrypt_level(backend, data, options)
+    level0 = DataMap(0, len(memoryview(data).cast("B")), tuple(chunk.record for chunk in sealed))
+    root, upper = _sealing.shrink_map(backend, level0, options)
+    chunks = {chunk.record.name: bytes(chunk.content) for chunk in sealed}
+    return root, {**chunks, **{chunk.name: chunk.content for chunk in upper}}
 
 
 def decrypt(backend, root: DataMap, chunks) -> bytes:
-    fetch = _engine.fetcher(chunks)
-    return _engine.decrypt_level(backend, _engine.level_zero(backend, _engine.check_root(root), fetch), fetch)
+    fetch = _levels.fetcher(chunks)
+    level0 = _levels.level_zero(backend, _levels.check_root(root), fetch)
+    return b"".join(bytes(plain) for plain, _ in _levels.iter_level(backend, level0, fetch))
 
 
 def as_dict(chunks: list[EncryptedChunk]) -> dict[str, bytes]:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from self_encryption import _engine
+from self_encryption import _options
 
 import reference
 
@@ -47,7 +47,7 @@ def test_header_is_the_cdef():
 def test_c_core_from_many_threads(both_backends):
     """Threads sealing and opening at once get what one thread gets alone."""
     c_backend, _ = both_backends
-    options = _engine.make_options(chunk_sizes=(4096, 16384, 65536))
+    options = _options.make_options(chunk_sizes=(4096, 16384, 65536))
     inputs = [os.urandom(300_000 + 1000 * i) for i in range(16)]
     expected = [reference.encrypt(c_backend, data, options) for data in inputs]
 

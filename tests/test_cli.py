@@ -12,7 +12,8 @@ import sys
 import pytest
 
 import self_encryption as se
-from self_encryption import _engine
+
+from helpers import level0_of
 
 SCRIPT = pathlib.Path(sys.executable).with_name("self-encryption")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "self_encryption"]
@@ -76,7 +77,7 @@ def test_round_trip_of_several_sizes(workdir):
         assert (workdir / f"{name}.out").read_bytes() == data
     again = ok("encrypt", workdir / "medium", "--store", store, "--chunk-sizes", SMALL, "--json")
     report = json.loads(again.stdout)
-    assert report["files"][0]["new_chunks"] == 0 and report["files"][0]["stored_chunks"] > 0
+    assert report["files"][0]["chunks_written"] == 0 and report["files"][0]["chunks_present"] > 0
 
 
 def test_map_to_stdout_and_file_to_stdout(workdir):
@@ -121,7 +122,7 @@ def stored(workdir):
 def _level0(map_file, store_path):
     root = se.DataMap.from_text(map_file.read_text())
     store = se.DirStore(store_path)
-    return root, _engine.level_zero(se._backend.active, root, _engine.fetcher(store)), store
+    return root, level0_of(root, store), store
 
 
 @pytest.mark.parametrize("offset, length", [(0, 10), (1000, 5000), (149_990, 100), (0, None), (200_000, 5)])

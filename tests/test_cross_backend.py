@@ -7,10 +7,10 @@ import os
 from hypothesis import given, settings, strategies as st
 
 import self_encryption as se
-from self_encryption import _engine
+from self_encryption import _chunking, _options
 
 import reference
-from conftest import SMALL_SIZES, using
+from helpers import SMALL_SIZES, using
 
 chunk_sizes = st.sampled_from([SMALL_SIZES, (64, 512, 4096), (100, 256, 256), (256, 256, 256)])
 
@@ -39,7 +39,7 @@ def test_backends_write_identical_chunks(both_backends, data, level, secret, siz
 def test_backends_agree_on_default_sizes(both_backends):
     c_backend, py_backend = both_backends
     data = os.urandom(3 << 20)
-    options = _engine.make_options()
+    options = _options.make_options()
     c_result = reference.encrypt(c_backend, data, options)
     assert reference.encrypt(py_backend, data, options) == c_result
     assert reference.decrypt(py_backend, *c_result) == data
@@ -51,7 +51,7 @@ def test_cut_search_agrees(both_backends, data, at_end, secret):
     c_backend, py_backend = both_backends
     results = []
     for backend in both_backends:
-        table = _engine.gear_table(backend, secret)
+        table = _chunking.gear_table(backend, secret)
         results.append(backend.find_cut(table, data, *SMALL_SIZES, at_end))
     assert results[0] == results[1]
-    assert _engine.gear_table(c_backend, secret).values == _engine.gear_table(py_backend, secret).values
+    assert _chunking.gear_table(c_backend, secret).values == _chunking.gear_table(py_backend, secret).values

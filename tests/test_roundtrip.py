@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import self_encryption as se
-from self_encryption import _backend, _engine
 
-from conftest import SMALL_SIZES
+from helpers import SMALL_SIZES, level0_of
 
 MIN, AVG, MAX = SMALL_SIZES
 EDGE_SIZES = [0, 1, MIN - 1, MIN, MIN + 1, AVG, MAX, MAX + 1, 3 * MAX + 17]
@@ -52,7 +51,7 @@ def test_no_chunk_exceeds_max_and_only_last_is_below_min():
     data = os.urandom(20 * MAX)
     data_map, chunks = se.encrypt(data, chunk_sizes=SMALL_SIZES, compression_level=None)
     assert data_map.level >= 1  # many records, so the root is a higher level
-    level0 = _engine.level_zero(_backend.active, data_map, _engine.fetcher(chunks))
+    level0 = level0_of(data_map, chunks)
     sizes = [c.plain_size for c in level0.chunks]
     assert all(s <= MAX for s in sizes)
     assert all(s > MIN for s in sizes[:-1])

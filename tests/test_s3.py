@@ -19,9 +19,8 @@ import uuid
 import pytest
 
 import self_encryption as se
-from self_encryption import _backend, _engine
 
-from conftest import in_threads
+from helpers import in_threads, level0_of
 
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install .[test])")
 
@@ -160,7 +159,7 @@ def test_two_threads_sharing_content(store):
 
 
 def _level0(root, store):
-    return _engine.level_zero(_backend.active, root, _engine.fetcher(store))
+    return level0_of(root, store)
 
 
 def test_deleted_object_is_chunk_not_found(store, s3_server, bucket):

@@ -10,7 +10,7 @@ import pytest
 
 import self_encryption as se
 
-from conftest import SMALL_SIZES, in_threads
+from helpers import SMALL_SIZES, in_threads
 
 
 def _chunk(text: bytes) -> tuple[str, bytes]:

@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import self_encryption as se
-from self_encryption import _backend, _engine
 
 import reference
-from conftest import SMALL_SIZES
+from helpers import SMALL_SIZES, levels_of
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +25,11 @@ def sample():
 
 def _locations(root, chunks):
     """Where every chunk sits: name -> (level, index), walking down from the root."""
-    fetch = _engine.fetcher(chunks)
-    where, data_map = {}, root
-    while True:
+    where = {}
+    for data_map in levels_of(root, {chunk.name: chunk.content for chunk in chunks}):
         for index, record in enumerate(data_map.chunks):
             where.setdefault(record.name, (data_map.level, index))
-        if data_map.level == 0:
-            return where
-        data_map = _engine.child_map(data_map, _engine.decrypt_level(_backend.active, data_map, fetch))
+    return where
 
 
 @settings(max_examples=150)

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 import self_encryption as se
-from self_encryption import _backend, _engine
+from self_encryption import _backend, _chunking, _options
 
 from vectors import case_input, case_options, chunks_digest, load
 
@@ -40,8 +40,8 @@ def test_input_generation(case):
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_cut_lengths(case):
     data = case_input(case["input"])
-    options = _engine.make_options(**case_options(case["options"]))
-    lengths = _engine.cut_lengths(_backend.active, data, options)
+    options = _options.make_options(**case_options(case["options"]))
+    lengths = _chunking.cut_lengths(_backend.active, data, options)
     assert lengths[:50] == case["level0_cut_lengths"]
     assert sum(lengths) == len(data)
 

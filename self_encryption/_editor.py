@@ -14,63 +14,83 @@ store lacks. The result is the data map encrypt() gives for the same bytes.
 
 from __future__ import annotations
 
-import bisect
 import threading
-from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
-from . import _backend, _engine
-from ._engine import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL
+from . import _backend
+from ._buffers import as_bytes_view
+from ._chunking import Cutter
+from ._datamap import ChunkInfo, DataMap
 from ._errors import InvalidArgumentError, SelfEncryptionError
-from ._format import ChunkInfo, DataMap
-from ._stores import put_if_absent
+from ._levels import Level0View, check_root, fetch_chunk, fetcher, level_zero, load_chunk
+from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, make_options
+from ._sealing import neighbour_seeds, prepare_chunk, reseal, seal_prepared, shrink_map
+from ._stores import ChunkStore, put_if_absent
 
 _CACHED_CHUNKS = 8
+
+
+class _Old(NamedTuple):
+    """A chunk of the new level 0 that is old chunk ``index``, its cut unchanged."""
+
+    index: int
+
+
+class _New(NamedTuple):
+    """A chunk of the new level 0 cut afresh from the current content."""
+
+    piece: bytes
 
 
 class SelfEncryptor:
     """A file-like view of a self-encrypted file that can be changed in place.
 
-    ``read(position, length)``, ``write(data, position)``, ``truncate(size)``,
-    ``size``; ``flush()`` stores the changes and returns the new data map,
-    ``close()`` does the same and ends the object. Opening a map fetches
-    nothing; reads fetch the chunks they touch; writes keep only the chunks
-    they change in memory. All methods take an internal lock, so threads may
-    share one object (their calls run one at a time).
+    Use it to edit a stored file without re-encrypting all of it; to only
+    read, :class:`ChunkReader` is lighter, and to encrypt new data,
+    :class:`Encryptor`. ``read(position, length)``, ``write(data, position)``,
+    ``truncate(size)``, ``size``; ``flush()`` stores the changes and returns
+    the new data map, ``close()`` does the same and ends the object. Opening
+    a map fetches nothing; reads fetch the chunks they touch; writes keep
+    only the chunks they change in memory. All methods take an internal
+    lock, so threads may share one object (their calls run one at a time).
+
+    The options are those of the data maps it writes: with options other
+    than the ones the opened map was made with, the first flush re-cuts the
+    content under the new options from the first change on, and the map it
+    returns matches neither encryption exactly (the content is right).
     """
 
     def __init__(
         self,
-        store,
+        store: ChunkStore,
         data_map: DataMap | None = None,
         *,
         convergence_secret: bytes | str = b"",
         compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
         chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
     ) -> None:
-        self._options = _engine.make_options(convergence_secret, compression_level, chunk_sizes)
+        self._options = make_options(convergence_secret, compression_level, chunk_sizes)
         for method in ("get", "put", "has"):
             if not callable(getattr(store, method, None)):
                 raise InvalidArgumentError(f"store has no {method}() method")
         if data_map is not None:
-            _engine.check_root(data_map)
+            check_root(data_map)
         else:
             data_map = DataMap(0, 0, ())
         self._store = store
-        self._fetch = _engine.fetcher(store)
+        self._fetch = fetcher(store)
         self._backend = _backend.active
         self._lock = threading.RLock()
         self._root = data_map
-        self._level0: DataMap | None = None if data_map.level else data_map
-        self._starts: list[int] = []
+        self._view: Level0View | None = (
+            None if data_map.level else Level0View(data_map, _CACHED_CHUNKS))
         self._size = data_map.file_size
         self._valid = data_map.file_size  # old content counts below this offset only
         self._extension = bytearray()  # the bytes from _valid to _size
         self._patched: dict[int, bytearray] = {}  # old chunks changed by writes
-        self._cache: OrderedDict[int, bytes] = OrderedDict()  # old chunks opened for reading
         self._dirty: tuple[int, int] | None = None  # [first, end) of the bytes written
         self._closed = False
-        if self._level0 is not None:
-            self._index_level0()
 
     # -- public ------------------------------------------------------------------
 
@@ -92,9 +112,9 @@ class SelfEncryptor:
             end = min(position + length, self._size)
             return self._content(position, end) if end > position else b""
 
-    def write(self, data, position: int) -> int:
+    def write(self, data: Any, position: int) -> int:
         """Write bytes at ``position``; a gap past the end is filled with zeros."""
-        view = _engine.as_bytes_view(data)
+        view = as_bytes_view(data)
         _check_range(position, len(view))
         with self._lock:
             self._check_open()
@@ -126,8 +146,7 @@ class SelfEncryptor:
                 if size < self._valid:
                     self._valid = size
                     self._extension.clear()
-                    self._map()
-                    first_gone = bisect.bisect_left(self._starts, size)
+                    first_gone = self._level0().first_starting_at(size)
                     for index in [i for i in self._patched if i >= first_gone]:
                         del self._patched[index]
                 else:
@@ -180,45 +199,35 @@ class SelfEncryptor:
         self._extension.extend(bytes(size - self._size))
         self._size = size
 
-    def _map(self) -> DataMap:
+    def _level0(self) -> Level0View:
         """The old level-0 map, fetched on first need."""
-        if self._level0 is None:
-            self._level0 = _engine.level_zero(self._backend, self._root, self._fetch)
-            self._index_level0()
-        return self._level0
+        if self._view is None:
+            level0 = level_zero(self._backend, self._root, self._fetch)
+            self._view = Level0View(level0, _CACHED_CHUNKS)
+        return self._view
 
-    def _index_level0(self) -> None:
-        starts, offset = [], 0
-        for record in self._level0.chunks:
-            starts.append(offset)
-            offset += record.plain_size
-        self._starts = starts
-
-    def _old_chunk(self, index: int):
+    def _old_chunk(self, index: int) -> Any:
         """Plaintext of old chunk index as it stands: patched, cached or fetched."""
         patched = self._patched.get(index)
         if patched is not None:
             return patched
-        plain = self._cache.get(index)
+        view = self._level0()
+        plain = view.cached(index)
         if plain is None:
-            plain = bytes(_engine.load_chunk(self._backend, self._level0, self._fetch, index))
-            self._cache[index] = plain
-            while len(self._cache) > _CACHED_CHUNKS:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(index)
+            plain = bytes(load_chunk(self._backend, view.map, self._fetch, index))
+            view.remember(index, plain)
         return plain
 
     def _content(self, start: int, end: int) -> bytes:
         """The current bytes in [start, end), end <= size."""
-        parts = []
+        parts: list[Any] = []
         below = min(end, self._valid)
         if start < below:
-            self._map()
-            index = bisect.bisect_right(self._starts, start) - 1
+            view = self._level0()
+            index = view.locate(start)
             position = start
             while position < below:
-                chunk_start = self._starts[index]
+                chunk_start = view.start(index)
                 plain = self._old_chunk(index)
                 take_end = min(below, chunk_start + len(plain))
                 parts.append(memoryview(plain)[position - chunk_start:take_end - chunk_start])
@@ -231,15 +240,15 @@ class SelfEncryptor:
 
     def _patch(self, position: int, data: memoryview) -> None:
         """Write data over old content at position (all of it below _valid)."""
-        self._map()
-        index = bisect.bisect_right(self._starts, position) - 1
+        view = self._level0()
+        index = view.locate(position)
         done = 0
         while done < len(data):
-            chunk_start = self._starts[index]
+            chunk_start = view.start(index)
             patched = self._patched.get(index)
             if patched is None:
                 patched = self._patched[index] = bytearray(self._old_chunk(index))
-                self._cache.pop(index, None)
+                view.forget(index)
             offset = position + done - chunk_start
             take = min(len(patched) - offset, len(data) - done)
             patched[offset:offset + take] = data[done:done + take]
@@ -249,106 +258,94 @@ class SelfEncryptor:
     # -- flush ---------------------------------------------------------------------
 
     def _reencrypt(self) -> None:
-        old = self._map()
+        view = self._level0()
+        old = view.map
         options, backend = self._options, self._backend
-        starts, count = self._starts, len(old.chunks)
-        old_size = old.file_size
+        count, old_size = len(old.chunks), old.file_size
         first_dirty = min(self._dirty[0] if self._dirty else self._size, self._valid, self._size)
         last_dirty = self._dirty[1] if self._dirty else 0
         same_size = self._size == old_size and self._valid == old_size
 
         # Old chunks that end before the first change keep their cuts; the last
         # old chunk was cut by the end of the data, so a new end re-cuts it.
-        keep = bisect.bisect_right([s + c.plain_size for s, c in zip(starts, old.chunks)], first_dirty)
+        keep = view.chunks_ending_by(first_dirty)
         if not same_size:
             keep = min(keep, max(count - 1, 0))
-        position = starts[keep] if keep < count else old_size
-        entries: list = [("old", index) for index in range(keep)]
-        boundaries = {start: index for index, start in enumerate(starts)}
+        position = view.start(keep) if keep < count else old_size
+        entries: list[_Old | _New] = [_Old(index) for index in range(keep)]
         resume = count
-        while position < self._size:
-            piece, length = self._next_cut(position)
-            entries.append(("new", piece))
-            position += length
-            if same_size and position >= last_dirty and position in boundaries:
-                resume = boundaries[position]
+        for piece in self._recut(position):
+            entries.append(_New(bytes(piece)))
+            position += len(piece)
+            realigned = view.index_of_start(position) if same_size and position >= last_dirty else None
+            if realigned is not None:  # the cuts from here on are the old ones
+                resume = realigned
                 break
-        entries.extend(("old", index) for index in range(resume, count))
+        entries.extend(_Old(index) for index in range(resume, count))
 
-        prepared = {i: _engine.prepare(backend, entry[1], options)
-                    for i, entry in enumerate(entries) if entry[0] == "new"}
-        seeds = [prepared[i][2] if kind == "new" else old.chunks[ref].key_seed
-                 for i, (kind, ref) in enumerate(entries)]
-        total = len(entries)
-        records = []
-        for i, (kind, ref) in enumerate(entries):
-            prev1, prev2 = seeds[(i - 1) % total], seeds[(i - 2) % total]
-            if kind == "new":
-                record, content = _engine.seal(backend, len(ref), prepared[i], prev1, prev2)
+        prepared = {i: prepare_chunk(backend, entry.piece, options)
+                    for i, entry in enumerate(entries) if isinstance(entry, _New)}
+        seeds = [prepared[i].key_seed if isinstance(entry, _New) else old.chunks[entry.index].key_seed
+                 for i, entry in enumerate(entries)]
+        old_seeds = [record.key_seed for record in old.chunks]
+        records: list[ChunkInfo] = []
+        for i, entry in enumerate(entries):
+            pads = neighbour_seeds(seeds, i)
+            if isinstance(entry, _New):
+                record, content = seal_prepared(backend, prepared[i], *pads)
                 put_if_absent(self._store, record.name, content)
             else:
-                record = old.chunks[ref]
-                if (prev1, prev2) != (old.chunks[(ref - 1) % count].key_seed,
-                                      old.chunks[(ref - 2) % count].key_seed):
-                    record = self._reseal(ref, prev1, prev2)
+                record = old.chunks[entry.index]
+                if pads != neighbour_seeds(old_seeds, entry.index):
+                    record = self._reseal(entry.index, *pads)
             records.append(record)
 
         level0 = DataMap(0, self._size, tuple(records))
-        root, upper = _engine.shrink(backend, level0, options)
+        root, upper = shrink_map(backend, level0, options)
         for chunk in upper:
             put_if_absent(self._store, chunk.name, chunk.content)
         self._adopt(root, level0, entries)
 
-    def _next_cut(self, position: int) -> tuple[bytes, int]:
-        """The next chunk from position, reading whole old chunks as the search needs them."""
-        options = self._options
-        table = _engine.gear_table(self._backend, options.convergence_secret)
-        limit = min(self._size, position + options.max_size + 1)
-        end = self._next_boundary(position + options.min_size)
-        while True:
-            end = min(max(end, position + 1), limit)
-            window = self._content(position, end)
-            at_end = end == self._size
-            length = self._backend.find_cut(table, window, options.min_size, options.avg_size,
-                                            options.max_size, at_end)
-            if length:
-                return window[:length], length
-            end = self._next_boundary(end + 1)
+    def _recut(self, position: int) -> Iterator[bytes | memoryview]:
+        """The new chunks from position on, reading one old chunk at a time as the cutter needs."""
+        cutter = Cutter(self._backend, self._options, eager=True)
+        fed = position
+        while fed < self._size:
+            end = min(self._next_boundary(fed + 1), self._size)
+            yield from cutter.feed(self._content(fed, end))
+            fed = end
+        yield from cutter.finish()
 
     def _next_boundary(self, offset: int) -> int:
         """The first old chunk boundary (or the extension's end) at or after offset."""
         if offset >= self._valid:
             return self._size
-        index = bisect.bisect_left(self._starts, offset)
-        return self._starts[index] if index < len(self._starts) else self._valid
+        view = self._level0()
+        index = view.first_starting_at(offset)
+        return view.start(index) if index < len(view) else self._valid
 
     def _reseal(self, index: int, prev1: bytes, prev2: bytes) -> ChunkInfo:
         """An unchanged old chunk under new neighbours: same payload, new pad."""
-        old = self._level0
-        record = old.chunks[index]
-        content = _engine.fetch_chunk(old, self._fetch, index)
-        payload = _engine.open_payload(self._backend, old, index, content)
-        prepared = (payload[0], memoryview(payload)[1:], record.key_seed)
-        new_record, sealed = _engine.seal(self._backend, record.plain_size, prepared, prev1, prev2)
-        put_if_absent(self._store, new_record.name, sealed)
-        return new_record
+        old = self._level0().map
+        content = fetch_chunk(old, self._fetch, index)
+        record, sealed = reseal(self._backend, old, index, content, prev1, prev2)
+        put_if_absent(self._store, record.name, sealed)
+        return record
 
-
-    def _adopt(self, root: DataMap, level0: DataMap, entries: list) -> None:
+    def _adopt(self, root: DataMap, level0: DataMap, entries: list[_Old | _New]) -> None:
         """Make the flushed content the new base, keeping opened chunks cached."""
-        opened = {}
-        for index, (kind, ref) in enumerate(entries):
-            if kind == "new":
-                opened[index] = bytes(ref)
-            elif ref in self._cache:
-                opened[index] = self._cache[ref]
-        self._root, self._level0 = root, level0
-        self._index_level0()
+        held = self._level0().opened()
+        view = Level0View(level0, _CACHED_CHUNKS)
+        for index, entry in enumerate(entries):
+            if isinstance(entry, _New):
+                view.remember(index, entry.piece)
+            elif entry.index in held:
+                view.remember(index, held[entry.index])
+        self._root, self._view = root, view
         self._valid = self._size
         self._extension = bytearray()
         self._patched.clear()
         self._dirty = None
-        self._cache = OrderedDict(list(opened.items())[-_CACHED_CHUNKS:])
 
 
 def _check_range(position: int, length: int) -> None:

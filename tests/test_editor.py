@@ -10,9 +10,8 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import self_encryption as se
-from self_encryption import _backend, _engine
 
-from conftest import SMALL_SIZES, in_threads
+from helpers import SMALL_SIZES, in_threads, level0_of
 
 SMALL = dict(chunk_sizes=SMALL_SIZES)
 
@@ -36,13 +35,7 @@ class CountingStore(se.MemoryStore):
 
 
 def _all_names(root, store) -> set[str]:
-    names, data_map = set(), root
-    fetch = _engine.fetcher(store)
-    while True:
-        names.update(c.name for c in data_map.chunks)
-        if data_map.level == 0:
-            return names
-        data_map = _engine.child_map(data_map, _engine.decrypt_level(_backend.active, data_map, fetch))
+    return se.chunk_names(root, store)
 
 
 class Edits(RuleBasedStateMachine):
@@ -118,8 +111,7 @@ def test_opening_fetches_nothing_and_reads_fetch_only_their_chunks():
     root = se.encrypt_to_store(data, store, **SMALL)
     editor = se.SelfEncryptor(store, root, **SMALL)
     assert store.gets == [] and editor.size == len(data)
-    map_names = _all_names(root, store) - {c.name for c in _engine.level_zero(
-        _backend.active, root, _engine.fetcher(store)).chunks}
+    map_names = _all_names(root, store) - {c.name for c in level0_of(root, store).chunks}
     store.gets.clear()
     assert editor.read(30_000, 10) == data[30_000:30_010]
     data_gets = [n for n in store.gets if n not in map_names]
@@ -144,11 +136,10 @@ def test_one_byte_in_the_middle_of_64_mib():
     new_names = _all_names(new_root, store)
     assert set(store.puts) == new_names - old_names
     assert len(store.puts) == len(new_names - old_names)
-    level0 = _engine.level_zero(_backend.active, new_root, _engine.fetcher(store))
+    level0 = level0_of(new_root, store)
     data_puts = [n for n in store.puts if n in {c.name for c in level0.chunks}]
     assert len(data_puts) == 3  # the changed chunk and the two whose pads depend on it
-    old_map_names = old_names - {c.name for c in _engine.level_zero(
-        _backend.active, old_root, _engine.fetcher(store)).chunks}
+    old_map_names = old_names - {c.name for c in level0_of(old_root, store).chunks}
     data_gets = {n for n in gets_by_flush if n not in old_map_names}
     assert len(data_gets) == 3  # the chunk merged, and the two re-sealed after it
     assert se.decrypt(new_root, store) == changed

@@ -1,53 +1,24 @@
-"""Streams and files of any size: the encryptor, file entry points and ranged reads."""
+"""The Encryptor and the encrypt entry points: streams equal one-shot output, files, stats, failures."""
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
-import threading
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import self_encryption as se
-from self_encryption import _backend, _engine
+from self_encryption import _backend, _options
 
 import reference
-from conftest import SMALL_SIZES, in_threads
+from helpers import SMALL_SIZES, in_threads, CountingStore
 
 SMALL = dict(chunk_sizes=SMALL_SIZES)
 
 
-class CountingStore(se.MemoryStore):
-    """A memory store that counts and can fail its k-th get or put."""
-
-    def __init__(self, fail_get: int | None = None, fail_put: int | None = None) -> None:
-        super().__init__()
-        self.gets: list[str] = []
-        self.puts: list[str] = []
-        self._fail_get, self._fail_put = fail_get, fail_put
-        self._counter = threading.Lock()
-
-    def get(self, name):
-        with self._counter:
-            self.gets.append(name)
-            failing = len(self.gets) == self._fail_get
-        if failing:
-            raise ConnectionError("injected get failure")
-        return super().get(name)
-
-    def put(self, name, data):
-        with self._counter:
-            self.puts.append(name)
-            failing = len(self.puts) == self._fail_put
-        if failing:
-            raise ConnectionError("injected put failure")
-        super().put(name, data)
-
-
 def _expected(data, **options):
-    return reference.encrypt(_backend.active, data, _engine.make_options(**options))
+    return reference.encrypt(_backend.active, data, _options.make_options(**options))
 
 
 def _write_in_pieces(encryptor, data, sizes):
@@ -134,11 +105,11 @@ def test_progress_and_stats():
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     first = encryptor.stats
     assert first.chunks_present == 0 and first.chunks_written == len(store)
-    assert first.bytes_stored == sum(len(store.get(n)) for n in store)
+    assert first.bytes_written == sum(len(store.get(n)) for n in store)
     again = se.Encryptor(store, **SMALL)
     again.write(data)
     assert again.finish() == root
-    assert again.stats.chunks_written == 0 and again.stats.bytes_stored == 0
+    assert again.stats.chunks_written == 0 and again.stats.bytes_written == 0
     assert again.stats.chunks_present == first.chunks
     decrypted = []
     assert se.decrypt(root, store, progress=lambda d, t: decrypted.append((d, t))) == data
@@ -197,31 +168,6 @@ def test_bad_file_arguments(tmp_path):
         se.decrypt_file(root, store, 3.5)
 
 
-@pytest.mark.parametrize("failing", range(1, 8))
-def test_failing_get_leaves_no_partial_file(tmp_path, failing):
-    data = os.urandom(30_000)
-    store = CountingStore()
-    root = se.encrypt_to_store(data, store, **SMALL)
-    target = tmp_path / "restored.bin"
-    target.write_bytes(b"precious old content")
-    broken = CountingStore(fail_get=failing)
-    for name in store:
-        se.MemoryStore.put(broken, name, store.get(name))
-    with pytest.raises(se.StoreError, match="injected get failure"):
-        se.decrypt_file(root, broken, target, workers=2)
-    assert target.read_bytes() == b"precious old content"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["restored.bin"]
-
-
-def test_missing_chunk_leaves_no_file(tmp_path):
-    store = se.MemoryStore()
-    root = se.encrypt_to_store(os.urandom(30_000), store, **SMALL)
-    store.delete(sorted(store)[0])
-    with pytest.raises(se.ChunkNotFoundError):
-        se.decrypt_file(root, store, tmp_path / "out.bin")
-    assert list(tmp_path.iterdir()) == []
-
-
 @pytest.mark.parametrize("failing", [1, 2, 5, 20])
 @pytest.mark.parametrize("workers", [1, 2])
 def test_failing_put_surfaces_our_error(tmp_path, failing, workers):
@@ -248,101 +194,3 @@ def test_concurrent_file_encryption_into_one_dir_store(tmp_path):
         assert se.decrypt(root, store) == path.read_bytes()
 
 
-# -- random access ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def multi_level():
-    data = os.urandom(120_000)
-    store = se.MemoryStore()
-    root = se.encrypt_to_store(data, store, **SMALL)
-    assert root.level >= 2
-    return data, root, store
-
-
-@settings(max_examples=100)
-@given(choice=st.data())
-def test_ranged_reads(multi_level, choice):
-    data, root, store = multi_level
-    start = choice.draw(st.integers(0, len(data) + 50))
-    length = choice.draw(st.integers(0, 5000))
-    with se.open(root, store, workers=choice.draw(st.sampled_from([1, 2]))) as reader:
-        reader.seek(start)
-        assert reader.read(length) == data[start:start + length]
-        assert reader.tell() == max(start, min(start + length, len(data)))
-
-
-def test_reader_is_a_seekable_binary_file(multi_level, tmp_path):
-    data, root, store = multi_level
-    reader = se.open(root, store)
-    assert isinstance(reader, io.RawIOBase)
-    assert reader.readable() and reader.seekable() and not reader.writable()
-    assert reader.size == len(data)
-    assert reader.read() == data
-    assert reader.read(10) == b""
-    assert reader.seek(-100, io.SEEK_END) == len(data) - 100
-    assert reader.read() == data[-100:]
-    reader.seek(10)
-    assert reader.seek(5, io.SEEK_CUR) == 15
-    buffer = bytearray(1000)
-    assert reader.readinto(buffer) == 1000 and bytes(buffer) == data[15:1015]
-    with pytest.raises(ValueError):
-        reader.seek(-1)
-    reader.seek(0)
-    with open(tmp_path / "copy", "wb") as out:
-        shutil.copyfileobj(reader, out, 3000)
-    assert (tmp_path / "copy").read_bytes() == data
-    reader.seek(0)
-    assert b"".join(iter(lambda: reader.read(4096), b"")) == data
-    reader.close()
-    with pytest.raises(ValueError):
-        reader.read(1)
-    buffered = io.BufferedReader(se.open(root, store))
-    assert buffered.read(100) == data[:100]
-
-
-def test_ranged_read_fetches_only_overlapping_chunks():
-    data = os.urandom(200_000)
-    plain = se.MemoryStore()
-    root = se.encrypt_to_store(data, plain, **SMALL)
-    level0 = _engine.level_zero(_backend.active, root, _engine.fetcher(plain))
-    map_chunks = {n for n in plain} - {c.name for c in level0.chunks}
-    starts = [0]
-    for record in level0.chunks:
-        starts.append(starts[-1] + record.plain_size)
-    store = CountingStore()
-    for name in plain:
-        se.MemoryStore.put(store, name, plain.get(name))
-    with se.open(root, store, workers=1) as reader:
-        for offset, length in [(starts[40] + 3, 10), (starts[90] - 2, 4), (starts[7], 4096)]:
-            before = len(store.gets)
-            reader.seek(offset)
-            assert reader.read(length) == data[offset:offset + length]
-            wanted = {level0.chunks[i].name for i in range(len(level0.chunks))
-                      if starts[i] < offset + length and starts[i + 1] > offset}
-            fetched = set(store.gets[before:]) - map_chunks
-            assert fetched == wanted
-        # The map levels were fetched once, on the first read.
-        assert sorted(n for n in store.gets if n in map_chunks) == sorted(map_chunks)
-
-
-def test_sequential_reads_read_ahead():
-    data = os.urandom(100_000)
-    store = CountingStore()
-    root = se.encrypt_to_store(data, store, **SMALL)
-    with se.open(root, store, workers=3) as reader:
-        assert reader.read(100) == data[:100]
-        assert reader.read(100) == data[100:200]
-        assert reader.read() == data[200:]
-
-
-def test_reader_reports_damage(multi_level):
-    data, root, store = multi_level
-    damaged = {name: store.get(name) for name in store}
-    level0 = _engine.level_zero(_backend.active, root, _engine.fetcher(store))
-    victim = level0.chunks[5]
-    damaged[victim.name] = bytes(len(damaged[victim.name]))
-    with se.open(root, damaged) as reader:
-        assert reader.read(100) == data[:100]
-        with pytest.raises(se.ChunkIntegrityError) as caught:
-            reader.read()
-    assert caught.value.index == 5 and caught.value.level == 0

@@ -1,14 +1,17 @@
-"""Data maps: the records of format v1 section 5, binary and text forms."""
+"""Data maps (docs/format.md 3): records, the binary and text forms, and map files."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+import os
 import struct
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
-from ._errors import DataMapError
+from ._errors import DataMapError, InvalidArgumentError
+from ._files import atomic_write
 
 MAGIC = b"SEDM"
 VERSION = 1
@@ -17,6 +20,9 @@ HEADER = struct.Struct("<4sBBHQQI")
 RECORD = struct.Struct("<II32s32s")
 TRAILER_SIZE = 4
 MAX_ROOT_RECORDS = 4
+#: Bytes read from a map file before it is judged too large to be a root map
+#: (the text form of a root is at most a few hundred bytes).
+MAX_MAP_FILE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -130,9 +136,36 @@ class DataMap:
         return (f"DataMap(level={self.level}, file_size={self.file_size}, "
                 f"records={len(self.chunks)})")
 
+    # -- map files -------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the text form to a file, atomically and readable by its owner only."""
+        with atomic_write(os.fspath(path), prefix=".sedm-", mode=0o600) as out:
+            out.write(self.to_text().encode("ascii") + b"\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DataMap:
+        """Read a map file in either form, as :meth:`save` (or ``to_bytes``) wrote it."""
+        with open(path, "rb") as handle:
+            return cls.from_file(handle)
+
+    @classmethod
+    def from_file(cls, handle: BinaryIO) -> DataMap:
+        """Read a data map in either form from an open binary file, to its end."""
+        raw = handle.read(MAX_MAP_FILE + 1)
+        if len(raw) > MAX_MAP_FILE:
+            raise DataMapError(f"more than {MAX_MAP_FILE} bytes: too large to be a data map")
+        if raw.startswith(MAGIC):
+            return cls.from_bytes(raw)
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise DataMapError("not a data map: neither the binary nor the text form") from None
+        return cls.from_text(text)
+
 
 def _validate(data_map: DataMap) -> None:
-    """The section-5 rules that do not depend on the serialized bytes."""
+    """The rules of docs/format.md 3.3 that do not depend on the serialized bytes."""
     level, file_size = data_map.level, data_map.file_size
     if not isinstance(level, int) or not 0 <= level <= 255:
         raise DataMapError(f"data map level must be 0..255, not {level!r}")
@@ -171,3 +204,10 @@ _HEX = frozenset("0123456789abcdef")
 def is_chunk_name(name: object) -> bool:
     """A chunk name is the hex SHA-256 of its content: 64 lowercase hex digits."""
     return isinstance(name, str) and len(name) == 64 and _HEX.issuperset(name)
+
+
+def check_name(name: object) -> str:
+    """The name itself if it is a chunk name; InvalidArgumentError otherwise."""
+    if not is_chunk_name(name):
+        raise InvalidArgumentError(f"not a chunk name (64 lowercase hex digits): {name!r}")
+    return name  # type: ignore[return-value]

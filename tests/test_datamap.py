@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import self_encryption as se
-from self_encryption import _backend, _engine
+from self_encryption import _backend, _options, _sealing
 
-from conftest import SMALL_SIZES
+from helpers import SMALL_SIZES
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +158,10 @@ def test_immutable_equal_and_discreet(four_records):
 
 def _parent_of(child: se.DataMap, file_size: int, level: int) -> tuple[se.DataMap, dict]:
     """A level-`level` map whose chunks hold child's bytes, as the encryptor would seal them."""
-    options = _engine.make_options(chunk_sizes=SMALL_SIZES)
-    records, chunks = _engine.encrypt_level(_backend.active, child.to_bytes(), options)
-    return se.DataMap(level, file_size, tuple(records)), {c.name: c.content for c in chunks}
+    options = _options.make_options(chunk_sizes=SMALL_SIZES)
+    sealed = _sealing.encrypt_level(_backend.active, child.to_bytes(), options)
+    records = tuple(chunk.record for chunk in sealed)
+    return se.DataMap(level, file_size, records), {c.record.name: bytes(c.content) for c in sealed}
 
 
 def test_child_map_of_wrong_level_is_refused(four_records):

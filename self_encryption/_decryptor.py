@@ -1,0 +1,99 @@
+"""Decryption of a whole file: into memory, into a writer, or into a path.
+
+Chunks are fetched and opened on the worker pool, a bounded number at a
+time, and handed on in file order; every chunk is checked against its name
+and sizes before a byte of it is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any
+
+from . import _backend
+from ._buffers import ScratchPool
+from ._datamap import DataMap
+from ._errors import InvalidArgumentError
+from ._files import atomic_write
+from ._levels import check_root, fetcher, iter_level, level_zero
+from ._options import Progress
+from ._sealing import EncryptedChunk
+from ._stores import ChunkStore
+from ._workers import InlineExecutor, check_workers, in_flight, make_executor
+
+#: Where decryption may fetch chunks from: a store, a mapping of name to bytes,
+#: or the EncryptedChunks encrypt() returned.
+ChunkSource = ChunkStore | Mapping[str, bytes] | Iterable[EncryptedChunk]
+
+
+def decrypt(data_map: DataMap, chunks: ChunkSource, *, workers: int | None = None,
+            progress: Progress | None = None) -> bytes:
+    """The original bytes of a data map, fetching chunks from ``chunks``.
+
+    ``chunks`` is a chunk store, a mapping of hex name to content, or an
+    iterable of :class:`EncryptedChunk`. Every chunk is checked against its
+    name; a missing or damaged one raises ChunkNotFoundError or
+    ChunkIntegrityError naming it, and nothing is returned.
+    """
+    parts: list[Any] = []
+    decrypt_into(data_map, chunks, parts.append, workers=workers, progress=progress,
+                 reuse_buffers=False)
+    return b"".join(parts)
+
+
+def decrypt_into(data_map: DataMap, chunks: ChunkSource, write: Callable[[Any], object], *,
+                 workers: int | None = None, progress: Progress | None = None,
+                 reuse_buffers: bool = True) -> int:
+    """Open every chunk of data_map in order and pass its plaintext to write().
+
+    Returns the number of bytes written. Up to a bounded number of chunks are
+    fetched and opened at once on the worker pool. With reuse_buffers, what
+    write() receives is a view valid only until it returns.
+    """
+    root = check_root(data_map)
+    fetch = fetcher(chunks)
+    backend = _backend.active
+    workers = check_workers(workers)
+    executor: Any = InlineExecutor()
+    pool = ScratchPool() if reuse_buffers else None
+    done = 0
+    try:
+        level0 = level_zero(backend, root, fetch)
+        if len(level0.chunks) > 1:
+            executor = make_executor(workers)
+        parts = iter_level(backend, level0, fetch, executor, in_flight(workers), pool)
+        with contextlib.closing(parts):  # type: ignore[type-var]
+            for plain, scratch in parts:
+                write(plain)
+                done += len(plain)
+                if pool is not None:
+                    pool.release(scratch)
+                if progress is not None:
+                    progress(done, root.file_size)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return done
+
+
+def decrypt_file(data_map: DataMap, store: ChunkSource,
+                 destination: str | os.PathLike[str] | IO[bytes], *,
+                 workers: int | None = None, progress: Progress | None = None) -> int:
+    """Decrypt into a path or a writable binary file; returns the bytes written.
+
+    A path is written through a temporary file beside it that replaces the
+    destination only after every chunk was verified: on any error nothing is
+    left under the destination name. A file object receives bytes as they
+    are opened, so it may hold a prefix if an error stops the work.
+    """
+    if hasattr(destination, "write"):
+        return decrypt_into(data_map, store, destination.write, workers=workers, progress=progress)
+    if not isinstance(destination, (str, bytes, os.PathLike)):
+        raise InvalidArgumentError("destination must be a path or a writable binary file")
+    target = os.path.abspath(os.fsdecode(destination))
+    if os.path.isdir(target):
+        raise InvalidArgumentError(f"destination {target!r} is a folder")
+    name = os.path.basename(target)
+    with atomic_write(target, prefix=f".{name}.", suffix=".partial") as temp:
+        return decrypt_into(data_map, store, temp.write, workers=workers, progress=progress)

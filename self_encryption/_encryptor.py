@@ -1,0 +1,406 @@
+"""Encryption: the streaming Encryptor and the entry points built on it.
+
+Chunks are cut as bytes arrive, prepared (compressed and keyed) and sealed on
+a worker pool, and handed to the store while reading goes on. Memory holds
+only the chunks in flight, the two first chunks (their pads need the last
+two key seeds, known only at the end) and 72 bytes of record per chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import IO, Any, NamedTuple
+
+from . import _backend
+from ._buffers import as_bytes_view
+from ._chunking import Cutter
+from ._datamap import ChunkInfo, DataMap
+from ._errors import InvalidArgumentError, SelfEncryptionError
+from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Options, Progress, make_options
+from ._sealing import (
+    EncryptedChunk,
+    PreparedChunk,
+    neighbour_seeds,
+    prepare_chunk,
+    seal_prepared,
+    shrink_map,
+)
+from ._stores import ChunkStore, put_if_absent
+from ._workers import InlineExecutor, check_workers, in_flight, make_executor
+
+#: Bytes read from a file at a time.
+READ_SIZE = 8 << 20
+
+
+@dataclass
+class EncryptStats:
+    """What an encryption did to the store.
+
+    ``chunks_written`` were new to the store and put; ``chunks_present``
+    were already there and not put again; ``bytes_written`` is the size of
+    what was put; ``bytes_read`` the size of the input.
+    """
+
+    chunks_written: int = 0
+    chunks_present: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+
+    @property
+    def chunks(self) -> int:
+        """Every chunk the data map names, written or present."""
+        return self.chunks_written + self.chunks_present
+
+
+class _Held(NamedTuple):
+    """Chunk 0 or 1, prepared: sealed by finish() once the last seeds are known."""
+
+    index: int
+    prepared: PreparedChunk
+
+
+class _Stored(NamedTuple):
+    """A chunk sealed and handed to the store: its record and the bytes written (0: present)."""
+
+    index: int
+    record: ChunkInfo
+    written: int
+
+
+class Encryptor:
+    """Self-encrypt a stream into a store: ``write()`` any number of times, then ``finish()``.
+
+    Use it for input that arrives piece by piece (a socket, a pipe, a
+    generator); :func:`encrypt_file` wraps it for files. The result is
+    byte-identical to :func:`self_encryption.encrypt` of the concatenated
+    writes, whatever their sizes. As a context manager it finishes on a
+    clean exit (the root is then in ``data_map``) and stops its workers on
+    an error.
+    """
+
+    def __init__(
+        self,
+        store: ChunkStore,
+        *,
+        convergence_secret: bytes | str = b"",
+        compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
+        chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        total_size: int | None = None,
+    ) -> None:
+        self._options: Options = make_options(convergence_secret, compression_level, chunk_sizes)
+        for method in ("put", "has"):
+            if not callable(getattr(store, method, None)):
+                raise InvalidArgumentError(f"store has no {method}() method")
+        self._store = store
+        self._backend = _backend.active
+        self._cutter = Cutter(self._backend, self._options)
+        self._workers = check_workers(workers)
+        # Threads start with the second chunk: a small input never pays for them.
+        self._executor: Any = InlineExecutor()
+        self._window = in_flight(self._workers)
+        self._progress = progress
+        self._total = total_size
+        self._count = 0
+        self._seeds: dict[int, Future] = {}  # key seeds, published as chunks are prepared
+        self._records: list[ChunkInfo | None] = []
+        self._held: dict[int, PreparedChunk] = {}
+        self._pending: deque[Future] = deque()
+        self._waiting: dict[int, tuple] = {}  # prepared chunks waiting for seeds
+        self._sealed_bytes = 0
+        self._state = "open"
+        self.stats = EncryptStats()
+        self.data_map: DataMap | None = None
+        self.level0: DataMap | None = None
+
+    # -- public --------------------------------------------------------------
+
+    def write(self, data) -> int:
+        """Add bytes to the stream; returns how many were taken (all of them).
+
+        The bytes are copied as needed: data may be reused once write() returns.
+        """
+        return self._write(data, owned=False)
+
+    def write_from(self, source: IO[bytes]) -> int:
+        """Write everything a readable binary file holds, to its end; returns the bytes read."""
+        total = 0
+        while True:
+            block = source.read(READ_SIZE)  # a fresh object each time: safe to hand on
+            if not block:
+                return total
+            total += self._write(block, owned=isinstance(block, bytes))
+
+    def write_owned(self, data) -> int:
+        """write() for a buffer that stays unchanged until finish() returns.
+
+        Chunks are then handed to the workers as views of data, not copies.
+        """
+        return self._write(data, owned=True)
+
+    def finish(self) -> DataMap:
+        """Seal what is left, store the map levels and return the root data map."""
+        self._check_open()
+        with self._failing():
+            for piece in self._cutter.finish():
+                self._submit(piece)
+            self._drain(0)
+            self._seal_first_chunks()
+            self.level0 = level0 = DataMap(0, self.stats.bytes_read, tuple(self._records))
+            root, upper = shrink_map(self._backend, level0, self._options)
+            for chunk in upper:
+                self._account(put_if_absent(self._store, chunk.name, chunk.content))
+        self._executor.shutdown()
+        self._state = "finished"
+        self.data_map = root
+        return root
+
+    def abort(self) -> None:
+        """Stop the workers and drop everything not yet stored."""
+        if self._state == "open":
+            self._state = "failed"
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Encryptor:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None and self._state == "open":
+            self.finish()
+        else:
+            self.abort()
+
+    # -- stages --------------------------------------------------------------
+
+    def _write(self, data, *, owned: bool) -> int:
+        self._check_open()
+        view = as_bytes_view(data)
+        with self._failing():
+            for piece in self._cutter.feed(view, owned=owned):
+                self._submit(piece)
+        self.stats.bytes_read += len(view)
+        return len(view)
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise SelfEncryptionError(f"this Encryptor is {self._state}; start a new one")
+
+    @contextlib.contextmanager
+    def _failing(self) -> Iterator[None]:
+        """Abort on any error, so no worker keeps running behind a failure."""
+        try:
+            yield
+        except BaseException:
+            self.abort()
+            raise
+
+    def _submit(self, piece) -> None:
+        index = self._count
+        self._count += 1
+        self._records.append(None)
+        seed: Future = Future()
+        done: Future = Future()
+        self._seeds[index] = seed
+        self._pending.append(done)
+        if index == 1:
+            self._executor = make_executor(self._workers)
+        self._executor.submit(self._prepare_chunk, index, piece, seed, done)
+        self._drain(self._window)
+
+    def _prepare_chunk(self, index: int, piece, seed: Future, done: Future) -> None:
+        """On a worker: compress and key a chunk, publish its seed, then get it sealed.
+
+        Sealing waits for the two predecessors' seeds without holding a
+        worker: whichever thread publishes the last one seals this chunk too.
+        """
+        try:
+            prepared = prepare_chunk(self._backend, piece, self._options)
+        except BaseException as exc:
+            seed.set_exception(exc)
+            done.set_exception(exc)
+            return
+        seed.set_result(prepared.key_seed)
+        if index < 2:  # their pads need the last two seeds: sealed by finish()
+            done.set_result(_Held(index, prepared))
+            return
+        # Chunks past the first two never wrap, so their neighbours are simply i-1 and i-2.
+        predecessors = (self._seeds[index - 1], self._seeds[index - 2])
+        job = (index, prepared, predecessors, done)
+        if all(f.done() for f in predecessors):
+            self._seal_chunk(*job)
+            return
+        # Futures keep their callbacks: the job itself waits in a dict, so
+        # that a finished callback holds no chunk bytes.
+        waiting = [len(predecessors)]
+        lock = threading.Lock()
+        self._waiting[index] = job
+
+        def on_seed(_: Future) -> None:
+            with lock:
+                waiting[0] -= 1
+                if waiting[0]:
+                    return
+            self._seal_chunk(*self._waiting.pop(index))  # in the thread that published the seed
+
+        for future in predecessors:
+            future.add_done_callback(on_seed)
+
+    def _seal_chunk(self, index: int, prepared: PreparedChunk, predecessors, done: Future) -> None:
+        try:
+            prev1, prev2 = (future.result() for future in predecessors)
+            done.set_result(self._seal_and_put(index, prepared, prev1, prev2))
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    def _drain(self, limit: int) -> None:
+        """Collect finished jobs in order until at most ``limit`` are in flight."""
+        pending = self._pending
+        while pending and (len(pending) > limit or pending[0].done()):
+            result = pending.popleft().result()
+            if isinstance(result, _Held):
+                self._held[result.index] = result.prepared
+            else:
+                self._record(result)
+                if result.index - 2 >= 2:  # later jobs need seeds from index - 1 on; finish() 0 and 1
+                    del self._seeds[result.index - 2]
+
+    def _seal_and_put(self, index: int, prepared: PreparedChunk, prev1: bytes, prev2: bytes) -> _Stored:
+        record, content = seal_prepared(self._backend, prepared, prev1, prev2)
+        return _Stored(index, record, put_if_absent(self._store, record.name, content))
+
+    def _seal_first_chunks(self) -> None:
+        seeds = _SeedList(self._seeds, self._count)
+        for index, prepared in sorted(self._held.items()):
+            self._record(self._seal_and_put(index, prepared, *neighbour_seeds(seeds, index)))
+        self._held.clear()
+
+    def _record(self, stored: _Stored) -> None:
+        self._records[stored.index] = stored.record
+        self._account(stored.written)
+        self._sealed_bytes += stored.record.plain_size
+        if self._progress is not None:
+            self._progress(self._sealed_bytes, self._total)
+
+    def _account(self, written: int) -> None:
+        if written:
+            self.stats.chunks_written += 1
+            self.stats.bytes_written += written
+        else:
+            self.stats.chunks_present += 1
+
+
+class _SeedList:
+    """The published key seeds by index, as the sequence neighbour_seeds() reads.
+
+    Only the seeds of chunks 0, 1 and the last two are still kept at the end.
+    """
+
+    def __init__(self, seeds: dict[int, Future], count: int) -> None:
+        self._seeds, self._count = seeds, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> bytes:
+        return self._seeds[index].result()
+
+
+# -- entry points ---------------------------------------------------------------
+
+class _Collector:
+    """A store that keeps what encrypt() returns: each chunk once, in put order."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, EncryptedChunk] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self.chunks
+
+    def put(self, name: str, data) -> None:
+        self.chunks.setdefault(name, EncryptedChunk(name, bytes(data)))
+
+
+def encrypt(
+    data,
+    *,
+    convergence_secret: bytes | str = b"",
+    compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
+    chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[DataMap, list[EncryptedChunk]]:
+    """Self-encrypt a bytes-like object in memory.
+
+    Returns the root data map and every chunk to store (data-map chunks
+    included), each once. ``convergence_secret`` limits de-duplication to
+    those who share it (a str is taken as UTF-8); ``compression_level`` is a
+    zstd level or None for no compression; ``chunk_sizes`` is (min, avg, max);
+    ``workers`` is the number of threads (default: one per CPU core);
+    ``progress(done, total)`` is called as chunks are sealed.
+    """
+    collector = _Collector()
+    encryptor = _encrypt_buffer(
+        data, collector, convergence_secret=convergence_secret, compression_level=compression_level,
+        chunk_sizes=chunk_sizes, workers=workers, progress=progress)
+    assert encryptor.level0 is not None and encryptor.data_map is not None
+    # File order, whatever order the workers stored them in; map levels after.
+    ordered = {record.name: collector.chunks[record.name] for record in encryptor.level0.chunks}
+    ordered.update(collector.chunks)
+    return encryptor.data_map, list(ordered.values())
+
+
+def encrypt_to_store(
+    data,
+    store: ChunkStore,
+    *,
+    convergence_secret: bytes | str = b"",
+    compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
+    chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> DataMap:
+    """Self-encrypt data into a store and return the root data map.
+
+    Chunks the store already has are not put again; file chunks go in
+    before data-map chunks, so the root never names a chunk not yet stored.
+    """
+    encryptor = _encrypt_buffer(
+        data, store, convergence_secret=convergence_secret, compression_level=compression_level,
+        chunk_sizes=chunk_sizes, workers=workers, progress=progress)
+    assert encryptor.data_map is not None
+    return encryptor.data_map
+
+
+def _encrypt_buffer(data, store, **options: Any) -> Encryptor:
+    """Run a finished Encryptor over a whole buffer, which stays ours until it is done."""
+    view = as_bytes_view(data)
+    with Encryptor(store, total_size=len(view), **options) as encryptor:
+        encryptor.write_owned(view)
+    return encryptor
+
+
+def encrypt_file(source: str | os.PathLike[str] | IO[bytes], store: ChunkStore, *,
+                 workers: int | None = None, progress: Progress | None = None,
+                 **options: Any) -> DataMap:
+    """Self-encrypt a file (a path or a readable binary file) into a store; returns the root."""
+    if hasattr(source, "read"):
+        return _encrypt_stream(source, store, None, workers, progress, options)
+    if not isinstance(source, (str, bytes, os.PathLike)):
+        raise InvalidArgumentError("source must be a path or a readable binary file")
+    with open(source, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        return _encrypt_stream(handle, store, size, workers, progress, options)
+
+
+def _encrypt_stream(handle, store, size, workers, progress, options) -> DataMap:
+    with Encryptor(store, workers=workers, progress=progress, total_size=size, **options) as encryptor:
+        encryptor.write_from(handle)
+    assert encryptor.data_map is not None
+    return encryptor.data_map

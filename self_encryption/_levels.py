@@ -1,0 +1,207 @@
+"""The levels of a data map in a store: fetching chunks, walking down, indexing level 0.
+
+A root above level 0 names chunks that hold the serialized map one level
+down (docs/format.md 4). :func:`walk_levels` is the one walk from a root to
+the file's own chunks; decryption, readers, the editor, verify, gc and
+``info`` all use it. :class:`Level0View` is the one offset index over the
+file's chunks, with the small cache of opened chunks that the reader and
+the editor share.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
+
+from ._buffers import ScratchPool
+from ._datamap import DataMap
+from ._errors import ChunkError, ChunkNotFoundError, DataMapError, InvalidArgumentError
+from ._sealing import unseal_chunk
+from ._stores import store_call
+from ._workers import ordered_map
+
+#: name -> stored content, raising ChunkNotFoundError when there is none.
+Fetch = Callable[[str], object]
+
+
+def check_root(root: object) -> DataMap:
+    """The root itself, if it is a DataMap."""
+    if not isinstance(root, DataMap):
+        raise InvalidArgumentError(f"data_map must be a DataMap, not {type(root).__name__}")
+    return root
+
+
+def fetcher(chunks: object) -> Fetch:
+    """A name -> content function over a store, a mapping or EncryptedChunks."""
+    if isinstance(chunks, Mapping):
+        mapping = chunks
+    elif callable(getattr(chunks, "get", None)):
+        return _store_fetcher(chunks)
+    else:
+        try:
+            mapping = {chunk.name: chunk.content for chunk in chunks}  # type: ignore[attr-defined]
+        except (TypeError, AttributeError):
+            raise InvalidArgumentError(
+                "chunks must be a chunk store, a mapping of name to bytes, "
+                "or an iterable of EncryptedChunk"
+            ) from None
+
+    def from_mapping(name: str) -> object:
+        try:
+            return mapping[name]
+        except KeyError:
+            raise ChunkNotFoundError("chunk not found", name=name) from None
+
+    return from_mapping
+
+
+def _store_fetcher(store) -> Fetch:
+    def from_store(name: str) -> object:
+        content = store_call("get", name, store.get, name)
+        if content is None:
+            raise ChunkNotFoundError("chunk not found in the store", name=name)
+        return content
+
+    return from_store
+
+
+def fetch_chunk(data_map: DataMap, fetch: Fetch, index: int) -> object:
+    """The stored content of record index of data_map, as the store returns it."""
+    record = data_map.chunks[index]
+    try:
+        return fetch(record.name)
+    except ChunkError as exc:
+        raise exc.located(index=index, level=data_map.level, name=record.name) from None
+
+
+def load_chunk(backend: ModuleType, data_map: DataMap, fetch: Fetch, index: int,
+               scratch=None):
+    """Fetch, check and open record index of data_map; returns its plaintext."""
+    return unseal_chunk(backend, data_map, index, fetch_chunk(data_map, fetch, index), scratch)
+
+
+def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetch, executor=None,
+               window: int = 1, pool: ScratchPool | None = None) -> Iterator:
+    """(plaintext, scratch) for each record of one data map, in order.
+
+    With an executor, up to ``window`` chunks are fetched and opened at once.
+    With a pool, each plaintext lives in a scratch taken from it, to be given
+    back once the plaintext has been used; otherwise scratch is None.
+    """
+    def load(index: int):
+        scratch = None if pool is None else pool.acquire()
+        return load_chunk(backend, data_map, fetch, index, scratch), scratch
+
+    indices = range(len(data_map.chunks))
+    if executor is None:
+        return map(load, indices)
+    return ordered_map(executor, load, indices, window)
+
+
+def child_map(parent: DataMap, serialized: bytes) -> DataMap:
+    """Parse the level below parent and check that it belongs to it."""
+    try:
+        child = DataMap.from_bytes(serialized)
+    except DataMapError as exc:
+        raise DataMapError(f"the level-{parent.level - 1} data map is malformed: {exc}") from None
+    if child.level != parent.level - 1:
+        raise DataMapError(
+            f"a level-{parent.level} data map holds a level-{child.level} map"
+        )
+    if child.file_size != parent.file_size:
+        raise DataMapError(
+            f"level-{child.level} data map file_size {child.file_size} differs "
+            f"from its parent's {parent.file_size}"
+        )
+    return child
+
+
+def walk_levels(backend: ModuleType, root: DataMap, fetch: Fetch) -> Iterator[DataMap]:
+    """Every level of a data map, root first and level 0 last, each fetched when reached."""
+    data_map = root
+    yield data_map
+    while data_map.level > 0:
+        content = b"".join(plain for plain, _ in iter_level(backend, data_map, fetch))
+        data_map = child_map(data_map, content)
+        yield data_map
+
+
+def level_zero(backend: ModuleType, root: DataMap, fetch: Fetch) -> DataMap:
+    """The level-0 map of a root: the records of the file's own chunks."""
+    for data_map in walk_levels(backend, root, fetch):
+        pass
+    return data_map
+
+
+class Level0View:
+    """The file's chunks by offset: where each starts, which holds an offset,
+    and the last few opened, most recently used last."""
+
+    def __init__(self, level0: DataMap, cached_chunks: int = 8) -> None:
+        self.map = level0
+        starts, offset = [], 0
+        for record in level0.chunks:
+            starts.append(offset)
+            offset += record.plain_size
+        self.starts = starts
+        self._opened: OrderedDict[int, object] = OrderedDict()
+        self._capacity = max(1, cached_chunks)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def locate(self, offset: int) -> int:
+        """The index of the chunk that holds offset (offset < file size)."""
+        return bisect.bisect_right(self.starts, offset) - 1
+
+    def start(self, index: int) -> int:
+        return self.starts[index]
+
+    def end(self, index: int) -> int:
+        return self.starts[index] + self.map.chunks[index].plain_size
+
+    def first_starting_at(self, offset: int) -> int:
+        """The index of the first chunk that starts at or after offset (len(self) if none)."""
+        return bisect.bisect_left(self.starts, offset)
+
+    def index_of_start(self, offset: int) -> int | None:
+        """The chunk that starts exactly at offset, if one does."""
+        index = self.first_starting_at(offset)
+        return index if index < len(self.starts) and self.starts[index] == offset else None
+
+    def chunks_ending_by(self, offset: int) -> int:
+        """How many chunks end at or before offset (they lie wholly below it)."""
+        total = self.end(len(self) - 1) if len(self) else 0
+        return len(self) if offset >= total else self.locate(offset)
+
+    # -- opened chunks ---------------------------------------------------------
+
+    def cached(self, index: int) -> object | None:
+        """The opened plaintext of chunk index if it is still held (marks it recent)."""
+        plain = self._opened.get(index)
+        if plain is not None:
+            self._opened.move_to_end(index)
+        return plain
+
+    def holds(self, index: int) -> bool:
+        """Whether chunk index is held opened (without marking it recent)."""
+        return index in self._opened
+
+    def remember(self, index: int, plain: object) -> None:
+        """Hold an opened chunk, forgetting the least recently used past capacity."""
+        self._opened[index] = plain
+        self._opened.move_to_end(index)
+        while len(self._opened) > self._capacity:
+            self._opened.popitem(last=False)
+
+    def forget(self, index: int) -> None:
+        self._opened.pop(index, None)
+
+    def opened(self) -> dict[int, object]:
+        """The opened chunks held, least recently used first."""
+        return dict(self._opened)
+
+    def clear(self) -> None:
+        self._opened.clear()

@@ -1,0 +1,143 @@
+"""Random access: a read-only file object that opens only the chunks a read touches."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import Future
+from typing import Any
+
+from . import _backend
+from ._datamap import DataMap
+from ._levels import Level0View, check_root, fetcher, level_zero, load_chunk
+from ._workers import check_workers, make_executor
+
+
+class ChunkReader(io.RawIOBase):
+    """A read-only, seekable binary file over a data map and a store.
+
+    Use it to read parts of a file without decrypting all of it; to change
+    the file, use :class:`SelfEncryptor`. A read fetches and opens only the
+    chunks that overlap it (the data-map levels of the root are fetched
+    once, on first use), keeps the last few opened chunks, and on
+    sequential reads opens the next chunks ahead on the worker pool. One
+    reader is for one thread at a time.
+    """
+
+    def __init__(self, data_map: DataMap, store: Any, *, workers: int | None = None,
+                 cached_chunks: int = 8) -> None:
+        super().__init__()
+        self._root = check_root(data_map)
+        self._fetch = fetcher(store)
+        self._backend = _backend.active
+        workers = check_workers(workers)
+        self._ahead_count = workers if workers > 1 else 0
+        self._executor: Any = make_executor(workers) if workers > 1 else None
+        self._cached_chunks = cached_chunks
+        self._ahead: dict[int, Future] = {}
+        self._view: Level0View | None = None
+        self._position = 0
+        self._last_end = -1
+
+    @property
+    def size(self) -> int:
+        """The length of the file."""
+        return self._root.file_size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        self._checkClosed()  # type: ignore[attr-defined]
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._checkClosed()  # type: ignore[attr-defined]
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence!r}")
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._position = position
+        return position
+
+    def readinto(self, buffer: Any) -> int:
+        self._checkClosed()  # type: ignore[attr-defined]
+        with memoryview(buffer) as target:
+            target = target.cast("B")
+            start = self._position
+            end = min(start + len(target), self.size)
+            if end <= start:
+                return 0
+            view = self._level0()
+            index = view.locate(start)
+            written = 0
+            while start + written < end:
+                plain = self._chunk(index)
+                offset = start + written - view.start(index)
+                take = min(view.end(index) - start - written, end - start - written)
+                target[written:written + take] = plain[offset:offset + take]
+                written += take
+                index += 1
+            if start == self._last_end:
+                self._read_ahead(index)
+            self._position = self._last_end = end
+            return written
+
+    def readall(self) -> bytes:
+        remaining = max(0, self.size - self.tell())
+        buffer = bytearray(remaining)
+        count = self.readinto(buffer)
+        return bytes(buffer[:count]) if count != remaining else bytes(buffer)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._ahead.clear()
+        if self._view is not None:
+            self._view.clear()
+        super().close()
+
+    # -- chunks -------------------------------------------------------------
+
+    def _level0(self) -> Level0View:
+        if self._view is None:
+            level0 = level_zero(self._backend, self._root, self._fetch)
+            self._view = Level0View(level0, self._cached_chunks)
+        return self._view
+
+    def _load(self, index: int) -> Any:
+        assert self._view is not None
+        return load_chunk(self._backend, self._view.map, self._fetch, index)
+
+    def _chunk(self, index: int) -> Any:
+        view = self._level0()
+        plain = view.cached(index)
+        if plain is None:
+            future = self._ahead.pop(index, None)
+            plain = future.result() if future is not None else self._load(index)
+            view.remember(index, plain)
+        return plain
+
+    def _read_ahead(self, index: int) -> None:
+        """After a sequential read, start opening the next chunks."""
+        if self._executor is None or self._view is None:
+            return
+        for stale in [i for i in self._ahead if i < index]:
+            self._ahead.pop(stale).cancel()
+        for ahead in range(index, min(index + self._ahead_count, len(self._view))):
+            if not self._view.holds(ahead) and ahead not in self._ahead:
+                self._ahead[ahead] = self._executor.submit(self._load, ahead)
+
+
+def open(data_map: DataMap, store: Any, *, workers: int | None = None) -> ChunkReader:  # noqa: A001
+    """A read-only, seekable binary file that decrypts only the chunks it reads."""
+    return ChunkReader(data_map, store, workers=workers)
