@@ -1,0 +1,78 @@
+"""The Cutter: however the bytes arrive, the cuts are those of the whole stream."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from self_encryption import _backend, _chunking, _options, _sealing
+from helpers import SMALL_SIZES
+
+OPTIONS = _options.make_options(chunk_sizes=SMALL_SIZES)
+
+
+def _whole(data: bytes) -> list[bytes]:
+    """Reference cuts: find_cut over the whole input, one chunk at a time."""
+    backend = _backend.active
+    table = _chunking.gear_table(backend, b"")
+    pieces, start = [], 0
+    while start < len(data):
+        window = data[start:]
+        length = backend.find_cut(table, window, *SMALL_SIZES, True)
+        pieces.append(data[start:start + length])
+        start += length
+    return pieces
+
+
+def _feed(cutter, data: bytes, sizes: list[int], owned: bool) -> list[bytes]:
+    pieces, offset, turn = [], 0, 0
+    while offset < len(data):
+        size = sizes[turn % len(sizes)] if sizes else len(data)
+        pieces += [bytes(p) for p in cutter.feed(data[offset:offset + size], owned=owned)]
+        offset += size
+        turn += 1
+    return pieces + [bytes(p) for p in cutter.finish()]
+
+
+@settings(max_examples=60)
+@given(data=st.one_of(st.binary(max_size=6000),
+                      st.builds(lambda n, b: b * n, st.integers(0, 3000), st.binary(min_size=1, max_size=3))),
+       sizes=st.lists(st.integers(1, 2500), max_size=6), eager=st.booleans(), owned=st.booleans())
+def test_any_feeding_gives_the_whole_stream_cuts(data, sizes, eager, owned):
+    cutter = _chunking.Cutter(_backend.active, OPTIONS, eager=eager)
+    assert _feed(cutter, data, sizes, owned) == _whole(data)
+
+
+def test_owned_pieces_are_views_and_others_are_copies():
+    data = bytearray(os.urandom(10_000))
+    owned = list(_chunking.Cutter(_backend.active, OPTIONS).cut_all(data, owned=True))
+    copied = list(_chunking.Cutter(_backend.active, OPTIONS).cut_all(data))
+    # The last max bytes wait in the cutter's buffer for the end: those come out copied.
+    tail = sum(len(p) for p in owned) - len(data) + SMALL_SIZES[2]
+    assert isinstance(owned[0], memoryview) and owned[0].obj is not None and tail > 0
+    assert all(isinstance(p, bytes) for p in copied)
+    assert b"".join(owned) == b"".join(copied) == data
+
+
+def test_eager_cutter_decides_before_max_bytes_are_held():
+    data = os.urandom(5000)
+    first = _whole(data)[0]
+    cutter = _chunking.Cutter(_backend.active, OPTIONS, eager=True)
+    early = list(cutter.feed(data[:len(first) + 1]))
+    lazy = list(_chunking.Cutter(_backend.active, OPTIONS).feed(data[:len(first) + 1]))
+    assert [bytes(p) for p in early] == [first] and lazy == []
+
+
+def test_cut_lengths_matches_the_cutter():
+    data = os.urandom(20_000)
+    assert _chunking.cut_lengths(_backend.active, data, OPTIONS) == [len(p) for p in _whole(data)]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_neighbours_wrap_round_the_level(count):
+    seeds = [bytes([i]) * 32 for i in range(count)]
+    for index in range(count):
+        prev1, prev2 = _sealing.neighbour_seeds(seeds, index)
+        assert prev1 == seeds[(index - 1) % count] and prev2 == seeds[(index - 2) % count]

@@ -1,0 +1,111 @@
+"""The package's shape: a thin facade, a CLI on the public API, one exit-code table."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+import subprocess
+import sys
+
+import self_encryption as se
+from self_encryption import _cli
+
+PACKAGE = pathlib.Path(se.__file__).parent
+README = PACKAGE.parent / "README.md"
+
+
+def _tree(name: str) -> ast.Module:
+    return ast.parse((PACKAGE / name).read_text(encoding="utf-8"))
+
+
+def test_facade_only_imports_and_reexports():
+    tree = _tree("__init__.py")
+    kinds = {type(node).__name__ for node in tree.body}
+    assert not kinds & {"FunctionDef", "AsyncFunctionDef", "ClassDef"}, kinds
+    # Besides the docstring, only imports and the __all__ list.
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            assert [t.id for t in node.targets if isinstance(t, ast.Name)] == ["__all__"]
+        else:
+            assert isinstance(node, (ast.Import, ast.ImportFrom, ast.Expr)), ast.dump(node)
+
+
+def test_all_lists_the_public_names_and_they_exist():
+    assert len(se.__all__) == len(set(se.__all__))
+    for name in se.__all__:
+        assert hasattr(se, name), name
+    assert "open" not in se.__all__  # a star import must not shadow the builtin
+    assert callable(se.open)
+    public = {name for name in dir(se) if not name.startswith("_")}
+    assert public - set(se.__all__) == {"open"}
+
+
+def test_star_import_keeps_the_builtin_open():
+    namespace: dict = {}
+    exec("from self_encryption import *", namespace)
+    assert "open" not in namespace
+    assert namespace["DataMap"] is se.DataMap
+
+
+def test_nothing_from_typing_leaks():
+    import collections.abc
+    import typing
+
+    leaked = {name for name in dir(se)
+              if not name.startswith("__") and (hasattr(typing, name) or hasattr(collections.abc, name))}
+    assert not leaked, leaked
+
+
+def test_cli_imports_only_the_public_package():
+    imported = set()
+    for node in ast.walk(_tree("_cli.py")):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative import in the CLI"
+            imported.add(node.module or "")
+    ours = {name for name in imported if name.startswith("self_encryption")}
+    assert ours == {"self_encryption"}, ours
+
+
+def test_find_cut_is_called_from_the_cutter_only():
+    callers = []
+    for path in PACKAGE.glob("*.py"):
+        if path.name in ("_cbackend.py", "_pybackend.py"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"find_cut\(", line):
+                callers.append(f"{path.name}:{number}")
+    assert len(callers) == 1 and callers[0].startswith("_chunking.py"), callers
+
+
+def test_every_error_class_has_its_exit_code_in_the_table():
+    table = {code.code: code.meaning for code in se.EXIT_CODES}
+    for cls in (se.SelfEncryptionError, se.InvalidArgumentError, se.DataMapError, se.StoreError,
+                se.ChunkNotFoundError, se.ChunkIntegrityError):
+        assert cls.exit_code in table, cls
+    assert len({cls.exit_code for cls in (se.DataMapError, se.StoreError, se.ChunkNotFoundError,
+                                          se.ChunkIntegrityError, se.InvalidArgumentError)}) == 5
+    assert table[0] == "success" and table[130] == "interrupted"
+
+
+def test_help_shows_the_exit_code_table():
+    result = subprocess.run([sys.executable, "-m", "self_encryption", "--help"],
+                            capture_output=True, text=True, check=True)
+    for code in se.EXIT_CODES:
+        assert re.search(rf"^\s*{code.code}\s+{re.escape(code.meaning)}$", result.stdout, re.M), code
+    assert _cli.exit_codes_help() in result.stdout
+
+
+def test_readme_exit_code_table_matches():
+    rows = re.findall(r"^\| (\d+) \| (.+?) \|$", README.read_text(encoding="utf-8"), re.M)
+    assert [(int(code), meaning) for code, meaning in rows] == [tuple(c) for c in se.EXIT_CODES]
+
+
+def test_readme_architecture_names_every_module():
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Architecture"):]
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    for path in PACKAGE.glob("*.py"):
+        assert f"`{path.name}`" in section, f"{path.name} is not described in the README"
