@@ -73,10 +73,13 @@ def seal_prepared(backend: ModuleType, prepared: PreparedChunk,
     return SealedChunk(record, content)
 
 
-def unseal_payload(backend: ModuleType, data_map: DataMap, index: int, content, out=None):
+def unseal_payload(backend: ModuleType, data_map: DataMap, index: int, content,
+                   scratch: Scratch | None = None):
     """Check content against record index of data_map and remove both CTR layers.
 
-    Returns the payload (kind byte and body), written into ``out`` when given.
+    Returns the payload (kind byte and body); with scratch, it is written
+    into the scratch's payload buffer, sized only once the content's length
+    has been checked against the record.
     """
     chunks = data_map.chunks
     record = chunks[index]
@@ -91,10 +94,13 @@ def unseal_payload(backend: ModuleType, data_map: DataMap, index: int, content, 
             raise ChunkIntegrityError(
                 f"stored chunk is {view.nbytes} bytes, the data map says {record.stored_size}"
             )
+        if not view.c_contiguous:
+            view = memoryview(view.tobytes())
+        out = None if scratch is None else scratch.buffer("payload", record.stored_size)
         first, second = neighbours(index, len(chunks))
         return backend.open_chunk(
             record.key_seed, chunks[first].key_seed, chunks[second].key_seed,
-            view.cast("B") if view.format != "B" else view,
+            view.cast("B") if view.format != "B" or view.ndim != 1 else view,
             bytes.fromhex(record.name), out,
         )
     except ChunkError as exc:
@@ -108,11 +114,9 @@ def unseal_chunk(backend: ModuleType, data_map: DataMap, index: int, content,
     With scratch, the plaintext may be a view of the scratch buffers.
     """
     record = data_map.chunks[index]
-    payload = unseal_payload(backend, data_map, index, content,
-                             None if scratch is None else scratch.buffer("payload", record.stored_size))
-    out = None if scratch is None else scratch.buffer("plain", record.plain_size + 1)
+    payload = unseal_payload(backend, data_map, index, content, scratch)
     try:
-        return decode_payload(payload, record.plain_size, out)
+        return decode_payload(payload, record.plain_size, scratch)
     except ChunkError as exc:
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
