@@ -20,9 +20,10 @@ HEADER = struct.Struct("<4sBBHQQI")
 RECORD = struct.Struct("<II32s32s")
 TRAILER_SIZE = 4
 MAX_ROOT_RECORDS = 4
-#: Bytes read from a map file before it is judged too large to be a root map
-#: (the text form of a root is at most a few hundred bytes).
-MAX_MAP_FILE = 1 << 20
+#: Bytes read from a map file before it is judged too large to be a root map:
+#: a root's text form is at most 431 characters (docs/format.md 4), so this
+#: leaves room for line ends and white space, and nothing more.
+MAX_MAP_FILE = 4096
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,12 @@ class DataMap:
     @classmethod
     def from_bytes(cls, data) -> DataMap:
         """Parse and check the binary form; raises DataMapError if anything is off."""
+        if isinstance(data, str):
+            raise DataMapError("a data map in binary form must be bytes-like, not str (see from_text)")
         try:
-            data = bytes(data)
+            data = memoryview(data).tobytes()  # bytes(n) would make n zero bytes of an int
         except TypeError:
-            raise DataMapError("a data map must be bytes-like") from None
+            raise DataMapError(f"a data map must be bytes-like, not {type(data).__name__}") from None
         if len(data) < HEADER.size + TRAILER_SIZE:
             raise DataMapError(f"data map too short: {len(data)} bytes")
         magic, version, level, reserved, file_size, content_size, count = HEADER.unpack_from(data)
@@ -116,7 +119,7 @@ class DataMap:
     def from_text(cls, text: str) -> DataMap:
         if not isinstance(text, str):
             raise DataMapError("a data map in text form must be a str")
-        text = text.strip()
+        text = text.strip(_ASCII_SPACE)  # no other white space: it is not base64url either
         if not text.startswith(TEXT_PREFIX):
             raise DataMapError(f"a data map in text form starts with {TEXT_PREFIX!r}")
         encoded = text[len(TEXT_PREFIX):]
@@ -151,10 +154,13 @@ class DataMap:
 
     @classmethod
     def from_file(cls, handle: BinaryIO) -> DataMap:
-        """Read a data map in either form from an open binary file, to its end."""
+        """Read a root data map in either form from an open binary file, to its end.
+
+        At most MAX_MAP_FILE bytes are read: a longer file is refused, not loaded.
+        """
         raw = handle.read(MAX_MAP_FILE + 1)
         if len(raw) > MAX_MAP_FILE:
-            raise DataMapError(f"more than {MAX_MAP_FILE} bytes: too large to be a data map")
+            raise DataMapError(f"more than {MAX_MAP_FILE} bytes: too large to be a root data map")
         if raw.startswith(MAGIC):
             return cls.from_bytes(raw)
         try:
@@ -190,15 +196,37 @@ def _validate(data_map: DataMap) -> None:
             f"level-0 data map holds {content_size} bytes but file_size is {file_size}"
         )
     if level > 0:
-        minimum = HEADER.size + TRAILER_SIZE
-        if content_size < minimum or (content_size - minimum) % RECORD.size:
+        # The map below was shrunk because it had more than a root's records.
+        minimum = HEADER.size + TRAILER_SIZE + RECORD.size * (MAX_ROOT_RECORDS + 1)
+        if content_size < minimum or (content_size - HEADER.size - TRAILER_SIZE) % RECORD.size:
             raise DataMapError(
                 f"level-{level} data map holds {content_size} bytes, "
-                "which is not the size of a serialized data map"
+                "which is not the size of a serialized data map of more than "
+                f"{MAX_ROOT_RECORDS} records"
+            )
+        if content_size > max_content_size(level, file_size):
+            raise DataMapError(
+                f"level-{level} data map holds {content_size} bytes, more than the map of a "
+                f"{file_size}-byte file can need"
             )
 
 
 _HEX = frozenset("0123456789abcdef")
+_ASCII_SPACE = " \t\r\n"
+
+
+def max_content_size(level: int, file_size: int) -> int:
+    """The most bytes the records of a level-``level`` map of a file can hold.
+
+    docs/format.md 3.3: the level below has at most one record per byte of
+    its own content, so S(0) = file_size and S(k) = 32 + 72 * S(k-1).
+    """
+    bound = file_size
+    for _ in range(level):
+        bound = HEADER.size + TRAILER_SIZE + RECORD.size * bound
+        if bound >= 1 << 64:  # past what content_size can say: no bound left to check
+            break
+    return bound
 
 
 def is_chunk_name(name: object) -> bool:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import self_encryption as se
-from self_encryption import _backend, _options, _sealing
+from self_encryption import _backend, _datamap, _options, _sealing
 
-from helpers import SMALL_SIZES
+from helpers import SMALL_SIZES, level0_of, levels_of
 
 
 @pytest.fixture(scope="module")
@@ -164,16 +164,27 @@ def _parent_of(child: se.DataMap, file_size: int, level: int) -> tuple[se.DataMa
     return se.DataMap(level, file_size, records), {c.record.name: bytes(c.content) for c in sealed}
 
 
-def test_child_map_of_wrong_level_is_refused(four_records):
-    data, data_map, chunks = four_records
+@pytest.fixture
+def six_records():
+    """A level-0 map of six records: too many for a root, so it is shrunk."""
+    data = os.urandom(1500)
+    root, chunks = se.encrypt(data, chunk_sizes=(256, 256, 256), compression_level=None)
+    store = {c.name: c.content for c in chunks}
+    level0 = level0_of(root, store)
+    assert len(level0.chunks) == 6
+    return data, level0, [c for c in chunks if c.name in {r.name for r in level0.chunks}]
+
+
+def test_child_map_of_wrong_level_is_refused(six_records):
+    data, data_map, chunks = six_records
     parent, parent_chunks = _parent_of(data_map, len(data), level=2)
     store = {**{c.name: c.content for c in chunks}, **parent_chunks}
     with pytest.raises(se.DataMapError, match="holds a level-0 map"):
         se.decrypt(parent, store)
 
 
-def test_child_map_of_other_file_size_is_refused(four_records):
-    data, data_map, chunks = four_records
+def test_child_map_of_other_file_size_is_refused(six_records):
+    data, data_map, chunks = six_records
     parent, parent_chunks = _parent_of(data_map, len(data) + 1, level=1)
     store = {**{c.name: c.content for c in chunks}, **parent_chunks}
     with pytest.raises(se.DataMapError, match="differs"):
@@ -221,3 +232,57 @@ def test_well_formed_header_over_random_records(body):
     except se.DataMapError:
         return
     assert data_map.content_size == plain and len(data_map.chunks) == count
+
+
+# -- bounds checked before anything is fetched (docs/format.md 3.3) ----------------
+
+def _record(plain: int, stored: int = 100) -> se.ChunkInfo:
+    return se.ChunkInfo(plain, stored, bytes(32), "ab" * 32)
+
+
+def test_a_map_level_must_hold_more_than_a_root():
+    # A level-1 map whose child would have had only four records: never shrunk so.
+    with pytest.raises(se.DataMapError, match="more than 4 records"):
+        se.DataMap(1, 1000, (_record(32 + 72 * 4),))
+    assert se.DataMap(1, 1000, (_record(32 + 72 * 5),)).content_size == 392
+
+
+@pytest.mark.parametrize("level, file_size, content", [
+    (1, 5, 32 + 72 * 6),               # a 5-byte file has at most 5 records
+    (1, 5, (1 << 30) + 32),            # the inflated "map" of the review
+    (2, 5, 32 + 72 * (32 + 72 * 5) + 72),
+    (1, 0, 32 + 72 * 5),               # an empty file is never shrunk
+])
+def test_content_size_is_bounded_by_the_file_size(level, file_size, content):
+    records = []
+    left = content
+    while left:
+        take = min(left, (1 << 32) - 1)
+        records.append(_record(take))
+        left -= take
+    with pytest.raises(se.DataMapError, match="more than the map of a|more than 4 records"):
+        se.DataMap(level, file_size, tuple(records))
+
+
+def test_bound_holds_for_real_shrunk_maps():
+    data = os.urandom(3000)
+    root, chunks = se.encrypt(data, chunk_sizes=(64, 256, 1024))
+    store = {c.name: c.content for c in chunks}
+    for level in levels_of(root, store):
+        if level.level:
+            assert level.content_size <= _datamap.max_content_size(level.level, len(data))
+
+
+@pytest.mark.parametrize("value", [2 ** 62, 5, 3.5, None, "SEDM"])
+def test_from_bytes_takes_only_bytes_like(value):
+    with pytest.raises(se.DataMapError):
+        se.DataMap.from_bytes(value)
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u2003", "\x1c", "\u3000"])
+def test_text_form_accepts_only_ascii_white_space(four_records, space):
+    _, data_map, _ = four_records
+    text = data_map.to_text()
+    assert se.DataMap.from_text(f" \t{text}\r\n") == data_map
+    with pytest.raises(se.DataMapError):
+        se.DataMap.from_text(f"{space}{text}{space}")
