@@ -22,8 +22,10 @@ from ._sealing import unseal_chunk
 from ._stores import store_call
 from ._workers import ordered_map
 
-#: name -> stored content, raising ChunkNotFoundError when there is none.
-Fetch = Callable[[str], object]
+#: (name, expected stored size or None) -> stored content, raising
+#: ChunkNotFoundError when there is none. A store may read no more than the
+#: expected size plus one byte.
+Fetch = Callable[[str, "int | None"], object]
 
 
 def check_root(root: object) -> DataMap:
@@ -48,18 +50,20 @@ def fetcher(chunks: object) -> Fetch:
                 "or an iterable of EncryptedChunk"
             ) from None
 
-    def from_mapping(name: str) -> object:
-        try:
-            return mapping[name]
-        except KeyError:
-            raise ChunkNotFoundError("chunk not found", name=name) from None
+    def from_mapping(name: str, size: int | None = None) -> object:
+        return store_call("get", name, mapping.__getitem__, name)
 
     return from_mapping
 
 
 def _store_fetcher(store) -> Fetch:
-    def from_store(name: str) -> object:
-        content = store_call("get", name, store.get, name)
+    get_at_most = getattr(store, "get_at_most", None)
+
+    def from_store(name: str, size: int | None = None) -> object:
+        if get_at_most is not None and size is not None:
+            content = store_call("get", name, get_at_most, name, size + 1)
+        else:
+            content = store_call("get", name, store.get, name)
         if content is None:
             raise ChunkNotFoundError("chunk not found in the store", name=name)
         return content
@@ -71,7 +75,7 @@ def fetch_chunk(data_map: DataMap, fetch: Fetch, index: int) -> object:
     """The stored content of record index of data_map, as the store returns it."""
     record = data_map.chunks[index]
     try:
-        return fetch(record.name)
+        return fetch(record.name, record.stored_size)
     except ChunkError as exc:
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 

@@ -15,7 +15,7 @@ from ._datamap import DataMap
 from ._errors import ChunkIntegrityError, ChunkNotFoundError
 from ._levels import check_root, fetcher, load_chunk, walk_levels as _walk
 from ._stores import store_call
-from ._workers import check_workers, in_flight, make_executor, ordered_map
+from ._workers import check_workers, in_flight, make_executor, ordered_map, stop
 
 ChunkProblem = ChunkNotFoundError | ChunkIntegrityError
 
@@ -99,7 +99,7 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
                     raise ChunkNotFoundError("chunk not found in the store", name=record.name,
                                              index=index, level=level.level)
             else:
-                fetch(record.name)
+                fetch(record.name, record.stored_size)
         except (ChunkNotFoundError, ChunkIntegrityError) as exc:
             if exc.index is None:
                 exc = exc.located(index=index, level=level.level, name=record.name)
@@ -111,6 +111,7 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
     complete = True
     executor = make_executor(workers)
     levels = _walk(backend, root, fetch)
+    error: BaseException | None = None
     try:
         while True:
             try:
@@ -128,8 +129,11 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
                 if found is not None:
                     problems.setdefault(found.name or "", found)
             checked += len(indices)
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        stop(executor, error)
     missing = tuple(p for p in problems.values() if isinstance(p, ChunkNotFoundError))
     corrupt = tuple(p for p in problems.values() if isinstance(p, ChunkIntegrityError))
     return VerifyReport(full, checked, missing, corrupt, complete)

@@ -10,15 +10,40 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from ._errors import ChunkNotFoundError, InvalidArgumentError, SelfEncryptionError, StoreError
+from ._errors import (
+    ChunkIntegrityError,
+    ChunkNotFoundError,
+    InvalidArgumentError,
+    SelfEncryptionError,
+    StoreError,
+)
 from ._datamap import check_name, is_chunk_name
 from ._files import atomic_write
 
 _HEX = frozenset("0123456789abcdef")
+
+
+#: The largest stored chunk the format allows: a kind byte and max_size (2**31) bytes.
+MAX_CHUNK_BYTES = (1 << 31) + 1
+#: O_NONBLOCK lets a FIFO open without a writer (it is then refused as not a regular file).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read_at_most(descriptor: int, limit: int) -> bytes:
+    parts = []
+    left = limit
+    while left > 0:
+        piece = os.read(descriptor, min(left, 8 << 20))
+        if not piece:
+            break
+        parts.append(piece)
+        left -= len(piece)
+    return b"".join(parts)
 
 
 def store_call(what: str, name: str, function: Callable, *args):
@@ -109,31 +134,37 @@ class MemoryStore:
 class CallbackStore:
     """A store made of plain functions, so any storage can serve in a few lines.
 
-    ``get(name)`` returns the bytes, or None / raises KeyError when absent;
-    ``put(name, data)`` keeps them. Without ``has``, presence is tested with
-    ``get``; without ``delete`` or ``names`` those operations raise StoreError.
+    ``get(name)`` returns the bytes, or None / raises KeyError or
+    FileNotFoundError when absent; ``put(name, data)`` keeps them (a store
+    without it can only be read, which is all decryption needs). Without
+    ``has``, presence is tested with ``get``; without ``delete`` or
+    ``names`` those operations raise StoreError. Names from ``names`` are
+    checked. The callbacks are called from several threads at once unless
+    the caller passes ``workers=1``.
     """
 
     def __init__(
         self,
         get: Callable[[str], bytes | None],
-        put: Callable[[str, bytes], object],
+        put: Callable[[str, bytes], object] | None = None,
         has: Callable[[str], bool] | None = None,
         delete: Callable[[str], object] | None = None,
         names: Callable[[], object] | None = None,
     ) -> None:
-        if not callable(get) or not callable(put):
-            raise InvalidArgumentError("CallbackStore needs callable get and put")
+        if not callable(get) or (put is not None and not callable(put)):
+            raise InvalidArgumentError("CallbackStore needs a callable get (and put, when given)")
         self._get, self._put, self._has = get, put, has
         self._delete, self._names = delete, names
 
     def put(self, name: str, data: bytes) -> None:
+        if self._put is None:
+            raise StoreError("this CallbackStore was given no put callback: it can only be read")
         self._put(check_name(name), data)
 
     def get(self, name: str) -> bytes:
         try:
             content = self._get(check_name(name))
-        except KeyError:
+        except (KeyError, FileNotFoundError):  # the natural ways to say "no such chunk"
             content = None
         if content is None:
             raise ChunkNotFoundError("chunk not found by the get callback", name=name)
@@ -156,7 +187,13 @@ class CallbackStore:
     def __iter__(self) -> Iterator[str]:
         if self._names is None:
             raise StoreError("this CallbackStore was given no names callback")
-        return iter(self._names())
+        return self._checked_names()
+
+    def _checked_names(self) -> Iterator[str]:
+        for name in self._names():  # type: ignore[misc]
+            if not is_chunk_name(name):
+                raise StoreError(f"the names callback gave {name!r}, which is not a chunk name")
+            yield name
 
 
 class DirStore:
@@ -173,6 +210,7 @@ class DirStore:
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, create: bool = True) -> None:
         self.path = os.fspath(path)
+        self._root: str | None = None
         self.fsync = fsync
         if create:
             try:
@@ -201,14 +239,40 @@ class DirStore:
             raise StoreError(f"cannot store chunk {name} in {self.path!r}: {exc}") from exc
 
     def get(self, name: str) -> bytes:
+        return self.get_at_most(name, MAX_CHUNK_BYTES + 1)
+
+    def get_at_most(self, name: str, limit: int) -> bytes:
+        """The content under name, reading no more than limit bytes of it.
+
+        Readers pass the size the data map expects plus one, so a chunk
+        file replaced by something larger costs one byte more than the
+        chunk, not the whole file. Only regular files inside the store are
+        read: a FIFO, a device or a link leading out of the store is
+        reported as a corrupt chunk, and opening never waits for a writer.
+        """
         path = self._path_of(name)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real, self._real_root()]) != self._real_root():
+            raise ChunkIntegrityError("chunk file is a link that leads out of the store", name=name)
         try:
-            with open(path, "rb") as chunk:
-                return chunk.read()
+            descriptor = os.open(real, _READ_FLAGS)
         except FileNotFoundError:
             raise ChunkNotFoundError(f"chunk not found in {self.path!r}", name=name) from None
         except OSError as exc:
             raise StoreError(f"cannot read chunk {name} from {self.path!r}: {exc}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise ChunkIntegrityError("chunk is not a regular file", name=name)
+            return _read_at_most(descriptor, limit)
+        except OSError as exc:
+            raise StoreError(f"cannot read chunk {name} from {self.path!r}: {exc}") from exc
+        finally:
+            os.close(descriptor)
+
+    def _real_root(self) -> str:
+        if self._root is None:
+            self._root = os.path.realpath(self.path)
+        return self._root
 
     def has(self, name: str) -> bool:
         return os.path.isfile(self._path_of(name))
