@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -235,8 +236,19 @@ def cmd_encrypt(args, out: TextIO) -> int:
     return OK
 
 
+def _is_standard_output(path: str) -> bool:
+    """Whether path is "-" or leads to the file standard output already is."""
+    if path == "-":
+        return True
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):
+        return False
+
+
 def cmd_decrypt(args, out: TextIO) -> int:
     root = read_map(args.map)
+    to_stdout = _is_standard_output(args.output)
     store = _store(args)
     progress = ProgressBar(os.path.basename(map_label(args.map)), not args.quiet and not args.json)
     started = time.monotonic()
@@ -257,10 +269,10 @@ def cmd_decrypt(args, out: TextIO) -> int:
     finally:
         progress.close()
     seconds = time.monotonic() - started
-    if args.json and args.output != "-":
+    if args.json and not to_stdout:
         _emit_json(out, {"command": "decrypt", "output": args.output, "size": written,
                          "seconds": round(seconds, 6)})
-    elif not args.quiet and args.output != "-":
+    elif not args.quiet and not to_stdout:
         out.write(f"{args.output}: {human_size(written)} restored and verified, "
                   f"{speed(written, seconds)}\n")
     return OK
@@ -538,4 +550,12 @@ def _fail(message: str, code: int) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if threading.active_count() > 1:
+        # A worker stuck in a store call (after an interrupt, say) would hold the
+        # interpreter's exit, which joins the pool's threads: leave at once instead.
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

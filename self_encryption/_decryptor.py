@@ -8,7 +8,9 @@ and sizes before a byte of it is used.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
@@ -16,12 +18,12 @@ from . import _backend
 from ._buffers import ScratchPool
 from ._datamap import DataMap
 from ._errors import InvalidArgumentError
-from ._files import atomic_write
+from ._files import atomic_write, current_umask
 from ._levels import check_root, fetcher, iter_level, level_zero
 from ._options import Progress
 from ._sealing import EncryptedChunk
 from ._stores import ChunkStore
-from ._workers import InlineExecutor, check_workers, in_flight, make_executor
+from ._workers import InlineExecutor, check_workers, in_flight, make_executor, stop
 
 #: Where decryption may fetch chunks from: a store, a mapping of name to bytes,
 #: or the EncryptedChunks encrypt() returned.
@@ -59,6 +61,7 @@ def decrypt_into(data_map: DataMap, chunks: ChunkSource, write: Callable[[Any], 
     executor: Any = InlineExecutor()
     pool = ScratchPool() if reuse_buffers else None
     done = 0
+    error: BaseException | None = None
     try:
         level0 = level_zero(backend, root, fetch)
         if len(level0.chunks) > 1:
@@ -72,8 +75,11 @@ def decrypt_into(data_map: DataMap, chunks: ChunkSource, write: Callable[[Any], 
                     pool.release(scratch)
                 if progress is not None:
                     progress(done, root.file_size)
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        stop(executor, error)
     return done
 
 
@@ -82,18 +88,44 @@ def decrypt_file(data_map: DataMap, store: ChunkSource,
                  workers: int | None = None, progress: Progress | None = None) -> int:
     """Decrypt into a path or a writable binary file; returns the bytes written.
 
-    A path is written through a temporary file beside it that replaces the
-    destination only after every chunk was verified: on any error nothing is
-    left under the destination name. A file object receives bytes as they
-    are opened, so it may hold a prefix if an error stops the work.
+    A path that is absent or a regular file is written through a temporary
+    file beside it (``.NAME.*.partial``) that replaces it only after every
+    chunk was verified: on any error nothing is left under the destination
+    name. An existing file keeps its mode; a new one gets 0666 less the
+    umask. A link is followed, and what it leads to is written, never the
+    link replaced. A FIFO, a device or another non-regular file is written
+    as a stream, like a file object: it receives bytes as they are opened,
+    so it may hold a prefix if an error stops the work.
     """
     if hasattr(destination, "write"):
-        return decrypt_into(data_map, store, destination.write, workers=workers, progress=progress)
+        return decrypt_into(data_map, store, destination.write,  # type: ignore[union-attr]
+                            workers=workers, progress=progress)
     if not isinstance(destination, (str, bytes, os.PathLike)):
         raise InvalidArgumentError("destination must be a path or a writable binary file")
-    target = os.path.abspath(os.fsdecode(destination))
-    if os.path.isdir(target):
-        raise InvalidArgumentError(f"destination {target!r} is a folder")
-    name = os.path.basename(target)
-    with atomic_write(target, prefix=f".{name}.", suffix=".partial") as temp:
+    path = os.fsdecode(destination)
+    target, mode = _destination(path)
+    if target is None:  # not a regular file: a stream
+        with open(path, "wb", buffering=0) as stream:
+            return decrypt_into(data_map, store, stream.write, workers=workers, progress=progress)
+    with atomic_write(target, prefix=f".{os.path.basename(target)}.", suffix=".partial",
+                      mode=mode) as temp:
         return decrypt_into(data_map, store, temp.write, workers=workers, progress=progress)
+
+
+def _destination(path: str) -> tuple[str | None, int]:
+    """Where to write a decrypted file: (regular file path, mode), or (None, 0) for a stream."""
+    try:
+        info = os.stat(path)  # follows links
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise InvalidArgumentError(f"destination {path!r} is a link to a missing file") from None
+        return os.path.abspath(path), 0o666 & ~current_umask()
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidArgumentError(f"destination {path!r} is a folder")
+    if not stat.S_ISREG(info.st_mode):
+        return None, 0
+    target = os.path.realpath(path)
+    if not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, "the destination is not writable (like cp, decrypt "
+                              "does not replace a file you cannot write)", path)
+    return target, stat.S_IMODE(info.st_mode)

@@ -32,7 +32,7 @@ from ._sealing import (
     shrink_map,
 )
 from ._stores import ChunkStore, put_if_absent
-from ._workers import InlineExecutor, check_workers, in_flight, make_executor
+from ._workers import InlineExecutor, check_workers, in_flight, make_executor, stop
 
 #: Bytes read from a file at a time.
 READ_SIZE = 8 << 20
@@ -162,11 +162,15 @@ class Encryptor:
         self.data_map = root
         return root
 
-    def abort(self) -> None:
-        """Stop the workers and drop everything not yet stored."""
+    def abort(self, error: BaseException | None = None) -> None:
+        """Stop the workers and drop everything not yet stored.
+
+        After an interrupt (``error`` a KeyboardInterrupt) it does not wait
+        for a worker that may be stuck in a store call.
+        """
         if self._state == "open":
             self._state = "failed"
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        stop(self._executor, error)
 
     def __enter__(self) -> Encryptor:
         return self
@@ -175,7 +179,7 @@ class Encryptor:
         if kind is None and self._state == "open":
             self.finish()
         else:
-            self.abort()
+            self.abort(value)
 
     # -- stages --------------------------------------------------------------
 
@@ -197,8 +201,8 @@ class Encryptor:
         """Abort on any error, so no worker keeps running behind a failure."""
         try:
             yield
-        except BaseException:
-            self.abort()
+        except BaseException as exc:
+            self.abort(exc)
             raise
 
     def _submit(self, piece) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -41,6 +42,24 @@ def atomic_write(target: str, *, prefix: str, suffix: str = "", mode: int | None
         raise
     if durable:
         sync_folder(folder)
+
+
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:  # elsewhere: set and restore it at once
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def sync_folder(folder: str) -> None:

@@ -12,6 +12,10 @@ from ._levels import Level0View, check_root, fetcher, level_zero, load_chunk
 from ._workers import check_workers, make_executor
 
 
+#: The most bytes readall() asks for at a time.
+READ_PIECE = 8 << 20
+
+
 class ChunkReader(io.RawIOBase):
     """A read-only, seekable binary file over a data map and a store.
 
@@ -86,16 +90,53 @@ class ChunkReader(io.RawIOBase):
                 target[written:written + take] = plain[offset:offset + take]
                 written += take
                 index += 1
-            if start == self._last_end:
-                self._read_ahead(index)
-            self._position = self._last_end = end
+            self._advance(start, end, index)
             return written
 
+    def _advance(self, start: int, end: int, next_index: int) -> None:
+        """Move past a read of [start, end); a read that follows the last one reads ahead."""
+        if start == self._last_end:
+            self._read_ahead(next_index)
+        self._position = self._last_end = end
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to size bytes (all that is left when size is negative or None).
+
+        The result is gathered chunk by chunk, so memory follows the bytes
+        actually opened, never the size the data map claims.
+        """
+        self._checkClosed()  # type: ignore[attr-defined]
+        if size is None or size < 0:
+            return self.readall()
+        parts = []
+        while size > 0:
+            piece = self._read_piece(size)
+            if not piece:
+                break
+            parts.append(piece)
+            size -= len(piece)
+        return b"".join(parts)
+
     def readall(self) -> bytes:
-        remaining = max(0, self.size - self.tell())
-        buffer = bytearray(remaining)
-        count = self.readinto(buffer)
-        return bytes(buffer[:count]) if count != remaining else bytes(buffer)
+        parts = []
+        while True:
+            piece = self._read_piece(READ_PIECE)
+            if not piece:
+                return b"".join(parts)
+            parts.append(piece)
+
+    def _read_piece(self, limit: int) -> bytes:
+        """At most limit bytes from the position, and at most to the end of its chunk."""
+        start = self._position
+        if start >= self.size or limit <= 0:
+            return b""
+        view = self._level0()
+        index = view.locate(start)
+        plain = self._chunk(index)  # opened and checked: its length is real
+        offset = start - view.start(index)
+        piece = bytes(memoryview(plain)[offset:offset + limit])
+        self._advance(start, start + len(piece), index + (offset + len(piece) >= len(plain)))
+        return piece
 
     def close(self) -> None:
         if self._executor is not None:

@@ -62,3 +62,10 @@ def ordered_map(executor, function: Callable, items: Iterable, window: int) -> I
     finally:
         for future in pending:
             future.cancel()
+
+
+def stop(executor, error: BaseException | None = None) -> None:
+    """Shut a pool down: drop queued jobs and wait for running ones, except after
+    an interrupt, when a worker may be stuck in a store call that never returns."""
+    interrupted = error is not None and not isinstance(error, Exception)
+    executor.shutdown(wait=not interrupted, cancel_futures=True)
