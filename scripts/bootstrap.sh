@@ -1,4 +1,5 @@
-# Sourced by the other scripts: make .venv with the package and its test extras.
+# Sourced by the other scripts: make .venv with the package and, unless
+# SELF_ENCRYPTION_EXTRAS says otherwise, its test extras (the demo asks for none).
 # Installs libcrypto's headers, pkg-config and valgrind with apt-get when they are
 # missing and we are root on a Debian-like system; otherwise says what is missing.
 set -euo pipefail
@@ -23,5 +24,9 @@ fi
   echo "bootstrap: Python 3.10 or newer is needed ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
   exit 1
 }
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+extras=${SELF_ENCRYPTION_EXTRAS-test}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: making .venv and building the C core (the first time takes a minute)" >&2
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"

@@ -176,7 +176,8 @@ def _options(args) -> dict[str, Any]:
         se.Encryptor(se.MemoryStore(), workers=1, **options).abort()
     except se.InvalidArgumentError as exc:
         flag = "--chunk-sizes" if "chunk" in str(exc) else "--level"
-        message = str(exc).replace("chunk_sizes", flag).replace("compression_level", flag)
+        message = (str(exc).replace("chunk_sizes", flag).replace("compression_level", flag)
+                   .replace("None (no compression) or ", ""))
         raise CommandError(f"{flag}: {message}", USAGE) from None
     return options
 

@@ -60,7 +60,11 @@ def store_call(what: str, name: str, function: Callable, *args):
             raise ChunkNotFoundError("chunk not found in the store", name=name) from None
         raise StoreError(f"the store failed to {what} chunk {name}: KeyError") from None
     except Exception as exc:
-        raise StoreError(f"the store failed to {what} chunk {name}: {exc!r}") from exc
+        hint = ""
+        if "thread" in str(exc).lower():  # sqlite3 and many drivers say so
+            hint = ("; this store seems unable to serve several threads at once: "
+                    "pass workers=1 (--workers 1 on the command line)")
+        raise StoreError(f"the store failed to {what} chunk {name}: {exc!r}{hint}") from exc
 
 
 def put_if_absent(store, name: str, content) -> int:

@@ -273,3 +273,17 @@ def test_closed_pipe_is_not_an_error(stored):
         f"{' '.join(map(str, COMMAND))} cat {map_file} --store {store} | head -c 10",
         shell=True, capture_output=True, timeout=60)
     assert pipeline.stdout == data[:10] and b"Traceback" not in pipeline.stderr
+
+
+def test_option_errors_name_the_flag_and_sizes_read_plainly(workdir):
+    (workdir / "one").write_bytes(b"x")
+    bad_sizes = run("encrypt", workdir / "one", "--store", workdir / "s", "--chunk-sizes", "100,300,400")
+    assert bad_sizes.returncode == 2
+    message = bad_sizes.stderr.decode()
+    assert "--chunk-sizes" in message and "chunk_sizes" not in message
+    bad_level = run("encrypt", workdir / "one", "--store", workdir / "s", "--level", "0")
+    assert bad_level.returncode == 2 and "--level" in bad_level.stderr.decode()
+    assert "from 1 to 22" in bad_level.stderr.decode()
+    done = ok("encrypt", workdir / "one", "--store", workdir / "s", "-o", workdir / "one.sedm")
+    summary = done.stdout.decode()
+    assert "1 byte in 1 chunk" in summary and "1 bytes" not in summary and "0 B/s" not in summary

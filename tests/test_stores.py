@@ -176,3 +176,24 @@ def test_callback_store_without_optional_callbacks():
         list(store)
     with pytest.raises(se.InvalidArgumentError):
         se.CallbackStore(get=None, put=backing.__setitem__)  # type: ignore[arg-type]
+
+
+def test_a_store_that_cannot_serve_threads_points_to_workers_1(tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "chunks.db")  # usable only from the thread that made it
+    db.execute("create table chunks (name text primary key, content blob)")
+
+    def put(name, data):
+        db.execute("insert or ignore into chunks values (?, ?)", (name, bytes(data)))
+
+    def get(name):
+        row = db.execute("select content from chunks where name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    store = se.CallbackStore(get, put)
+    data = os.urandom(20_000)
+    with pytest.raises(se.StoreError, match="workers=1"):
+        se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES, workers=4)
+    root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES, workers=1)
+    assert se.decrypt(root, store, workers=1) == data
