@@ -127,7 +127,19 @@ static unsigned lowest_bit(uint64_t x)
 
 /* ------------------------------------------------------- exact (scalar) */
 
-/* First position i in [a, b) with W(i) & mask == 0, else b. */
+#define EXACT_STEP(k)                                                       \
+    do {                                                                    \
+        fp = (fp << 1) + gear[data[i + (k)]];                               \
+        if (SE_UNLIKELY((fp & mask) == 0))                                  \
+            return i + (k);                                                 \
+    } while (0)
+
+/*
+ * First position i in [a, b) with W(i) & mask == 0, else b. One byte at a
+ * time, in order; unrolled by four, which makes its speed independent of
+ * where the compiler happens to place the loop (the one-byte loop ran at
+ * 2.0 or 3.0 GB/s depending on the build).
+ */
 static size_t exact_first(const uint64_t *gear, const uint8_t *data,
                           size_t a, size_t b, uint64_t mask)
 {
@@ -136,13 +148,18 @@ static size_t exact_first(const uint64_t *gear, const uint8_t *data,
 
     for (; i < a; i++)
         fp = (fp << 1) + gear[data[i]];
-    for (; i < b; i++) {
-        fp = (fp << 1) + gear[data[i]];
-        if (SE_UNLIKELY((fp & mask) == 0))
-            return i;
+    for (; b - i >= 4; i += 4) {
+        EXACT_STEP(0);
+        EXACT_STEP(1);
+        EXACT_STEP(2);
+        EXACT_STEP(3);
     }
+    for (; i < b; i++)
+        EXACT_STEP(0);
     return b;
 }
+
+#undef EXACT_STEP
 
 typedef struct {
     uint64_t mask_l, mask_s;
