@@ -51,7 +51,9 @@
 
 #include <string.h>
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+/* Define SE_CUT_NO_AVX2 to build the portable paths only. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
+    !defined(SE_CUT_NO_AVX2)
 #define SE_CUT_X86_AVX2 1
 #include <immintrin.h>
 #define SE_TARGET_AVX2 __attribute__((target("avx2")))
@@ -389,9 +391,10 @@ static void block_avx2(const uint64_t *gear, const uint8_t *data,
 #undef AVX2_GEAR4W
 #undef AVX2_GEAR4
 
+/* libgcc's (or compiler-rt's) constructor fills the CPU model at load time,
+ * so this only reads it (and checks the OS saves the YMM registers). */
 static int cpu_has_avx2(void)
 {
-    __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") ? 1 : 0;
 }
 
