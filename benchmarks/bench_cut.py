@@ -18,6 +18,9 @@ thread's CPU time, the threaded one wall time. Lines:
   cut_lengths     every cut of the buffer in one call, 1 thread, default
                   sizes, on the scalar and on the auto path (also skips min).
   scan+resolve    candidates of N segments on N threads, then resolve_cuts.
+
+benchmarks/cut_variants.c compares the scan variants that were tried
+(streams, a 64K-entry pair table, AVX2 gathers) without Python.
 """
 
 from __future__ import annotations
