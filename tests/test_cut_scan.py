@@ -45,8 +45,10 @@ def c(both_backends):
 
 
 @pytest.fixture(scope="module")
-def py(both_backends):
-    return both_backends[1]
+def py():
+    from self_encryption import _backend
+
+    return _backend.load_python()
 
 
 def _paths(c_backend) -> list[str]:
@@ -261,19 +263,21 @@ def test_resolve_from_any_start(c):
             find_cut_all(c, table, data[start:], 100, 1024, 4096, True)
 
 
-def test_short_inputs(c, py, paths):
-    for backend in (c, py):
-        table = backend.GearTable(b"")
-        for size in (0, 1, 63, 64, 65, 127, 128, 200, 256, 257, 320, 321):
-            data = make_data("random", size, size)
-            for at_end in (False, True):
-                expect = find_cut_all(backend, table, data, 64, 256, 256, at_end)
-                for path in paths:
-                    assert backend.cut_lengths(table, data, 64, 256, 256, at_end,
-                                               path=path) == expect
-                    cands = backend.scan_candidates(table, data, 0, size, 256, path=path)
-                    assert backend.resolve_cuts(table, data, cands, 64, 256, 256,
-                                                at_end) == expect
+@pytest.mark.parametrize("which", ["c", "py"])
+def test_short_inputs(request, which):
+    backend = request.getfixturevalue(which)
+    paths = request.getfixturevalue("paths") if which == "c" else [None]
+    table = backend.GearTable(b"")
+    for size in (0, 1, 63, 64, 65, 127, 128, 200, 256, 257, 320, 321):
+        data = make_data("random", size, size)
+        for at_end in (False, True):
+            expect = find_cut_all(backend, table, data, 64, 256, 256, at_end)
+            for path in paths:
+                assert backend.cut_lengths(table, data, 64, 256, 256, at_end,
+                                           path=path) == expect
+                cands = backend.scan_candidates(table, data, 0, size, 256, path=path)
+                assert backend.resolve_cuts(table, data, cands, 64, 256, 256,
+                                            at_end) == expect
 
 
 def test_scan_resumes_when_its_buffer_fills(c):
@@ -337,9 +341,9 @@ def test_python_backend_dense_candidates(c, py):
 
 # ------------------------------------------------------------- arguments
 
-@pytest.mark.parametrize("which", ["c", "python"])
-def test_arguments_are_checked(c, py, which):
-    backend = c if which == "c" else py
+@pytest.mark.parametrize("which", ["c", "py"])
+def test_arguments_are_checked(request, which):
+    backend = request.getfixturevalue(which)
     table = backend.GearTable(b"")
     data = make_data("random", 1000)
     with pytest.raises(InvalidArgumentError):
