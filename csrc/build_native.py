@@ -25,6 +25,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "se_core.h")
 SOURCE = os.path.join(HERE, "se_core.c")
+CUT_SOURCE = os.path.join(HERE, "se_cut.c")
 PREFIX_VARIABLE = "SELF_ENCRYPTION_OPENSSL_PREFIX"
 
 MISSING_OPENSSL = f"""
@@ -124,7 +125,7 @@ _flags = openssl_flags()
 ffi.set_source(
     "self_encryption._native",
     '#include "se_core.h"',
-    sources=[_relative(SOURCE)],
+    sources=[_relative(SOURCE), _relative(CUT_SOURCE)],
     include_dirs=[_relative(HERE)] + _flags["include_dirs"],
     library_dirs=_flags["library_dirs"],
     libraries=_flags["libraries"],

@@ -75,6 +75,55 @@ int se_seal(const uint8_t seed[32], const uint8_t prev1[32],
 int se_open(const uint8_t seed[32], const uint8_t prev1[32],
             const uint8_t prev2[32], const uint8_t *in, size_t len,
             const uint8_t name[32], uint8_t *out);
+/*
+ * Batch cut search and candidate scan (csrc/se_cut.c).
+ *
+ * A candidate is a position i with W(i) & MASK_L == 0, where W(i) is the
+ * gear fingerprint of the (up to) 64 bytes data[i-63..i]; it is stored as the
+ * u64 (i << 1) | s, s = 1 when W(i) & MASK_S == 0 too. Positions are offsets
+ * from data. Every path gives the same results; SE_CUT_AUTO picks the
+ * fastest this CPU runs, SE_CUT_SCALAR is the one-byte-at-a-time reference.
+ */
+#define SE_CUT_AUTO 0
+#define SE_CUT_SCALAR 1
+#define SE_CUT_UNROLLED 2
+#define SE_CUT_AVX2 3
+
+/* The path a request runs on (SE_ERR_ARGUMENT: unknown or not on this CPU). */
+int se_cut_select(int requested, int *path);
+const char *se_cut_path_name(int path);
+
+/*
+ * Candidates of positions start .. stop-1 (stop <= len), in increasing
+ * order, into cands[0..cap). Reads data[start-63 .. stop). *count gets the
+ * number written; *next the first position not scanned: stop when done,
+ * less when cands filled up (call again from there). Segments can be
+ * scanned separately, on separate threads; their lists concatenate.
+ */
+int se_cut_scan(int path, const se_gear_table *table, const uint8_t *data,
+                size_t len, size_t start, size_t stop, size_t avg_size,
+                uint64_t *cands, size_t cap, size_t *count, size_t *next);
+
+/*
+ * The chunk lengths that repeated se_find_cut calls would give, starting
+ * with a chunk at offset start of data[0..len), from the candidates of
+ * (at least) positions start+min+63 .. len-1 made with the same avg_size
+ * (cands strictly increasing and < len, else SE_ERR_ARGUMENT). Writes up
+ * to cap lengths to cuts; *count gets how many, *consumed the offset after
+ * the last (call again from there while *count == cap). Stops when the
+ * bytes left cannot decide a cut, unless at_end.
+ */
+int se_cut_resolve(const se_gear_table *table, const uint8_t *data, size_t len,
+                   size_t start, const uint64_t *cands, size_t n_cands,
+                   size_t min_size, size_t avg_size, size_t max_size,
+                   int at_end, uint64_t *cuts, size_t cap, size_t *count,
+                   size_t *consumed);
+
+/* se_cut_resolve without a candidate list: scans as it goes. */
+int se_cut_lengths(int path, const se_gear_table *table, const uint8_t *data,
+                   size_t len, size_t start, size_t min_size, size_t avg_size,
+                   size_t max_size, int at_end, uint64_t *cuts, size_t cap,
+                   size_t *count, size_t *consumed);
 /* cdef-end */
 
 #endif /* SE_CORE_H */

@@ -7,6 +7,9 @@ straight into the objects returned. Status codes become exceptions in
 
 from __future__ import annotations
 
+import os
+from array import array
+
 from ._errors import ChunkIntegrityError, InvalidArgumentError, SelfEncryptionError
 from ._native import ffi, lib
 
@@ -118,3 +121,117 @@ def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes, ou
         _in(content), size, _fixed(name, 32, "name"), ffi.from_buffer(payload, require_writable=True),
     ))
     return payload
+
+
+# ----------------------------------------------------------- batch cut search
+# csrc/se_cut.c. A candidate is a position i whose 64-byte windowed gear
+# fingerprint passes MASK_L, stored as (i << 1) | (1 if it passes MASK_S too).
+
+CUT_VARIABLE = "SELF_ENCRYPTION_CUT"
+_CUT_REQUESTS = {
+    "auto": lib.SE_CUT_AUTO,
+    "scalar": lib.SE_CUT_SCALAR,
+    "unrolled": lib.SE_CUT_UNROLLED,
+    "avx2": lib.SE_CUT_AVX2,
+}
+
+
+def _cut_request(path: str | None) -> int:
+    """The SE_CUT_* number for path, or for SELF_ENCRYPTION_CUT when path is None."""
+    name = os.environ.get(CUT_VARIABLE, "auto") if path is None else path
+    name = name.strip().lower() or "auto"
+    if name not in _CUT_REQUESTS:
+        raise InvalidArgumentError(
+            f"cut path {name!r} is not one of {', '.join(_CUT_REQUESTS)} ({CUT_VARIABLE})"
+        )
+    return _CUT_REQUESTS[name]
+
+
+def cut_path(path: str | None = None) -> str:
+    """The scan path the batch cut functions run on: "avx2", "unrolled" or "scalar".
+
+    ``path`` (else ``SELF_ENCRYPTION_CUT``, default "auto") may force
+    "scalar" (the reference loop), "unrolled" or "avx2".
+    """
+    chosen = ffi.new("int *")
+    if lib.se_cut_select(_cut_request(path), chosen) != lib.SE_OK:
+        raise InvalidArgumentError(f"cut path {path!r} is not available on this CPU")
+    return ffi.string(lib.se_cut_path_name(chosen[0])).decode()
+
+
+def cut_lengths(table: GearTable, data, min_size: int, avg_size: int, max_size: int,
+                at_end: bool, *, path: str | None = None) -> list[int]:
+    """Every chunk length that repeated find_cut calls give from the start of data.
+
+    Stops where the remaining bytes cannot decide a cut, unless at_end.
+    """
+    size = len(data)
+    cap = size // max(min_size, 64) + 1  # chunks are > min bytes but the last
+    cuts = ffi.new("uint64_t[]", cap)
+    count = ffi.new("size_t *")
+    consumed = ffi.new("size_t *")
+    _check(lib.se_cut_lengths(
+        _cut_request(path), table.table, _in(data), size, 0, min_size, avg_size, max_size,
+        int(at_end), cuts, cap, count, consumed,
+    ))
+    return ffi.unpack(cuts, count[0])
+
+
+def scan_candidates(table: GearTable, data, start: int, stop: int, avg_size: int,
+                    *, path: str | None = None) -> array:
+    """The candidates of positions start .. stop-1 of data, as array('Q').
+
+    Reads data[start-63:stop]; separate segments (on separate threads: the
+    call releases the GIL) give lists that concatenate to the whole one.
+    """
+    request = _cut_request(path)
+    span = max(stop - start, 0)
+    cap = max(1, min(span, (span >> 10) + 1024))
+    buffer = ffi.new("uint64_t[]", cap)
+    count = ffi.new("size_t *")
+    next_at = ffi.new("size_t *")
+    view = _in(data)
+    found = array("Q")
+    at = start
+    while True:
+        _check(lib.se_cut_scan(
+            request, table.table, view, len(data), at, stop, avg_size,
+            buffer, cap, count, next_at,
+        ))
+        found.frombytes(ffi.buffer(buffer, count[0] * 8))
+        if next_at[0] >= stop:
+            return found
+        at = next_at[0]  # the buffer filled up: go on from there
+
+
+def _joined_candidates(candidates) -> array:
+    if isinstance(candidates, array) and candidates.typecode == "Q":
+        return candidates
+    joined = array("Q")
+    for part in candidates:
+        if isinstance(part, int):  # a flat sequence of entries
+            return array("Q", candidates)
+        joined.extend(part if isinstance(part, array) and part.typecode == "Q" else array("Q", part))
+    return joined
+
+
+def resolve_cuts(table: GearTable, data, candidates, min_size: int, avg_size: int,
+                 max_size: int, at_end: bool, start: int = 0) -> list[int]:
+    """Chunk lengths from a chunk starting at offset start, given the candidates.
+
+    ``candidates``: one array('Q') from scan_candidates, or the per-segment
+    lists in order; they must cover positions start+min+63 .. len(data)-1 and
+    come from the same avg_size. The result equals cut_lengths(data[start:], ...).
+    """
+    joined = _joined_candidates(candidates)
+    size = len(data)
+    cap = max(size - start, 0) // max(min_size, 64) + 1
+    cuts = ffi.new("uint64_t[]", cap)
+    count = ffi.new("size_t *")
+    consumed = ffi.new("size_t *")
+    entries = ffi.from_buffer("uint64_t[]", joined) if len(joined) else ffi.NULL
+    _check(lib.se_cut_resolve(
+        table.table, _in(data), size, start, entries, len(joined),
+        min_size, avg_size, max_size, int(at_end), cuts, cap, count, consumed,
+    ))
+    return ffi.unpack(cuts, count[0])

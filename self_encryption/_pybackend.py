@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from array import array
 
 from Crypto.Cipher import AES
 
-from ._errors import ChunkIntegrityError
+from ._errors import ChunkIntegrityError, InvalidArgumentError
 
 NAME = "python"
 
@@ -114,3 +115,121 @@ def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes, ou
     AES.new(pad, AES.MODE_CTR, nonce=b"", initial_value=_ZERO_COUNTER).encrypt(content, output=payload)
     AES.new(key, AES.MODE_CTR, nonce=b"", initial_value=counter_block).encrypt(payload, output=payload)
     return payload
+
+
+# ----------------------------------------------------------- batch cut search
+# The reference for csrc/se_cut.c. A candidate is a position i whose 64-byte
+# windowed fingerprint W(i) passes MASK_L, stored as (i << 1) | (1 if W(i)
+# passes MASK_S too); W(i) sums GEAR[data[i-k]] << k for k = 0..min(i, 63).
+
+_WINDOW = 63
+
+
+def cut_path(path: str | None = None) -> str:
+    """This backend has one cut path, a Python loop."""
+    return "python"
+
+
+def _check_sizes(min_size: int, avg_size: int, max_size: int | None = None) -> None:
+    if not (avg_size >= 256 and avg_size & (avg_size - 1) == 0 and avg_size <= 1 << 31):
+        raise InvalidArgumentError(f"avg_size {avg_size} is not a power of two in 256 .. 2^31")
+    if max_size is not None and not 64 <= min_size <= avg_size <= max_size <= 1 << 31:
+        raise InvalidArgumentError(f"chunk sizes {min_size}, {avg_size}, {max_size} are out of range")
+
+
+def cut_lengths(table: GearTable, data, min_size: int, avg_size: int, max_size: int,
+                at_end: bool, *, path: str | None = None) -> list[int]:
+    """Every chunk length that repeated find_cut calls give from the start of data."""
+    _check_sizes(min_size, avg_size, max_size)
+    view = memoryview(data).cast("B")
+    cuts = []
+    start = 0
+    while start < len(view):
+        cut = find_cut(table, view[start:], min_size, avg_size, max_size, at_end)
+        if not cut:
+            break
+        cuts.append(cut)
+        start += cut
+    return cuts
+
+
+def scan_candidates(table: GearTable, data, start: int, stop: int, avg_size: int,
+                    *, path: str | None = None) -> array:
+    """The candidates of positions start .. stop-1 of data, as array('Q')."""
+    _check_sizes(64, avg_size)
+    view = memoryview(data).cast("B")
+    if not 0 <= start <= stop <= len(view):
+        raise InvalidArgumentError(f"segment {start} .. {stop} is not inside 0 .. {len(view)}")
+    gear = table.values
+    bits = avg_size.bit_length() - 1
+    mask_s, mask_l = _top_bits(bits + 2), _top_bits(bits - 2)
+    found = array("Q")
+    fp = 0
+    for byte in view[max(start - _WINDOW, 0):start]:
+        fp = ((fp << 1) + gear[byte]) & _U64
+    for i, byte in enumerate(view[start:stop], start):
+        fp = ((fp << 1) + gear[byte]) & _U64
+        if not fp & mask_l:
+            found.append(i << 1 | (not fp & mask_s))
+    return found
+
+
+def resolve_cuts(table: GearTable, data, candidates, min_size: int, avg_size: int,
+                 max_size: int, at_end: bool, start: int = 0) -> list[int]:
+    """Chunk lengths from a chunk starting at offset start, given the candidates.
+
+    Per chunk: the 63 positions after min are hashed from zero, as find_cut
+    does; from min+63 on its fingerprint is the windowed one, so the first
+    candidate there that passes the mask in force (MASK_S before avg, MASK_L
+    after) is the cut.
+    """
+    _check_sizes(min_size, avg_size, max_size)
+    view = memoryview(data).cast("B")
+    length = len(view)
+    if isinstance(candidates, array) or any(isinstance(part, int) for part in candidates):
+        entries = list(candidates)
+    else:
+        entries = [entry for part in candidates for entry in part]
+    positions = [entry >> 1 for entry in entries]
+    if any(pos >= length for pos in positions) or any(
+            a >= b for a, b in zip(positions, positions[1:])):
+        raise InvalidArgumentError("candidates must be strictly increasing positions inside data")
+    if not 0 <= start <= length:
+        raise InvalidArgumentError(f"start {start} is not inside 0 .. {length}")
+    gear = table.values
+    bits = avg_size.bit_length() - 1
+    mask_s, mask_l = _top_bits(bits + 2), _top_bits(bits - 2)
+    cuts = []
+    cursor = 0
+    s = start
+    while s < length:
+        remaining = length - s
+        cut = 0
+        if remaining <= min_size:
+            cut = remaining if at_end else 0
+        else:
+            end = min(max_size, remaining)
+            exact_end = min(min_size + _WINDOW, end)
+            fp = 0
+            for i in range(s + min_size, s + exact_end):
+                fp = ((fp << 1) + gear[view[i]]) & _U64
+                if not fp & (mask_s if i - s < avg_size else mask_l):
+                    cut = i - s + 1
+                    break
+            if not cut and exact_end < end:
+                first, stop = s + exact_end, s + end
+                while cursor < len(entries) and positions[cursor] < first:
+                    cursor += 1
+                k = cursor
+                while k < len(entries) and positions[k] < stop:
+                    if positions[k] >= s + avg_size or entries[k] & 1:
+                        cut = positions[k] - s + 1
+                        break
+                    k += 1
+            if not cut and (end == max_size or at_end):
+                cut = end
+        if not cut:
+            break
+        cuts.append(cut)
+        s += cut
+    return cuts

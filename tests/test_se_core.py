@@ -20,7 +20,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CSRC = ROOT / "csrc"
-SOURCES = [CSRC / "tests" / "test_se_core.c", CSRC / "se_core.c"]
+SOURCES = [CSRC / "tests" / "test_se_core.c", CSRC / "se_core.c", CSRC / "se_cut.c"]
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 SANITIZE = [
     "-fsanitize=address,undefined",

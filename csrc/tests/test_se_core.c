@@ -3,7 +3,8 @@
  *
  * Build (from the project folder):
  *   gcc -std=c99 -Wall -Wextra -Werror -Icsrc csrc/tests/test_se_core.c \
- *       csrc/se_core.c $(pkg-config --cflags --libs libcrypto) -o test_se_core
+ *       csrc/se_core.c csrc/se_cut.c $(pkg-config --cflags --libs libcrypto) \
+ *       -o test_se_core
  *
  * Prints one line per failed check and ends with "N passed, M failed";
  * the exit status is 0 only when nothing failed.
@@ -322,6 +323,170 @@ static void test_find_cut(void)
     CHECK(cut > 64 && cut <= 1024);
 }
 
+/* ------------------------------------------------------ cut scan (se_cut.c) */
+
+/* All cuts by repeated se_find_cut; returns the count, *used the bytes cut. */
+static size_t find_cut_all(const se_gear_table *table, const uint8_t *data,
+                           size_t len, size_t min_size, size_t avg_size,
+                           size_t max_size, int at_end, uint64_t *out,
+                           size_t *used)
+{
+    size_t s = 0, n = 0, cut = 0;
+    while (s < len &&
+           se_find_cut(table, data + s, len - s, min_size, avg_size, max_size,
+                       at_end, &cut) == SE_OK && cut != 0) {
+        out[n++] = cut;
+        s += cut;
+    }
+    *used = s;
+    return n;
+}
+
+/* Candidates of [0, len) in three uneven segments, through a small buffer
+ * so the resume protocol runs; returns the count or (size_t)-1. */
+static size_t scan_in_pieces(int path, const se_gear_table *table,
+                             const uint8_t *data, size_t len, size_t avg_size,
+                             uint64_t *cands, size_t cap)
+{
+    size_t bounds[4];
+    size_t total = 0;
+    int seg;
+    bounds[0] = 0;
+    bounds[1] = len / 3 + 1 < len ? len / 3 + 1 : len;
+    bounds[2] = bounds[1] + 70 < len ? bounds[1] + 70 : len;
+    bounds[3] = len;
+    for (seg = 0; seg < 3; seg++) {
+        size_t at = bounds[seg];
+        while (at < bounds[seg + 1]) {
+            size_t count = 0, next = 0, room = cap - total < 5 ? cap - total : 5;
+            if (se_cut_scan(path, table, data, len, at, bounds[seg + 1], avg_size,
+                            cands + total, room, &count, &next) != SE_OK ||
+                next < at || (next == at && count == 0 && room != 0))
+                return (size_t)-1;
+            total += count;
+            at = next;
+            if (total == cap && at < bounds[seg + 1])
+                return (size_t)-1;
+        }
+    }
+    return total;
+}
+
+static void test_cut_scan(void)
+{
+    enum { LEN = 300000 };
+    static se_gear_table table;
+    static uint8_t data[LEN];
+    static uint64_t expect[LEN / 64 + 2], got[LEN / 64 + 2], cands[LEN];
+    static const size_t sizes[][3] = {
+        {64, 256, 1024}, {64, 256, 256}, {256, 256, 256}, {100, 1024, 4096},
+        {64, 16384, 65536}, {4096, 65536, 262144}, {64, 4096, 4096},
+    };
+    int paths[3] = {SE_CUT_SCALAR, SE_CUT_UNROLLED, SE_CUT_AVX2};
+    int kind, z, p, at_end, path = -1;
+    int mismatches = 0, protocol_ok = 1, paths_run = 0;
+    size_t count = 0, used = 0, next = 0, i;
+
+    CHECK(se_gear_init(&table, NULL, 0) == SE_OK);
+    CHECK(se_cut_select(SE_CUT_AUTO, &path) == SE_OK);
+    CHECK(path == SE_CUT_AVX2 || path == SE_CUT_UNROLLED);
+    CHECK(strcmp(se_cut_path_name(SE_CUT_SCALAR), "scalar") == 0);
+    CHECK(se_cut_select(SE_CUT_SCALAR, &path) == SE_OK && path == SE_CUT_SCALAR);
+    CHECK(se_cut_select(99, &path) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_select(SE_CUT_AUTO, NULL) == SE_ERR_ARGUMENT);
+
+    for (kind = 0; kind < 4; kind++) {
+        /* random; zeros; a short repeating pattern; random with long runs */
+        fill(data, LEN, 7);
+        if (kind == 1)
+            memset(data, 0, LEN);
+        for (i = 0; kind == 2 && i < LEN; i++)
+            data[i] = (uint8_t)"abcab"[i % 5];
+        for (i = 0; kind == 3 && i < LEN; i++)
+            if ((i / 5000) % 2)
+                data[i] = 0x41;
+        for (z = 0; z < (int)(sizeof(sizes) / sizeof(sizes[0])); z++) {
+            size_t mn = sizes[z][0], av = sizes[z][1], mx = sizes[z][2];
+            for (at_end = 0; at_end <= 1; at_end++) {
+                size_t n = find_cut_all(&table, data, LEN, mn, av, mx, at_end,
+                                        expect, &used);
+                for (p = 0; p < 3; p++) {
+                    size_t n_cands, consumed = 0, total = 0;
+                    if (se_cut_select(paths[p], &path) != SE_OK)
+                        continue; /* not on this CPU */
+                    paths_run++;
+                    if (se_cut_lengths(paths[p], &table, data, LEN, 0, mn, av, mx,
+                                       at_end, got, LEN / 64 + 2, &count,
+                                       &consumed) != SE_OK ||
+                        count != n || consumed != used ||
+                        memcmp(got, expect, n * sizeof(uint64_t)) != 0)
+                        mismatches++;
+                    n_cands = scan_in_pieces(paths[p], &table, data, LEN, av,
+                                             cands, LEN);
+                    if (n_cands == (size_t)-1) {
+                        protocol_ok = 0;
+                        continue;
+                    }
+                    /* Resolve with room for 3 lengths a call. */
+                    consumed = 0;
+                    do {
+                        if (se_cut_resolve(&table, data, LEN, consumed, cands,
+                                           n_cands, mn, av, mx, at_end,
+                                           got + total, 3, &count,
+                                           &consumed) != SE_OK) {
+                            protocol_ok = 0;
+                            break;
+                        }
+                        total += count;
+                    } while (count == 3);
+                    if (total != n || consumed != used ||
+                        memcmp(got, expect, n * sizeof(uint64_t)) != 0)
+                        mismatches++;
+                }
+            }
+        }
+    }
+    CHECK(mismatches == 0);
+    CHECK(protocol_ok);
+    CHECK(paths_run >= 2 * 4 * 7 * 2);
+
+    /* Arguments. */
+    CHECK(se_cut_scan(SE_CUT_AUTO, &table, data, 100, 0, 100, 300, cands, 10,
+                      &count, &next) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_scan(SE_CUT_AUTO, &table, data, 100, 50, 40, 256, cands, 10,
+                      &count, &next) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_scan(SE_CUT_AUTO, &table, data, 100, 0, 101, 256, cands, 10,
+                      &count, &next) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_scan(SE_CUT_AUTO, NULL, data, 100, 0, 100, 256, cands, 10,
+                      &count, &next) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_scan(SE_CUT_AUTO, &table, data, 100, 0, 100, 256, NULL, 10,
+                      &count, &next) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_scan(SE_CUT_AUTO, &table, NULL, 0, 0, 0, 256, NULL, 0,
+                      &count, &next) == SE_OK);
+    CHECK(count == 0 && next == 0);
+    CHECK(se_cut_lengths(SE_CUT_AUTO, &table, data, 100, 0, 32, 256, 1024, 1,
+                         got, 10, &count, &used) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_lengths(SE_CUT_AUTO, &table, data, 100, 101, 64, 256, 1024, 1,
+                         got, 10, &count, &used) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_lengths(99, &table, data, 100, 0, 64, 256, 1024, 1, got, 10,
+                         &count, &used) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_lengths(SE_CUT_AUTO, &table, data, 100, 0, 64, 256, 1024, 1,
+                         got, 10, &count, &used) == SE_OK);
+    CHECK(count == 1 && got[0] <= 100 && used == 100);
+    CHECK(se_cut_lengths(SE_CUT_AUTO, &table, NULL, 0, 0, 64, 256, 1024, 1,
+                         got, 10, &count, &used) == SE_OK);
+    CHECK(count == 0 && used == 0);
+    cands[0] = 10 << 1;
+    cands[1] = 5 << 1;
+    CHECK(se_cut_resolve(&table, data, 100, 0, cands, 2, 64, 256, 1024, 1, got,
+                         10, &count, &used) == SE_ERR_ARGUMENT);
+    cands[0] = 100 << 1;
+    CHECK(se_cut_resolve(&table, data, 100, 0, cands, 1, 64, 256, 1024, 1, got,
+                         10, &count, &used) == SE_ERR_ARGUMENT);
+    CHECK(se_cut_resolve(&table, data, 100, 0, NULL, 1, 64, 256, 1024, 1, got,
+                         10, &count, &used) == SE_ERR_ARGUMENT);
+}
+
 /* ------------------------------------------------------------ seal/open */
 
 static void test_key_seed_and_seal_abc(void)
@@ -483,6 +648,7 @@ int main(void)
     test_aes256_ctr();
     test_gear();
     test_find_cut();
+    test_cut_scan();
     test_key_seed_and_seal_abc();
     test_seal_open();
     test_open_integrity();
