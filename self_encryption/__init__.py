@@ -15,6 +15,7 @@ owns its job (see the README's "Architecture" section).
 
 from ._backend import BACKEND_NAME as backend
 from ._backend import openssl_version
+from ._chunking import cut_points
 from ._datamap import ChunkInfo, DataMap
 from ._decryptor import ChunkSource, decrypt, decrypt_file, decrypt_into
 from ._editor import SelfEncryptor
@@ -69,6 +70,7 @@ __all__ = [
     "__version__",
     "backend",
     "chunk_names",
+    "cut_points",
     "decrypt",
     "decrypt_file",
     "decrypt_into",

@@ -2,25 +2,42 @@
 
 :class:`Cutter` takes bytes as they come and hands out each chunk as soon as
 its end is certain. Every caller (one-shot encryption, the streaming
-:class:`~self_encryption.Encryptor`, the map levels and the in-place
-editor's re-cut) goes through it, so the rule that a cut is final only once
-more than ``max`` bytes lie ahead, or the data has ended, lives here alone.
+:class:`~self_encryption.Encryptor`, the map levels, the in-place editor's
+re-cut and :func:`cut_points`) goes through it, so the rule that a cut is
+final only once more than ``max`` bytes lie ahead, or the data has ended,
+lives here alone.
+
+The search itself runs in the backend, a window of bytes per call. With a
+worker pool, large windows are searched in two steps: the pool scans
+segments for candidate positions (the gear fingerprint at a position depends
+only on the 64 bytes before it, so segments are independent), a fixed number
+of segments ahead, while the calling thread resolves the actual cuts from
+the sparse candidates. The cuts are the same either way.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import threading
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
 
+from . import _backend
 from ._buffers import as_bytes_view
 from ._errors import SelfEncryptionError
-from ._options import Options
+from ._options import DEFAULT_CHUNK_SIZES, Options, make_options
+from ._workers import check_workers, make_executor, stop
 
 Piece = bytes | memoryview
+
+#: Bytes the backend searches per call on the calling thread.
+WINDOW = 8 << 20
+#: Bytes a worker scans for candidates per job.
+SEGMENT = 1 << 20
 
 
 _TABLES_KEPT = 8
@@ -65,11 +82,18 @@ class Cutter:
     less. The in-place editor uses it to stop as soon as the cuts realign.
     """
 
-    def __init__(self, backend: ModuleType, options: Options, *, eager: bool = False) -> None:
-        self._find_cut = backend.find_cut
+    def __init__(self, backend: ModuleType, options: Options, *, eager: bool = False,
+                 pool: Callable[[], Any] | None = None, workers: int = 1) -> None:
+        self._backend = backend
         self._table = gear_table(backend, options.convergence_secret)
         self._sizes = (options.min_size, options.avg_size, options.max_size)
         self._eager = eager
+        # A window always decides a cut (it holds more than max bytes) and
+        # bounds the list of cuts one search returns.
+        self._window = max(WINDOW, 2 * (options.max_size + 1))
+        self._segment = max(SEGMENT, options.max_size + 1)
+        self._pool = pool if workers > 1 else None  # () -> executor, asked when first needed
+        self._ahead = 2 * workers
         self._buffer = bytearray()  # bytes of the next chunk, kept between feeds
 
     def feed(self, data, *, owned: bool = False) -> Iterator[Piece]:
@@ -97,25 +121,90 @@ class Cutter:
     # -- the cut search ----------------------------------------------------------
 
     def _cut(self, view: memoryview, at_end: bool, copy: bool) -> Iterator[Piece]:
-        """Yield the chunks decided at the start of view; returns the bytes they took.
+        """Yield the chunks decided in view, in order; returns the bytes they took.
 
-        The search never looks past max bytes; one more shows it is not the end.
+        What is left is shorter than max bytes: no cut in it can be decided
+        before more bytes come (or the end does).
         """
-        min_size, avg_size, max_size = self._sizes
-        # Without eagerness only a window of more than max bytes is certain to decide.
-        keep = 0 if at_end or self._eager else max_size
+        if self._pool is not None and len(view) >= 2 * self._segment:
+            lengths = self._scan_ahead(view, at_end)
+        else:
+            lengths = self._in_windows(view, at_end)
         position = 0
-        while len(view) - position > keep:
-            with view[position:position + max_size + 1] as window:
-                length = self._find_cut(self._table, window, min_size, avg_size, max_size, at_end)
-                if not length:
-                    if self._eager and not at_end:
-                        break  # undecided: wait for more bytes
-                    raise SelfEncryptionError("internal error: the cut search did not decide")
-                piece = bytes(window[:length]) if copy else view[position:position + length]
+        for length in lengths:
+            piece = bytes(view[position:position + length]) if copy else view[position:position + length]
             yield piece
             position += length
         return position
+
+    def _in_windows(self, view: memoryview, at_end: bool) -> Iterator[int]:
+        """Chunk lengths from the start of view, searched a window at a time."""
+        min_size, avg_size, max_size = self._sizes
+        position, total = 0, len(view)
+        while position < total:
+            end = min(total, position + self._window)
+            with view[position:end] as window:
+                lengths = self._backend.cut_lengths(
+                    self._table, window, min_size, avg_size, max_size, at_end and end == total)
+            if not lengths:
+                if end < total:
+                    raise SelfEncryptionError("internal error: a full window did not decide a cut")
+                return
+            for length in lengths:
+                yield length
+                position += length
+
+    def _scan_ahead(self, view: memoryview, at_end: bool) -> Iterator[int]:
+        """Chunk lengths from the start of view, candidates scanned on the pool.
+
+        Segments are scanned up to ``2 * workers`` ahead of the cuts resolved
+        so far; each resolution takes the prefix of view whose candidates
+        are all known, and leaves its undecided tail to the next one.
+        """
+        backend, table = self._backend, self._table
+        min_size, avg_size, max_size = self._sizes
+        assert self._pool is not None
+        pool = self._pool()
+        total = len(view)
+        first = min(min_size + 63, total)  # the search starts min bytes in, the window 63 later
+        scans: deque[tuple[int, Future]] = deque()
+        found: list[Any] = []
+        next_scan, covered, position = first, first, 0
+
+        def top_up() -> None:
+            nonlocal next_scan
+            while next_scan < total and len(scans) < self._ahead:
+                stop = min(total, next_scan + self._segment)
+                scans.append((stop, pool.submit(backend.scan_candidates, table, view,
+                                                next_scan, stop, avg_size)))
+                next_scan = stop
+
+        top_up()
+        try:
+            while True:
+                if scans:
+                    covered, future = scans[0][0], scans[0][1]
+                    found.append(future.result())
+                    scans.popleft()
+                    top_up()
+                else:
+                    covered = total
+                final = covered >= total
+                if not final and covered - position <= max_size:
+                    continue  # too little known past the last cut to decide the next
+                with view[:covered] as known:
+                    lengths = backend.resolve_cuts(table, known, found, min_size, avg_size,
+                                                   max_size, at_end and final, position)
+                for length in lengths:
+                    yield length
+                    position += length
+                # Candidates before the next chunk's search window are spent.
+                found = [_from(part, position + min_size) for part in found]
+                if final:
+                    return
+        finally:
+            for _, future in scans:
+                future.cancel()
 
     def _cut_buffer(self, at_end: bool) -> Iterator[Piece]:
         with memoryview(self._buffer) as whole:
@@ -148,6 +237,43 @@ class Cutter:
         return position
 
 
+def _from(candidates: Any, position: int) -> Any:
+    """The candidates at or after position (entries are position << 1 | flag)."""
+    if not candidates or candidates[-1] >> 1 < position:
+        return candidates[:0]
+    if candidates[0] >> 1 >= position:
+        return candidates
+    return candidates[bisect.bisect_left(candidates, position << 1):]
+
+
 def cut_lengths(backend: ModuleType, data, options: Options) -> list[int]:
     """The lengths of the content-defined chunks of data, taken whole."""
     return [len(piece) for piece in Cutter(backend, options).cut_all(data, owned=True)]
+
+
+def cut_points(data, *, convergence_secret: bytes | str = b"",
+               chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
+               workers: int | None = None) -> list[int]:
+    """The end offset of every level-0 chunk of data: the cuts :func:`encrypt` makes.
+
+    For studying de-duplication (which cuts two versions of a file share)
+    and for benchmarks. With more than one worker, large inputs are scanned
+    on a pool of threads; the cuts are the same.
+    """
+    options = make_options(convergence_secret, None, chunk_sizes)
+    count = check_workers(workers)
+    executor = make_executor(count) if count > 1 else None
+    cutter = Cutter(_backend.active, options, pool=lambda: executor, workers=count)
+    ends, offset = [], 0
+    error: BaseException | None = None
+    try:
+        for piece in cutter.cut_all(data, owned=True):
+            offset += len(piece)
+            ends.append(offset)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if executor is not None:
+            stop(executor, error)
+    return ends

@@ -101,8 +101,9 @@ class Encryptor:
                 raise InvalidArgumentError(f"store has no {method}() method")
         self._store = store
         self._backend = _backend.active
-        self._cutter = Cutter(self._backend, self._options)
         self._workers = check_workers(workers)
+        # Large writes are scanned for cuts on the same pool that seals chunks.
+        self._cutter = Cutter(self._backend, self._options, pool=self._pool, workers=self._workers)
         # Threads start with the second chunk: a small input never pays for them.
         self._executor: Any = InlineExecutor()
         self._window = in_flight(self._workers)
@@ -192,6 +193,12 @@ class Encryptor:
         self.stats.bytes_read += len(view)
         return len(view)
 
+    def _pool(self) -> Any:
+        """The worker pool, started on first need (a small input never pays for it)."""
+        if isinstance(self._executor, InlineExecutor):
+            self._executor = make_executor(self._workers)
+        return self._executor
+
     def _check_open(self) -> None:
         if self._state != "open":
             raise SelfEncryptionError(f"this Encryptor is {self._state}; start a new one")
@@ -214,7 +221,7 @@ class Encryptor:
         self._seeds[index] = seed
         self._pending.append(done)
         if index == 1:
-            self._executor = make_executor(self._workers)
+            self._pool()
         self._executor.submit(self._prepare_chunk, index, piece, seed, done)
         self._drain(self._window)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import self_encryption as se
 from self_encryption import _backend, _chunking, _options, _sealing
-from helpers import SMALL_SIZES
+from helpers import SMALL_SIZES, level0_of
 
 OPTIONS = _options.make_options(chunk_sizes=SMALL_SIZES)
 
@@ -59,10 +61,14 @@ def test_owned_pieces_are_views_and_others_are_copies():
 def test_eager_cutter_decides_before_max_bytes_are_held():
     data = os.urandom(5000)
     first = _whole(data)[0]
-    cutter = _chunking.Cutter(_backend.active, OPTIONS, eager=True)
-    early = list(cutter.feed(data[:len(first) + 1]))
-    lazy = list(_chunking.Cutter(_backend.active, OPTIONS).feed(data[:len(first) + 1]))
-    assert [bytes(p) for p in early] == [first] and lazy == []
+    eager = _chunking.Cutter(_backend.active, OPTIONS, eager=True)
+    lazy = _chunking.Cutter(_backend.active, OPTIONS)
+    # Bytes held from an earlier feed: only the eager cutter looks for a cut
+    # before it holds more than max bytes.
+    assert list(eager.feed(data[:10])) == [] and list(lazy.feed(data[:10])) == []
+    early = list(eager.feed(data[10:len(first) + 1]))
+    late = list(lazy.feed(data[10:len(first) + 1]))
+    assert [bytes(p) for p in early] == [first] and late == []
 
 
 def test_cut_lengths_matches_the_cutter():
@@ -76,3 +82,45 @@ def test_neighbours_wrap_round_the_level(count):
     for index in range(count):
         prev1, prev2 = _sealing.neighbour_seeds(seeds, index)
         assert prev1 == seeds[(index - 1) % count] and prev2 == seeds[(index - 2) % count]
+
+
+def _parallel_cuts(data: bytes, sizes, workers: int) -> list[int]:
+    return _chunking.cut_points(data, chunk_sizes=sizes, workers=workers)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["random", "text", "runs", "zeros"]),
+       sizes=st.sampled_from([(64, 256, 1024), (64, 256, 256), (256, 4096, 8192), (100, 1024, 4096)]),
+       workers=st.sampled_from([2, 3]))
+def test_cut_points_with_workers_are_the_one_thread_cuts(seed, kind, sizes, workers):
+    rng = random.Random(seed)
+    size = rng.randrange(0, 300_000)
+    if kind == "random":
+        data = rng.randbytes(size)
+    elif kind == "text":
+        words = [b"alpha", b"beta", b"gamma", b"delta ", b"\n", b"epsilon"]
+        data = b" ".join(rng.choice(words) for _ in range(size // 5))
+    elif kind == "runs":
+        data = b"".join(bytes([rng.randrange(256)]) * rng.randrange(1, 3000) for _ in range(size // 1500))
+    else:
+        data = bytes(size)
+    expected = _parallel_cuts(data, sizes, 1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_chunking, "SEGMENT", 4096)  # many segments in a few hundred KiB
+        assert _parallel_cuts(data, sizes, workers) == expected
+    assert expected == ([] if not data else expected) and (not data or expected[-1] == len(data))
+    lengths = _chunking.cut_lengths(_backend.active, data, _options.make_options(chunk_sizes=sizes))
+    assert [sum(lengths[:i + 1]) for i in range(len(lengths))] == expected
+
+
+def test_public_cut_points_match_encrypt():
+    data = os.urandom(200_000)
+    root, chunks = se.encrypt(data, chunk_sizes=SMALL_SIZES)
+    level0 = level0_of(root, {c.name: c.content for c in chunks})
+    ends, offset = [], 0
+    for record in level0.chunks:
+        offset += record.plain_size
+        ends.append(offset)
+    assert se.cut_points(data, chunk_sizes=SMALL_SIZES) == ends
+    assert se.cut_points(data, chunk_sizes=SMALL_SIZES, workers=2) == ends
+    assert se.cut_points(b"") == []

@@ -194,3 +194,25 @@ def test_concurrent_file_encryption_into_one_dir_store(tmp_path):
         assert se.decrypt(root, store) == path.read_bytes()
 
 
+
+
+@pytest.mark.parametrize("how", ["owned buffer", "stream of writes", "file"])
+def test_cuts_scanned_on_the_pool_give_the_same_output(tmp_path, how):
+    # More than two scan segments with small chunk sizes, so the pool scans ahead.
+    data = os.urandom(1 << 20) + b"text-like line of words\n" * 60_000 + bytes(300_000)
+    expected = _expected(data, **SMALL)
+    if how == "owned buffer":
+        root, chunks = se.encrypt(data, workers=3, **SMALL)
+        got = (root, {c.name: c.content for c in chunks})
+    else:
+        store = se.MemoryStore()
+        if how == "file":
+            (tmp_path / "f").write_bytes(data)
+            root = se.encrypt_file(tmp_path / "f", store, workers=2, **SMALL)
+        else:
+            with se.Encryptor(store, workers=2, **SMALL) as encryptor:
+                for start in range(0, len(data), 3_000_000):
+                    encryptor.write(data[start:start + 3_000_000])
+            root = encryptor.data_map
+        got = (root, {name: store.get(name) for name in store})
+    assert got == expected
