@@ -1,4 +1,4 @@
-"""Fuzz the data-map parsers: a map or DataMapError, and a parsed map is canonical.
+"""Fuzz the data-map parsers (binary, text, JSON): a map or DataMapError, nothing else.
 
     python fuzz/fuzz_datamap.py [libFuzzer options] [CORPUS_DIR]
 """
@@ -21,6 +21,12 @@ def test_one_input(data: bytes) -> None:
     else:
         assert parsed.to_bytes() == data, "a parsed binary map is not canonical"
         assert se.DataMap.from_text(parsed.to_text()) == parsed
+    try:
+        parsed = se.DataMap.from_json(data)
+    except se.DataMapError:
+        pass
+    else:
+        assert se.DataMap.from_json(parsed.to_json()) == parsed
     text = data.decode("latin-1")
     try:
         parsed = se.DataMap.from_text(text)

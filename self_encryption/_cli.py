@@ -76,7 +76,7 @@ def describe_chunk_error(error) -> str:
 
 def map_label(source: str) -> str:
     """How messages name the data map a command was given: never its text."""
-    if source.startswith("se1:"):
+    if source.startswith(("se1:", "{")):
         return ARGUMENT_MAP
     return "standard input" if source == "-" else source
 
@@ -87,6 +87,8 @@ def read_map(source: str) -> se.DataMap:
     try:
         if source.startswith("se1:"):
             return se.DataMap.from_text(source)
+        if source.startswith("{"):
+            return se.DataMap.from_json(source)
         if source == "-":
             return se.DataMap.from_file(sys.stdin.buffer)
         return se.DataMap.load(source)
@@ -300,6 +302,9 @@ def cmd_cat(args, out: TextIO) -> int:
 
 def cmd_info(args, out: TextIO) -> int:
     root = read_map(args.map)
+    if args.print_map:  # asked for by name: the one place the map itself is printed
+        out.write((root.to_json(indent=2) if args.print_map == "json" else root.to_text()) + "\n")
+        return OK
     info: dict[str, Any] = {"command": "info", "level": root.level, "file_size": root.file_size,
                             "records": len(root.chunks), "root_bytes": len(root.to_bytes())}
     if args.deep:
@@ -469,27 +474,30 @@ def build_parser() -> argparse.ArgumentParser:
     enc.set_defaults(run=cmd_encrypt)
 
     dec = command("decrypt", "Restore a file from its data map; nothing is written unless all of it checks out.")
-    dec.add_argument("map", metavar="MAP", help="data map file (- for standard input, or se1:... text)")
+    dec.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
     dec.add_argument("--store", required=True, help=store_help)
     dec.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write (- for standard output)")
     dec.set_defaults(run=cmd_decrypt)
 
     cat = command("cat", "Write a byte range of a file to standard output, fetching only the chunks it needs.")
-    cat.add_argument("map", metavar="MAP", help="data map file (- for standard input, or se1:... text)")
+    cat.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
     cat.add_argument("--store", required=True, help=store_help)
     cat.add_argument("--offset", type=int, default=0, help="first byte (default 0)")
     cat.add_argument("--length", type=int, default=None, help="bytes to write (default: to the end)")
     cat.set_defaults(run=cmd_cat)
 
     info = command("info", "Describe a data map: level, file size and records; --deep walks every level.")
-    info.add_argument("map", metavar="MAP", help="data map file (- for standard input, or se1:... text)")
+    info.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
     info.add_argument("--deep", action="store_true", help="read the lower levels from the store")
+    info.add_argument("--print-map", choices=["json", "text"], default=None,
+                      help="print the data map itself in that form instead (it is secret: it "
+                           "opens the file)")
     info.add_argument("--store", help=store_help + " (needed with --deep)")
     info.set_defaults(run=cmd_info)
 
     ver = command("verify", "Check that a file is stored: first, middle and last chunks of every level, "
                             "or with --full every chunk, opened and checked.")
-    ver.add_argument("map", metavar="MAP", help="data map file (- for standard input, or se1:... text)")
+    ver.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
     ver.add_argument("--store", required=True, help=store_help)
     ver.add_argument("--full", action="store_true", help="fetch, check and open every chunk")
     ver.set_defaults(run=cmd_verify)
@@ -539,7 +547,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 def _subject(args) -> str:
     """The data map a command works on, to begin its error messages."""
     source = getattr(args, "map", None)
-    if not source or source.startswith("se1:"):
+    if not source or source.startswith(("se1:", "{")):
         return ""
     return f"{map_label(source)}: "
 

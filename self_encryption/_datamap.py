@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import os
 import struct
 from dataclasses import dataclass, field
@@ -139,6 +140,61 @@ class DataMap:
         return (f"DataMap(level={self.level}, file_size={self.file_size}, "
                 f"records={len(self.chunks)})")
 
+    # -- JSON form ---------------------------------------------------------------
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The JSON form (docs/format.md 3.4): format, level, file size, records.
+
+        Like the other forms it holds every key seed: keep it secret.
+        """
+        return json.dumps({
+            "format": JSON_FORMAT,
+            "level": self.level,
+            "file_size": self.file_size,
+            "chunks": [
+                {"plain_size": c.plain_size, "stored_size": c.stored_size,
+                 "key_seed": c.key_seed.hex(), "name": c.name}
+                for c in self.chunks
+            ],
+        }, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> DataMap:
+        """Parse and check the JSON form, as strictly as the binary one.
+
+        Exactly the documented keys, integers that are not booleans, key seeds
+        and names as 64 lowercase hex digits; anything else is a DataMapError.
+        """
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = bytes(text).decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataMapError("a data map in JSON form must be UTF-8 text") from None
+        if not isinstance(text, str):
+            raise DataMapError("a data map in JSON form must be a str")
+        try:
+            value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise DataMapError(f"data map JSON does not parse: {_short_reason(exc)}") from None
+        top = _json_object(value, "the data map", {"format", "level", "file_size", "chunks"})
+        if top["format"] != JSON_FORMAT:
+            raise DataMapError(f"data map JSON format must be {JSON_FORMAT!r}")
+        records = top["chunks"]
+        if not isinstance(records, list):
+            raise DataMapError("data map JSON chunks must be a list")
+        chunks = []
+        for index, record in enumerate(records):
+            fields = _json_object(record, f"record {index}",
+                                  {"plain_size", "stored_size", "key_seed", "name"})
+            seed = fields["key_seed"]
+            if not is_chunk_name(seed):  # the same shape: 64 lowercase hex digits
+                raise DataMapError(f"record {index}: key_seed must be 64 lowercase hex digits")
+            chunks.append(ChunkInfo(_json_int(fields["plain_size"], f"record {index} plain_size"),
+                                    _json_int(fields["stored_size"], f"record {index} stored_size"),
+                                    bytes.fromhex(seed), fields["name"]))
+        return cls(_json_int(top["level"], "level"), _json_int(top["file_size"], "file_size"),
+                   tuple(chunks))
+
     # -- map files -------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -166,7 +222,9 @@ class DataMap:
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
-            raise DataMapError("not a data map: neither the binary nor the text form") from None
+            raise DataMapError("not a data map: neither the binary, the text nor the JSON form") from None
+        if text.lstrip(_ASCII_SPACE).startswith("{"):
+            return cls.from_json(text)
         return cls.from_text(text)
 
 
@@ -213,6 +271,40 @@ def _validate(data_map: DataMap) -> None:
 
 _HEX = frozenset("0123456789abcdef")
 _ASCII_SPACE = " \t\r\n"
+#: The "format" member of the JSON form.
+JSON_FORMAT = "self-encryption/1"
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key appears twice")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _short_reason(exc: BaseException) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:100]
+
+
+def _json_object(value: object, what: str, keys: set[str]) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise DataMapError(f"{what} must be a JSON object")
+    if set(value) != keys:
+        unknown, missing = sorted(set(value) - keys), sorted(keys - set(value))
+        raise DataMapError(f"{what} must have exactly the keys {sorted(keys)}"
+                           + (f"; unknown: {unknown}" if unknown else "")
+                           + (f"; missing: {missing}" if missing else ""))
+    return value
+
+
+def _json_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataMapError(f"data map JSON {what} must be an integer")
+    return value
 
 
 def max_content_size(level: int, file_size: int) -> int:

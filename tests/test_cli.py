@@ -287,3 +287,19 @@ def test_option_errors_name_the_flag_and_sizes_read_plainly(workdir):
     done = ok("encrypt", workdir / "one", "--store", workdir / "s", "-o", workdir / "one.sedm")
     summary = done.stdout.decode()
     assert "1 byte in 1 chunk" in summary and "1 bytes" not in summary and "0 B/s" not in summary
+
+
+def test_json_maps_work_wherever_a_map_does(workdir):
+    data = os.urandom(5000)
+    (workdir / "f").write_bytes(data)
+    store = workdir / "store"
+    ok("encrypt", workdir / "f", "--store", store, "--chunk-sizes", SMALL)
+    as_json = ok("info", workdir / "f.sedm", "--print-map", "json").stdout.decode()
+    root = se.DataMap.from_json(as_json)
+    assert root == se.DataMap.load(workdir / "f.sedm")
+    (workdir / "f.json").write_text(as_json)
+    ok("decrypt", workdir / "f.json", "--store", store, "-o", workdir / "out")
+    assert (workdir / "out").read_bytes() == data
+    assert run("verify", as_json, "--store", store).returncode == 0
+    assert ok("decrypt", "-", "--store", store, "-o", "-", input=as_json.encode()).stdout == data
+    assert ok("info", workdir / "f.json", "--print-map", "text").stdout.decode().strip() == root.to_text()

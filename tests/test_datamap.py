@@ -286,3 +286,73 @@ def test_text_form_accepts_only_ascii_white_space(four_records, space):
     assert se.DataMap.from_text(f" \t{text}\r\n") == data_map
     with pytest.raises(se.DataMapError):
         se.DataMap.from_text(f"{space}{text}{space}")
+
+
+# -- JSON form (docs/format.md 3.4) -------------------------------------------------
+
+def test_json_round_trips(four_records):
+    _, data_map, _ = four_records
+    for indent in (None, 2):
+        text = data_map.to_json(indent=indent)
+        assert se.DataMap.from_json(text) == data_map
+        assert se.DataMap.from_json(text.encode()) == data_map
+    root, _ = se.encrypt(os.urandom(9000), chunk_sizes=SMALL_SIZES)
+    assert root.level >= 1 and se.DataMap.from_json(root.to_json()) == root
+
+
+def _json(data_map, **changes):
+    import json
+
+    value = json.loads(data_map.to_json())
+    for path, new in changes.items():
+        target = value
+        *parents, last = path.split("__")
+        for key in parents:
+            target = target[int(key) if key.isdigit() else key]
+        if new is _DELETE:
+            del target[int(last) if last.isdigit() else last]
+        else:
+            target[int(last) if last.isdigit() else last] = new
+    return json.dumps(value)
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("changes", [
+    {"format": "self-encryption/2"}, {"format": _DELETE}, {"extra": 1}, {"level": True},
+    {"level": 0.0}, {"file_size": "1000"}, {"file_size": -1}, {"chunks": {}},
+    {"chunks__0__plain_size": 256.0}, {"chunks__0__key_seed": "AB" * 32},
+    {"chunks__0__key_seed": "ab" * 31}, {"chunks__0__name": "zz" * 32},
+    {"chunks__0__stored_size": 0}, {"chunks__0__colour": "red"}, {"chunks__0__name": _DELETE},
+    {"file_size": 1001},  # level 0: the records must add up to the file size
+])
+def test_malformed_json_is_refused(four_records, changes):
+    _, data_map, _ = four_records
+    with pytest.raises(se.DataMapError):
+        se.DataMap.from_json(_json(data_map, **changes))
+
+
+@pytest.mark.parametrize("text", [
+    "", "[]", "null", "{", '{"format": "self-encryption/1", "format": "self-encryption/1"}',
+    "[" * 100_000, '{"level": NaN}', '{"level": 1' + "0" * 5000 + "}", b"\xff\xfe",
+])
+def test_json_that_is_not_a_map_is_refused(text):
+    with pytest.raises(se.DataMapError):
+        se.DataMap.from_json(text)
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=300) | st.binary(max_size=300))
+def test_any_json_text_gives_a_map_or_data_map_error(text):
+    try:
+        se.DataMap.from_json(text)
+    except se.DataMapError:
+        pass
+
+
+def test_map_files_in_json_form_are_read(tmp_path, four_records):
+    _, data_map, _ = four_records
+    path = tmp_path / "m.json"
+    path.write_text(data_map.to_json(indent=2) + "\n")
+    assert se.DataMap.load(path) == data_map
