@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
 from types import ModuleType
 
 from ._buffers import ScratchPool
 from ._datamap import DataMap
-from ._errors import ChunkError, ChunkNotFoundError, DataMapError, InvalidArgumentError
+from ._errors import ChunkError, ChunkNotFoundError, DataMapError, InvalidArgumentError, StoreError
 from ._sealing import unseal_chunk
 from ._stores import store_call
 from ._workers import ordered_map
 
-#: (name, expected stored size or None) -> stored content, raising
-#: ChunkNotFoundError when there is none. A store may read no more than the
-#: expected size plus one byte.
-Fetch = Callable[[str, "int | None"], object]
 
 
 def check_root(root: object) -> DataMap:
@@ -35,8 +33,32 @@ def check_root(root: object) -> DataMap:
     return root
 
 
-def fetcher(chunks: object) -> Fetch:
-    """A name -> content function over a store, a mapping or EncryptedChunks."""
+#: Chunks asked of a store's get_many() at once, at the least.
+BATCH = 8
+
+
+class Fetcher:
+    """Stored content by name, over a store, a mapping or EncryptedChunks.
+
+    ``fetcher(name, size)`` gets one chunk (a store may read no more than
+    ``size`` plus one byte of it); ``many`` is set when the store can also
+    get several at once (``get_many(names) -> Mapping[str, bytes]``), which
+    saves a round trip per chunk on a network store.
+    """
+
+    def __init__(self, one: Callable[[str, int | None], object],
+                 many: Callable[[list[str]], Mapping[str, object]] | None = None) -> None:
+        self._one = one
+        self.many = many
+
+    def __call__(self, name: str, size: int | None = None) -> object:
+        return self._one(name, size)
+
+
+def fetcher(chunks: object) -> Fetcher:
+    """A Fetcher over a store, a mapping or EncryptedChunks."""
+    if isinstance(chunks, Fetcher):
+        return chunks
     if isinstance(chunks, Mapping):
         mapping = chunks
     elif callable(getattr(chunks, "get", None)):
@@ -53,11 +75,12 @@ def fetcher(chunks: object) -> Fetch:
     def from_mapping(name: str, size: int | None = None) -> object:
         return store_call("get", name, mapping.__getitem__, name)
 
-    return from_mapping
+    return Fetcher(from_mapping)
 
 
-def _store_fetcher(store) -> Fetch:
+def _store_fetcher(store: Any) -> Fetcher:
     get_at_most = getattr(store, "get_at_most", None)
+    get_many = getattr(store, "get_many", None)
 
     def from_store(name: str, size: int | None = None) -> object:
         if get_at_most is not None and size is not None:
@@ -68,10 +91,17 @@ def _store_fetcher(store) -> Fetch:
             raise ChunkNotFoundError("chunk not found in the store", name=name)
         return content
 
-    return from_store
+    def many(names: list[str]) -> Mapping[str, object]:
+        found = store_call("get", names[0] if len(names) == 1 else f"{names[0]} and others",
+                           get_many, names)
+        if not isinstance(found, Mapping):
+            raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
+        return found
+
+    return Fetcher(from_store, many if callable(get_many) else None)
 
 
-def fetch_chunk(data_map: DataMap, fetch: Fetch, index: int) -> object:
+def fetch_chunk(data_map: DataMap, fetch: Fetcher, index: int) -> object:
     """The stored content of record index of data_map, as the store returns it."""
     record = data_map.chunks[index]
     try:
@@ -80,28 +110,82 @@ def fetch_chunk(data_map: DataMap, fetch: Fetch, index: int) -> object:
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
 
-def load_chunk(backend: ModuleType, data_map: DataMap, fetch: Fetch, index: int,
-               scratch=None):
-    """Fetch, check and open record index of data_map; returns its plaintext."""
-    return unseal_chunk(backend, data_map, index, fetch_chunk(data_map, fetch, index), scratch)
+def fetch_chunks(data_map: DataMap, fetch: Fetcher, indices: Sequence[int]) -> dict[int, object]:
+    """The stored content of several records, in one get_many() call where the store has it."""
+    if fetch.many is None or len(indices) == 1:
+        return {index: fetch_chunk(data_map, fetch, index) for index in indices}
+    names = list(dict.fromkeys(data_map.chunks[index].name for index in indices))
+    found = fetch.many(names)
+    result = {}
+    for index in indices:
+        record = data_map.chunks[index]
+        content = found.get(record.name)
+        if content is None:
+            raise ChunkNotFoundError("chunk not found in the store", name=record.name,
+                                     index=index, level=data_map.level)
+        result[index] = content
+    return result
 
 
-def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetch, executor=None,
+def load_chunk(backend: ModuleType, data_map: DataMap, fetch: Fetcher, index: int,
+               scratch=None, content: object = None):
+    """Fetch (unless content is given), check and open record index of data_map."""
+    if content is None:
+        content = fetch_chunk(data_map, fetch, index)
+    return unseal_chunk(backend, data_map, index, content, scratch)
+
+
+def batches(count: int, size: int) -> Iterator[range]:
+    """range(count) in consecutive runs of size."""
+    for start in range(0, count, size):
+        yield range(start, min(count, start + size))
+
+
+def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetcher, executor=None,
                window: int = 1, pool: ScratchPool | None = None) -> Iterator:
     """(plaintext, scratch) for each record of one data map, in order.
 
     With an executor, up to ``window`` chunks are fetched and opened at once.
     With a pool, each plaintext lives in a scratch taken from it, to be given
-    back once the plaintext has been used; otherwise scratch is None.
+    back once the plaintext has been used; otherwise scratch is None. When
+    the store can get several chunks at once, they are fetched in windows
+    of at least BATCH, the next window while this one is opened.
     """
-    def load(index: int):
+    def load(index: int, content: object = None):
         scratch = None if pool is None else pool.acquire()
-        return load_chunk(backend, data_map, fetch, index, scratch), scratch
+        return load_chunk(backend, data_map, fetch, index, scratch, content), scratch
 
-    indices = range(len(data_map.chunks))
+    count = len(data_map.chunks)
+    if fetch.many is not None and count > 1:
+        return _iter_batched(data_map, fetch, executor, max(window, BATCH), load)
+    indices = range(count)
     if executor is None:
         return map(load, indices)
     return ordered_map(executor, load, indices, window)
+
+
+def _iter_batched(data_map: DataMap, fetch: Fetcher, executor, size: int,
+                  load: Callable[..., Any]) -> Iterator:
+    """iter_level over a store with get_many: a window fetched while the one before is opened."""
+    runs = list(batches(len(data_map.chunks), size))
+    if executor is None:
+        for run in runs:
+            contents = fetch_chunks(data_map, fetch, run)
+            for index in run:
+                yield load(index, contents.pop(index))
+        return
+    ahead: Future | None = None
+    try:
+        for number, run in enumerate(runs):
+            current = ahead.result() if ahead is not None else fetch_chunks(data_map, fetch, run)
+            ahead = (executor.submit(fetch_chunks, data_map, fetch, runs[number + 1])
+                     if number + 1 < len(runs) else None)
+            opened = [executor.submit(load, index, current.pop(index)) for index in run]
+            for future in opened:
+                yield future.result()
+    finally:
+        if ahead is not None:
+            ahead.cancel()
 
 
 def child_map(parent: DataMap, serialized: bytes) -> DataMap:
@@ -122,7 +206,7 @@ def child_map(parent: DataMap, serialized: bytes) -> DataMap:
     return child
 
 
-def walk_levels(backend: ModuleType, root: DataMap, fetch: Fetch) -> Iterator[DataMap]:
+def walk_levels(backend: ModuleType, root: DataMap, fetch: Fetcher) -> Iterator[DataMap]:
     """Every level of a data map, root first and level 0 last, each fetched when reached."""
     data_map = root
     yield data_map
@@ -132,7 +216,7 @@ def walk_levels(backend: ModuleType, root: DataMap, fetch: Fetch) -> Iterator[Da
         yield data_map
 
 
-def level_zero(backend: ModuleType, root: DataMap, fetch: Fetch) -> DataMap:
+def level_zero(backend: ModuleType, root: DataMap, fetch: Fetcher) -> DataMap:
     """The level-0 map of a root: the records of the file's own chunks."""
     for data_map in walk_levels(backend, root, fetch):
         pass

@@ -6,14 +6,14 @@ and ``info --deep``; the command line only formats what they return.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import _backend
 from ._datamap import DataMap
 from ._errors import ChunkIntegrityError, ChunkNotFoundError
-from ._levels import check_root, fetcher, load_chunk, walk_levels as _walk
+from ._levels import BATCH, Fetcher, batches, check_root, fetcher, load_chunk, walk_levels as _walk
 from ._stores import store_call
 from ._workers import check_workers, in_flight, make_executor, ordered_map, stop
 
@@ -74,12 +74,26 @@ def _sample(count: int) -> list[int]:
     return sorted({0, count // 2, count - 1}) if count else []
 
 
+def _check_level(level: DataMap, indices: Any, check: Callable[..., ChunkProblem | None],
+                 fetch: Fetcher, executor: Any, workers: int, full: bool) -> Iterator[ChunkProblem | None]:
+    """check() for each index, fetching a window at a time when the store has get_many."""
+    window = in_flight(workers)
+    if not full or fetch.many is None:
+        yield from ordered_map(executor, lambda i: check(level, i), indices, window)
+        return
+    for run in batches(len(level.chunks), max(window, BATCH)):
+        names = list(dict.fromkeys(level.chunks[i].name for i in run))
+        found = fetch.many(names)
+        yield from ordered_map(executor, lambda i, batch=found: check(level, i, batch), run, window)
+
+
 def verify(data_map: DataMap, store: Any, *, full: bool = False,
            workers: int | None = None) -> VerifyReport:
     """Check that a file is wholly in a store, going on past the first problem.
 
     Quick mode asks the store whether the first, middle and last chunks of
-    every level are there; full mode fetches, checks and opens every chunk.
+    every level are there; full mode fetches, checks and opens every chunk
+    (a window at a time from a store with ``get_many``).
     The map levels themselves are always fetched and opened, since the
     levels below are read from them.
     """
@@ -89,10 +103,15 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
     workers = check_workers(workers)
     has = getattr(store, "has", None)
 
-    def check(level: DataMap, index: int) -> ChunkProblem | None:
+    def check(level: DataMap, index: int, batch: Mapping[str, object] | None = None) -> ChunkProblem | None:
         record = level.chunks[index]
         try:
-            if full:
+            if batch is not None:  # fetched with the store's get_many
+                content = batch.get(record.name)
+                if content is None:
+                    raise ChunkNotFoundError("chunk not found in the store", name=record.name)
+                load_chunk(backend, level, fetch, index, content=content)
+            elif full:
                 load_chunk(backend, level, fetch, index)
             elif has is not None:
                 if not store_call("check", record.name, has, record.name):
@@ -124,8 +143,7 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
                 complete = False
                 break
             indices = range(len(level.chunks)) if full else _sample(len(level.chunks))
-            for found in ordered_map(executor, lambda i, m=level: check(m, i), indices,
-                                     in_flight(workers)):
+            for found in _check_level(level, indices, check, fetch, executor, workers, full):
                 if found is not None:
                     problems.setdefault(found.name or "", found)
             checked += len(indices)

@@ -8,7 +8,8 @@ from typing import Any
 
 from . import _backend
 from ._datamap import DataMap
-from ._levels import Level0View, check_root, fetcher, level_zero, load_chunk
+from ._errors import SelfEncryptionError
+from ._levels import Level0View, check_root, fetch_chunks, fetcher, level_zero, load_chunk
 from ._workers import check_workers, make_executor
 
 
@@ -164,7 +165,12 @@ class ChunkReader(io.RawIOBase):
         plain = view.cached(index)
         if plain is None:
             future = self._ahead.pop(index, None)
-            plain = future.result() if future is not None else self._load(index)
+            try:
+                plain = future.result() if future is not None else None
+            except SelfEncryptionError:
+                plain = None  # a read-ahead window failed: this chunk may still be sound
+            if plain is None:
+                plain = self._load(index)
             view.remember(index, plain)
         return plain
 
@@ -174,9 +180,23 @@ class ChunkReader(io.RawIOBase):
             return
         for stale in [i for i in self._ahead if i < index]:
             self._ahead.pop(stale).cancel()
-        for ahead in range(index, min(index + self._ahead_count, len(self._view))):
-            if not self._view.holds(ahead) and ahead not in self._ahead:
+        wanted = [i for i in range(index, min(index + self._ahead_count, len(self._view)))
+                  if not self._view.holds(i) and i not in self._ahead]
+        if not wanted:
+            return
+        if self._fetch.many is None or len(wanted) == 1:
+            for ahead in wanted:
                 self._ahead[ahead] = self._executor.submit(self._load, ahead)
+            return
+        # One get_many() for the window; each chunk is opened as its own job.
+        batch = self._executor.submit(fetch_chunks, self._view.map, self._fetch, wanted)
+        for ahead in wanted:
+            self._ahead[ahead] = self._executor.submit(self._load_from, batch, ahead)
+
+    def _load_from(self, batch: Future, index: int) -> Any:
+        assert self._view is not None
+        content = batch.result()[index]
+        return load_chunk(self._backend, self._view.map, self._fetch, index, content=content)
 
 
 def open(data_map: DataMap, store: Any, *, workers: int | None = None) -> ChunkReader:  # noqa: A001

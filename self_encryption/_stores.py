@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import (
@@ -94,6 +94,9 @@ class ChunkStore(Protocol):
     def __iter__(self) -> Iterator[str]:
         """Every stored name, in no particular order."""
 
+    # A store may also offer get_many(names) -> Mapping[str, bytes], the names it
+    # has among those asked; decryption, readers and verify use it when present.
+
 
 class MemoryStore:
     """A thread-safe in-memory store, for tests and small jobs."""
@@ -143,7 +146,9 @@ class CallbackStore:
     without it can only be read, which is all decryption needs). Without
     ``has``, presence is tested with ``get``; without ``delete`` or
     ``names`` those operations raise StoreError. Names from ``names`` are
-    checked. The callbacks are called from several threads at once unless
+    checked. ``get_many(names)``, when given, returns a mapping of name to
+    bytes for the names it has (leaving out the missing ones); readers then
+    ask for a window of chunks in one call. The callbacks are called from several threads at once unless
     the caller passes ``workers=1``.
     """
 
@@ -154,11 +159,16 @@ class CallbackStore:
         has: Callable[[str], bool] | None = None,
         delete: Callable[[str], object] | None = None,
         names: Callable[[], object] | None = None,
+        get_many: Callable[[list[str]], Mapping[str, bytes]] | None = None,
     ) -> None:
         if not callable(get) or (put is not None and not callable(put)):
             raise InvalidArgumentError("CallbackStore needs a callable get (and put, when given)")
         self._get, self._put, self._has = get, put, has
         self._delete, self._names = delete, names
+        if get_many is not None:
+            if not callable(get_many):
+                raise InvalidArgumentError("CallbackStore's get_many must be callable")
+            self.get_many = get_many  # readers ask for several chunks at once when it is there
 
     def put(self, name: str, data: bytes) -> None:
         if self._put is None:
