@@ -71,6 +71,7 @@ __all__ = [
     "ChunkInfo",
     "DataMap",
     "chunk_sizes",
+    "data_maps",
     "decrypt",
     "decrypt_file",
     "iter_decrypt",
@@ -101,6 +102,7 @@ _HASH_SIZE = 32
 _U64_LIMIT = 1 << 64
 _BINCODE_VERSION = 1
 _BINCODE_ENTRY = struct.Struct("<Q32s32sQ")
+_BINCODE_MAP_BASE = 10  # version, count and an absent child around the entries
 _U64 = struct.Struct("<Q")
 _HEX_NAME = re.compile(r"[0-9a-fA-F]{64}")
 _MAP_KEYS = frozenset({"chunk_identifiers", "child"})
@@ -252,7 +254,11 @@ class DataMap:
 
     @property
     def level(self) -> int:
-        """The level of this map's chunks in the key derivation: ``child`` or 0."""
+        """The level of this map's chunks in the key derivation: ``child`` or 0.
+
+        (An inner map without ``child`` can still hold level-1 chunks; see
+        :func:`resolve`.)
+        """
         return self._child or 0
 
     def names(self) -> list[str]:
@@ -449,7 +455,7 @@ class _Chunks:
                 "chunks must be a folder path, a mapping of hex name to bytes, or an object "
                 f"with get(name) -> bytes, not {type(chunks).__name__}")
 
-    def fetch(self, info: ChunkInfo, level: int, limit: int) -> bytes:
+    def fetch(self, info: ChunkInfo, level: int | None, limit: int) -> bytes:
         name = info.name
         located = {"name": name, "index": info.index, "level": level}
         if self._folder is not None:
@@ -511,12 +517,12 @@ def _neighbours(index: int, count: int) -> tuple[int, int]:
     return index - 1, index - 2
 
 
-def _chunk_secrets(data_map: DataMap, index: int) -> tuple[bytes, bytes, bytes]:
+def _chunk_secrets(data_map: DataMap, index: int, level: int) -> tuple[bytes, bytes, bytes]:
     """(pad, key, nonce) of a chunk: BLAKE3 in key-derivation mode over its context."""
     chunks = data_map.chunk_identifiers
     first, second = _neighbours(index, len(chunks))
     material = b"".join((chunks[index].src_hash, chunks[first].src_hash, chunks[second].src_hash,
-                         _U64.pack(index), _U64.pack(data_map.level)))
+                         _U64.pack(index), _U64.pack(level)))
     stream = _blake3.blake3(material, derive_key_context=_KDF_CONTEXT).digest(
         length=_PAD_SIZE + _KEY_SIZE + _NONCE_SIZE)
     return (stream[:_PAD_SIZE], stream[_PAD_SIZE:_PAD_SIZE + _KEY_SIZE],
@@ -557,60 +563,140 @@ def _decompress(data: bytes, expected: int, located: dict) -> bytes:
     return b"".join(pieces)
 
 
-def _open_chunk(data_map: DataMap, index: int, content: bytes) -> bytes:
-    """Verify and open one stored chunk of a level; returns its plaintext."""
-    info = data_map.chunk_identifiers[index]
-    located = {"name": info.name, "index": index, "level": data_map.level}
+def _located(info: ChunkInfo, level: int | None) -> dict:
+    return {"name": info.name, "index": info.index, "level": level}
+
+
+def _check_name(info: ChunkInfo, content: bytes, level: int | None) -> None:
     if _blake3.blake3(content).digest() != info.dst_hash:
-        raise ChunkIntegrityError("chunk content does not hash to its name", **located)
+        raise ChunkIntegrityError("chunk content does not hash to its name", **_located(info, level))
+
+
+def _unseal(data_map: DataMap, index: int, content: bytes, level: int) -> bytes | None:
+    """Undo the pad and the cipher; None if the tag does not verify under these keys."""
     if len(content) < _TAG_SIZE:
-        raise ChunkIntegrityError("chunk is shorter than its authentication tag", **located)
-    pad, key, nonce = _chunk_secrets(data_map, index)
+        return None
+    pad, key, nonce = _chunk_secrets(data_map, index, level)
     sealed = _xor_pad(content, pad)
     cipher = _ChaCha20Poly1305.new(key=key, nonce=nonce)
     try:
-        compressed = cipher.decrypt_and_verify(sealed[:-_TAG_SIZE], sealed[-_TAG_SIZE:])
+        return cipher.decrypt_and_verify(sealed[:-_TAG_SIZE], sealed[-_TAG_SIZE:])
     except ValueError:
-        raise ChunkIntegrityError(
-            "chunk does not decrypt under the keys the data map gives it "
-            "(the map's source hashes do not belong to this chunk)", **located) from None
-    plain = _decompress(compressed, info.src_size, located)
+        return None
+
+
+def _finish(info: ChunkInfo, compressed: bytes, level: int) -> bytes:
+    plain = _decompress(compressed, info.src_size, _located(info, level))
     if _blake3.blake3(plain).digest() != info.src_hash:
-        raise ChunkIntegrityError("chunk opens to bytes that do not match its src_hash", **located)
+        raise ChunkIntegrityError("chunk opens to bytes that do not match its src_hash",
+                                  **_located(info, level))
     return plain
 
 
-def _iter_level(data_map: DataMap, source: _Chunks) -> Iterator[bytes]:
-    for info in data_map.chunk_identifiers:
-        content = source.fetch(info, data_map.level, _stored_size_limit(info.src_size))
-        yield _open_chunk(data_map, info.index, content)
+def _open_chunk(data_map: DataMap, index: int, content: bytes, level: int) -> bytes:
+    """Verify and open one stored chunk of a map whose chunks are at ``level``."""
+    info = data_map.chunk_identifiers[index]
+    _check_name(info, content, level)
+    compressed = _unseal(data_map, index, content, level)
+    if compressed is None:
+        raise ChunkIntegrityError(
+            "chunk does not decrypt under the keys the data map gives it "
+            "(the map's source hashes do not belong to this chunk)", **_located(info, level))
+    return _finish(info, compressed, level)
 
 
-def _resolve(data_map: DataMap, source: _Chunks) -> DataMap:
-    current = data_map
-    while current.child is not None:
-        level = current.child
-        if current.size > MAX_MAP_BYTES:
-            raise DataMapError(f"the level-{level} data map claims {current.size} bytes of inner "
-                               f"map, more than this reader accepts ({MAX_MAP_BYTES})")
-        serialised = b"".join(_iter_level(current, source))
-        try:
-            inner = DataMap.from_bytes(serialised, max_chunk_size=current.max_chunk_size)
-        except DataMapError as exc:
-            raise DataMapError(f"the map inside the level-{level} chunks is malformed: {exc}") from None
-        expected = level - 1 or None
-        if inner.child != expected:
-            raise DataMapError(f"the map inside the level-{level} chunks says child={inner.child}, "
-                               f"where {expected} was expected")
-        current = inner
-    return current
+def _fetch(data_map: DataMap, index: int, source: _Chunks, level: int) -> bytes:
+    info = data_map.chunk_identifiers[index]
+    return source.fetch(info, level, _stored_size_limit(info.src_size))
+
+
+def _iter_level(data_map: DataMap, source: _Chunks, level: int, first: bytes | None = None
+                ) -> Iterator[bytes]:
+    for index in range(len(data_map)):
+        if index == 0 and first is not None:
+            yield first
+            continue
+        yield _open_chunk(data_map, index, _fetch(data_map, index, source, level), level)
+
+
+def _inner_map(holder: DataMap, source: _Chunks, level: int, rounds: int) -> DataMap:
+    """The map serialised in the chunks of ``holder`` (at ``level``)."""
+    if holder.size > MAX_MAP_BYTES:
+        raise DataMapError(f"a level-{level} data map claims {holder.size} bytes of inner map, "
+                           f"more than this reader accepts ({MAX_MAP_BYTES})")
+    serialised = b"".join(_iter_level(holder, source, level))
+    try:
+        return DataMap.from_bytes(serialised, max_chunk_size=holder.max_chunk_size)
+    except DataMapError as exc:
+        raise DataMapError(f"the map inside the level-{level} chunks (round {rounds}) "
+                           f"is malformed: {exc}") from None
+
+
+def _walk(root: DataMap, source: _Chunks) -> tuple[list[tuple[int, DataMap]], bytes | None]:
+    """Every map from ``root`` down to the file's own, each with the level of its chunks,
+    and the file's first chunk's plaintext if that was opened on the way.
+
+    A map with ``child`` = k >= 2 holds the map of level k - 1, as upstream's
+    reader expects. Under level 1 upstream 0.35.0 writes what its encryptor
+    makes (docs/upstream-format.md, "Shrinking"): a map without ``child``
+    that is either the file's map (chunks at level 0) or, when the map
+    needed more than one shrink round, another map of level-1 chunks. A
+    size that no serialised map can have settles it; otherwise the keys
+    that open the first chunk do.
+    """
+    found = [(root.level, root)]
+    current, level = root, root.level
+    while level > 0:
+        if len(found) > MAX_CHILD_LEVEL:
+            raise DataMapError(f"more than {MAX_CHILD_LEVEL} levels of data maps")
+        inner = _inner_map(current, source, level, len(found))
+        if level >= 2:
+            if inner.child != level - 1:
+                raise DataMapError(f"the map inside the level-{level} chunks says "
+                                   f"child={inner.child}, where {level - 1} was expected")
+            current, level = inner, level - 1
+            found.append((level, current))
+            continue
+        if inner.child is not None:
+            raise DataMapError(f"the map inside the level-1 chunks says child={inner.child}, "
+                               "where none was expected")
+        if len(inner) <= 3 or (inner.size - _BINCODE_MAP_BASE) % _BINCODE_ENTRY.size:
+            # Upstream shrinks only maps of more than three chunks, and a map of
+            # level-1 chunks holds a serialised map: 10 + 80 n bytes.
+            found.append((0, inner))
+            return found, None
+        info = inner.chunk_identifiers[0]
+        content = source.fetch(info, None, _stored_size_limit(info.src_size))
+        _check_name(info, content, None)  # the chunk's level is not known yet
+        compressed = _unseal(inner, 0, content, 0)
+        if compressed is not None:
+            found.append((0, inner))
+            return found, _finish(info, compressed, 0)
+        if _unseal(inner, 0, content, 1) is None:
+            raise ChunkIntegrityError(
+                "chunk does not decrypt under the keys the data map gives it, as a chunk of "
+                "the file or of a map (the map's source hashes do not belong to this chunk)",
+                **_located(info, None))
+        current = inner  # another round: level-1 chunks that hold a map
+        found.append((1, current))
+    return found, None
 
 
 # -- the public operations ------------------------------------------------------------
 
 def resolve(data_map: DataMap | str | bytes, chunks) -> DataMap:
     """The map of the file's own chunks: ``data_map`` itself, or what its levels hold."""
-    return _resolve(_as_data_map(data_map), _Chunks(chunks))
+    return data_maps(data_map, chunks)[-1][1]
+
+
+def data_maps(data_map: DataMap | str | bytes, chunks) -> list[tuple[int, DataMap]]:
+    """Every map from ``data_map`` down to the file's own, as (level of its chunks, map).
+
+    Their names together are every chunk the file needs. Fetches and opens
+    the map levels' chunks (and the file's first chunk when a level-1 map is
+    ambiguous), not the file's.
+    """
+    return _walk(_as_data_map(data_map), _Chunks(chunks))[0]
 
 
 def iter_decrypt(data_map: DataMap | str | bytes, chunks) -> Iterator[bytes]:
@@ -625,7 +711,8 @@ def iter_decrypt(data_map: DataMap | str | bytes, chunks) -> Iterator[bytes]:
     source = _Chunks(chunks)
 
     def pieces() -> Iterator[bytes]:
-        yield from _iter_level(_resolve(root, source), source)
+        found, first = _walk(root, source)
+        yield from _iter_level(found[-1][1], source, 0, first)
 
     return pieces()
 
