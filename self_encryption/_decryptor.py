@@ -97,19 +97,25 @@ def decrypt_file(data_map: DataMap, store: ChunkSource,
     as a stream, like a file object: it receives bytes as they are opened,
     so it may hold a prefix if an error stops the work.
     """
+    return write_output(destination, lambda write: decrypt_into(
+        data_map, store, write, workers=workers, progress=progress))
+
+
+def write_output(destination: str | os.PathLike[str] | IO[bytes],
+                 fill: Callable[[Callable[[Any], object]], int]) -> int:
+    """Write a decrypted file by the rules of decrypt_file; ``fill(write)`` makes its bytes."""
     if hasattr(destination, "write"):
-        return decrypt_into(data_map, store, destination.write,  # type: ignore[union-attr]
-                            workers=workers, progress=progress)
+        return fill(destination.write)  # type: ignore[union-attr]
     if not isinstance(destination, (str, bytes, os.PathLike)):
         raise InvalidArgumentError("destination must be a path or a writable binary file")
     path = os.fsdecode(destination)
     target, mode = _destination(path)
     if target is None:  # not a regular file: a stream
         with open(path, "wb", buffering=0) as stream:
-            return decrypt_into(data_map, store, stream.write, workers=workers, progress=progress)
+            return fill(stream.write)
     with atomic_write(target, prefix=f".{os.path.basename(target)}.", suffix=".partial",
                       mode=mode) as temp:
-        return decrypt_into(data_map, store, temp.write, workers=workers, progress=progress)
+        return fill(temp.write)
 
 
 def _destination(path: str) -> tuple[str | None, int]:

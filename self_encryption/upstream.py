@@ -21,15 +21,14 @@ chunk against its recorded size and source hash. It needs the ``blake3`` and
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from ._decryptor import write_output
 from ._errors import (
     ChunkIntegrityError,
     ChunkNotFoundError,
@@ -725,49 +724,20 @@ def decrypt(data_map: DataMap | str | bytes, chunks) -> bytes:
 def decrypt_file(data_map: DataMap | str | bytes, chunks, destination) -> int:
     """Decrypt into a path or a writable binary file; returns the bytes written.
 
-    A path is written through ``.NAME.*.partial`` beside it, flushed to disk,
-    renamed over the destination and the folder synced: on any error the
-    temporary file is removed and the destination is left as it was. A file
-    object gets pieces as they are verified, so it may hold a prefix if an
-    error stops the work.
+    The destination is written as :func:`self_encryption.decrypt_file`
+    writes one: a path that is absent or a regular file through
+    ``.NAME.*.partial`` beside it, renamed over it only when every chunk was
+    verified (its mode kept, or 0666 less the umask for a new file); a link
+    followed, never replaced; a FIFO, a device or a file object as a stream,
+    which may hold a prefix if an error stops the work.
     """
-    pieces = iter_decrypt(data_map, chunks)
-    if hasattr(destination, "write"):
+    def fill(write) -> int:
         written = 0
-        for piece in pieces:
-            destination.write(piece)
+        for piece in iter_decrypt(data_map, chunks):
+            write(piece)
             written += len(piece)
         return written
-    if not isinstance(destination, (str, bytes, os.PathLike)):
-        raise InvalidArgumentError("destination must be a path or a writable binary file")
-    target = os.path.abspath(os.fsdecode(destination))
-    if os.path.isdir(target):
-        raise InvalidArgumentError(f"destination {target!r} is a folder")
-    folder, name = os.path.split(target)
-    handle, temp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
-    try:
-        written = 0
-        with os.fdopen(handle, "wb") as temp:
-            for piece in pieces:
-                temp.write(piece)
-                written += len(piece)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_path, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_path)
-        raise
-    _sync_folder(folder)
-    return written
+
+    return write_output(destination, fill)
 
 
-def _sync_folder(folder: str) -> None:
-    """Make the rename durable; folders cannot be opened for this on Windows."""
-    if os.name != "posix":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
