@@ -398,6 +398,81 @@ def cmd_gc(args, out: TextIO) -> int:
     return OK
 
 
+#: The most bytes of an upstream JSON map read: upstream shrinks its maps to three records.
+MAX_UPSTREAM_MAP = 1 << 20
+
+
+def cmd_import_upstream(args, out: TextIO) -> int:
+    try:
+        from self_encryption import upstream
+    except ImportError as exc:
+        raise CommandError(str(exc), USAGE) from None
+    try:
+        with open(args.map, "rb") as handle:
+            text = handle.read(MAX_UPSTREAM_MAP + 1)
+    except OSError as exc:
+        raise CommandError(f"cannot read upstream data map {args.map}: {exc.strerror or exc}",
+                           IO_ERROR) from None
+    if len(text) > MAX_UPSTREAM_MAP:
+        raise CommandError(f"{args.map}: more than {MAX_UPSTREAM_MAP} bytes: too large to be an "
+                           "upstream data map", BAD_MAP)
+    try:
+        old_map = upstream.DataMap.from_json(text)
+    except se.DataMapError as exc:
+        raise CommandError(f"{args.map}: bad upstream data map: {exc}", BAD_MAP) from None
+    source: Any = args.source
+    if not os.path.isdir(source):  # a folder of upstream chunk files, else one of our store URLs
+        source = se.open_store(source, **({"endpoint_url": args.endpoint_url}
+                                          if source.startswith("s3:") else {}))
+    target = args.output or (args.map[:-5] if args.map.endswith(".json") else args.map) + MAP_SUFFIX
+    options = _options(args)
+    levels = upstream.data_maps(old_map, source)  # every level, map chunks fetched and checked
+    file_map = upstream.resolve(old_map, source)
+    store = _store(args, create=True)
+    progress = ProgressBar(os.path.basename(args.map), not args.quiet and not args.json)
+    started = time.monotonic()
+    try:
+        # One verified upstream chunk at a time, straight into the encryptor.
+        with se.Encryptor(store, workers=args.workers, progress=progress,
+                          total_size=file_map.size, **options) as encryptor:
+            for piece in upstream.iter_decrypt(file_map, source):
+                encryptor.write_owned(piece)
+    finally:
+        progress.close()
+    root, stats = encryptor.data_map, encryptor.stats
+    assert root is not None
+    if stats.bytes_read != file_map.size:
+        raise CommandError(f"{args.map}: the upstream file has {stats.bytes_read} bytes, its map "
+                           f"says {file_map.size}", BAD_MAP)
+    report = se.verify(root, store, workers=args.workers)
+    if not report.ok:
+        raise CommandError(f"the new data map does not verify in {args.store}: "
+                           f"{len(report.problems)} chunks missing or corrupt; nothing written",
+                           se.ChunkNotFoundError.exit_code)
+    try:
+        if target == "-":
+            out.write(root.to_text() + "\n")
+        else:
+            root.save(target)
+    except OSError as exc:
+        raise CommandError(f"cannot write data map {target}: {exc.strerror or exc}", IO_ERROR) from None
+    seconds = time.monotonic() - started
+    upstream_chunks = len({name for _, level_map in levels for name in level_map.names()})
+    result = {"command": "import-upstream", "upstream_map": args.map, "data_map": target,
+              "size": stats.bytes_read, "upstream_chunks": upstream_chunks, "chunks": stats.chunks,
+              "chunks_written": stats.chunks_written, "chunks_present": stats.chunks_present,
+              "bytes_written": stats.bytes_written, "level": root.level, "seconds": round(seconds, 6)}
+    if args.json:
+        _emit_json(out, result)
+    elif not args.quiet:
+        note = sys.stderr if target == "-" else out
+        note.write(f"{args.map}: {human_size(stats.bytes_read)} from {plural(upstream_chunks, 'upstream chunk')} "
+                   f"into {plural(stats.chunks, 'chunk')} ({stats.chunks_written} written, "
+                   f"{stats.chunks_present} already present), verified, {speed(stats.bytes_read, seconds)}"
+                   + ("" if target == "-" else f" -> {target}") + "\n")
+    return OK
+
+
 def _emit_json(out: TextIO, value: Any) -> None:
     out.write(json.dumps(value, indent=None if not sys.stdout.isatty() else 2) + "\n")
 
@@ -508,6 +583,25 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--yes", action="store_true", help="really delete the unreferenced chunks")
     gc.add_argument("-v", "--verbose", action="store_true", help="list the unreferenced chunk names")
     gc.set_defaults(run=cmd_gc)
+
+    imp = command("import-upstream", "Move a file stored by the upstream self_encryption (0.35) into a "
+                                     "store of ours: decrypt it as a stream, encrypt it, verify, "
+                                     "write the new data map.")
+    imp.add_argument("map", metavar="MAP.json", help="the upstream data map, as its to_json() wrote it")
+    imp.add_argument("--from", dest="source", required=True, metavar="DIR_OR_STORE",
+                     help="where the upstream chunks are: a folder of files named by their hex "
+                          "dst_hash (upstream's encrypt_from_file layout), or a store URL")
+    imp.add_argument("--store", required=True, help=store_help + " to encrypt into")
+    imp.add_argument("-o", "--output", metavar="MAP",
+                     help="where to write our data map (default: MAP with .sedm for .json; - for "
+                          "standard output)")
+    imp.add_argument("--secret-file", metavar="F", help="convergence secret, as for encrypt")
+    imp_level = imp.add_mutually_exclusive_group()
+    imp_level.add_argument("--level", type=int, help="zstd compression level (default 3)")
+    imp_level.add_argument("--no-compress", action="store_true", help="store chunks uncompressed")
+    imp.add_argument("--chunk-sizes", type=_chunk_sizes, metavar="MIN,AVG,MAX",
+                     help="chunk sizes in bytes or with K/M/G (default 256K,1M,4M)")
+    imp.set_defaults(run=cmd_import_upstream)
     return parser
 
 

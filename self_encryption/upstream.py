@@ -444,6 +444,8 @@ class _Chunks:
     def __init__(self, chunks) -> None:
         self._folder = None
         self._source = chunks
+        get_many = getattr(chunks, "get_many", None)
+        self.batched = callable(get_many) and not isinstance(chunks, (str, bytes, os.PathLike, Mapping))
         if isinstance(chunks, (str, bytes, os.PathLike)):
             folder = os.fsdecode(chunks)
             if not os.path.isdir(folder):
@@ -461,6 +463,34 @@ class _Chunks:
             content = self._read_file(name, limit, located)
         else:
             content = self._ask(name, located)
+        return self._checked(info, content, limit, located)
+
+    def fetch_many(self, infos: list[ChunkInfo], level: int | None) -> dict[int, bytes]:
+        """Several chunks in one get_many() call of the store, by index."""
+        names = list(dict.fromkeys(info.name for info in infos))
+        try:
+            found = self._source.get_many(names)
+        except SelfEncryptionError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"the store failed to get {len(names)} chunks: {exc!r}") from exc
+        if not isinstance(found, Mapping):
+            raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
+        result = {}
+        for info in infos:
+            located = {"name": info.name, "index": info.index, "level": level}
+            content = found.get(info.name)
+            if content is None:
+                raise ChunkNotFoundError("chunk not found in the store", **located)
+            if isinstance(content, (bytearray, memoryview)):
+                content = bytes(content)
+            if not isinstance(content, bytes):
+                raise StoreError(f"the store returned {type(content).__name__} for chunk "
+                                 f"{info.name}, not bytes")
+            result[info.index] = self._checked(info, content, _stored_size_limit(info.src_size), located)
+        return result
+
+    def _checked(self, info: ChunkInfo, content: bytes, limit: int, located: dict) -> bytes:
         if len(content) > limit:
             raise ChunkIntegrityError(
                 f"chunk is {len(content)} bytes, more than an upstream chunk of "
@@ -609,13 +639,23 @@ def _fetch(data_map: DataMap, index: int, source: _Chunks, level: int) -> bytes:
     return source.fetch(info, level, _stored_size_limit(info.src_size))
 
 
+#: Chunks asked of a store's get_many() at once.
+_BATCH = 8
+
+
 def _iter_level(data_map: DataMap, source: _Chunks, level: int, first: bytes | None = None
                 ) -> Iterator[bytes]:
-    for index in range(len(data_map)):
-        if index == 0 and first is not None:
-            yield first
-            continue
-        yield _open_chunk(data_map, index, _fetch(data_map, index, source, level), level)
+    count = len(data_map)
+    for start in range(0, count, _BATCH if source.batched else 1):
+        run = range(start, min(count, start + (_BATCH if source.batched else 1)))
+        wanted = [data_map.chunk_identifiers[i] for i in run if not (i == 0 and first is not None)]
+        batch = source.fetch_many(wanted, level) if source.batched and len(wanted) > 1 else None
+        for index in run:
+            if index == 0 and first is not None:
+                yield first
+                continue
+            content = batch[index] if batch is not None else _fetch(data_map, index, source, level)
+            yield _open_chunk(data_map, index, content, level)
 
 
 def _inner_map(holder: DataMap, source: _Chunks, level: int, rounds: int) -> DataMap:

@@ -303,3 +303,42 @@ def test_json_maps_work_wherever_a_map_does(workdir):
     assert run("verify", as_json, "--store", store).returncode == 0
     assert ok("decrypt", "-", "--store", store, "-o", "-", input=as_json.encode()).stdout == data
     assert ok("info", workdir / "f.json", "--print-map", "text").stdout.decode().strip() == root.to_text()
+
+
+UPSTREAM_VECTORS = pathlib.Path(__file__).parent / "data" / "upstream"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in UPSTREAM_VECTORS.glob("v-*")))
+def test_import_upstream_migrates_each_vector(workdir, name):
+    pytest.importorskip("blake3")
+    import hashlib
+    import shutil
+
+    vector = json.loads((UPSTREAM_VECTORS / name / "vector.json").read_text())
+    folder = workdir / name
+    shutil.copytree(UPSTREAM_VECTORS / name, folder)
+    store = workdir / "store"
+    report = json.loads(ok("import-upstream", folder / "map.json", "--from", folder / "chunks",
+                           "--store", store, "--json").stdout)
+    assert report["size"] == vector["size"] and report["data_map"] == str(folder / "map.sedm")
+    restored = ok("decrypt", folder / "map.sedm", "--store", store, "-o", "-").stdout
+    assert hashlib.sha256(restored).hexdigest() == vector["sha256"]
+    assert run("verify", folder / "map.sedm", "--store", store, "--full").returncode == 0
+
+
+def test_import_upstream_refuses_incomplete_sources(workdir):
+    pytest.importorskip("blake3")
+    import shutil
+
+    folder = workdir / "v"
+    shutil.copytree(UPSTREAM_VECTORS / "v-multi", folder)
+    victim = sorted((folder / "chunks").iterdir())[1]
+    victim.unlink()
+    result = run("import-upstream", folder / "map.json", "--from", folder / "chunks",
+                 "--store", workdir / "store")
+    assert result.returncode == se.ChunkNotFoundError.exit_code
+    assert victim.name[:12] in result.stderr.decode()
+    assert not (folder / "map.sedm").exists()
+    (folder / "bad.json").write_text('{"chunk_identifiers": 3}')
+    bad = run("import-upstream", folder / "bad.json", "--from", folder / "chunks", "--store", workdir / "s")
+    assert bad.returncode == se.DataMapError.exit_code and "bad upstream data map" in bad.stderr.decode()
