@@ -149,6 +149,14 @@ def compile_args() -> list[str]:
 
 
 def define_macros() -> list[tuple[str, str]]:
+    """SE_PACKAGE_VERSION as a C string literal.
+
+    A copy of csrc/ without the package sources beside it (the tests run
+    against an installed wheel import this script) has no version to give;
+    a core built that way reports "unknown", which ``_cbackend`` refuses.
+    """
+    if not os.path.exists(VERSION_FILE):
+        return []
     return [("SE_PACKAGE_VERSION", f'"{read_version()}"')]
 
 

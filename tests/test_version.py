@@ -55,6 +55,9 @@ def _stale_copy(tmp_path: pathlib.Path) -> pathlib.Path:
     package = pathlib.Path(self_encryption.__file__).parent
     copy = tmp_path / "self_encryption"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    # A repaired wheel keeps libcrypto beside the package (auditwheel, delvewheel).
+    for libs in package.parent.glob("self_encryption_cffi*.libs"):
+        shutil.copytree(libs, tmp_path / libs.name)
     (copy / "_version.py").write_text('__version__ = "9.9.9"\n')
     return copy
 
@@ -90,9 +93,13 @@ def test_stale_c_core_falls_back_with_the_reason(tmp_path):
     assert "the package is version 9.9.9" in result.stderr
 
 
-@pytest.mark.skipif(not BUILD_SCRIPT.exists(), reason="needs the source tree")
+@pytest.mark.skipif(not (ROOT / "self_encryption" / "_version.py").exists() or not BUILD_SCRIPT.exists(),
+                    reason="needs the source tree")
 def test_build_script_reads_the_version_file(tmp_path):
-    build = runpy.run_path(str(BUILD_SCRIPT), run_name="not_main")
+    try:
+        build = runpy.run_path(str(BUILD_SCRIPT), run_name="not_main")
+    except RuntimeError as exc:  # no libcrypto to build against here
+        pytest.skip(str(exc))
     assert build["read_version"]() == _version.__version__
     assert build["define_macros"]() == [("SE_PACKAGE_VERSION", f'"{_version.__version__}"')]
 
