@@ -5,7 +5,8 @@ straight into the objects returned. Status codes become exceptions in
 :func:`_check`, the one place that maps them.
 
 At import, the compiled core must have been built for this package version
-(:func:`check_package_version`), as pyca/cryptography checks its Rust core.
+(:func:`check_package_version`), the check pyca/cryptography makes of its
+compiled bindings.
 """
 
 from __future__ import annotations
