@@ -4,9 +4,10 @@ The failure is a real one: in a child process, the default property query
 of libcrypto's default library context (the one the C core uses) is set to
 one that no provider meets, so every algorithm fetch fails, as it would
 with a broken or restricted OpenSSL configuration. The child reaches the
-C core's own libcrypto through ctypes, by the path the dynamic loader
-mapped (Linux); elsewhere, or if that does not affect the core, the test
-is skipped rather than faked.
+C core's own libcrypto through ctypes, by the paths the dynamic loader
+mapped (Linux; a wheel's bundled copy may sit beside the system's, so each
+mapped libcrypto gets the setting); elsewhere, or if that does not affect
+the core, the test is skipped rather than faked.
 """
 
 from __future__ import annotations
@@ -34,20 +35,26 @@ CHILD = textwrap.dedent('''
     import ctypes, json, threading
     from self_encryption import SelfEncryptionError, _cbackend as c
 
-    def libcrypto_path():
+    def libcrypto_paths():
+        paths = []
         with open("/proc/self/maps") as maps:
             for line in maps:
                 path = line.split()[-1]
-                if "libcrypto" in path and path.startswith("/"):
-                    return path
-        return None
+                if "libcrypto" in path.rsplit("/", 1)[-1] and path.startswith("/") and path not in paths:
+                    paths.append(path)
+        return paths
 
-    report = {"path": libcrypto_path()}
-    if report["path"] is None:
+    def set_default_properties(query):
+        for crypto in libraries:
+            assert crypto.EVP_set_default_properties(None, query) == 1
+
+    report = {"paths": libcrypto_paths()}
+    if not report["paths"]:
         print(json.dumps(report)); raise SystemExit
-    crypto = ctypes.CDLL(report["path"])
-    crypto.EVP_set_default_properties.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    crypto.EVP_set_default_properties.restype = ctypes.c_int
+    libraries = [ctypes.CDLL(path) for path in report["paths"]]
+    for crypto in libraries:
+        crypto.EVP_set_default_properties.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        crypto.EVP_set_default_properties.restype = ctypes.c_int
 
     seed = bytes(32)
     calls = {
@@ -69,14 +76,14 @@ CHILD = textwrap.dedent('''
                     "left": c.lib.se_last_crypto_error(c.ffi.NULL, 0)}
         return {"error": None}
 
-    assert crypto.EVP_set_default_properties(None, b"provider=se-test-none") == 1
+    set_default_properties(b"provider=se-test-none")
     report["calls"] = {name: attempt(call) for name, call in calls.items()}
     # A failure on another thread is reported on that thread.
     box = {}
     worker = threading.Thread(target=lambda: box.update(attempt(calls["sha256"])))
     worker.start(); worker.join()
     report["thread"] = box
-    assert crypto.EVP_set_default_properties(None, b"") == 1
+    set_default_properties(b"")
     report["after"] = c.sha256(b"abc").hex()
     report["left_after"] = c.lib.se_last_crypto_error(c.ffi.NULL, 0)
     print(json.dumps(report))
@@ -94,10 +101,10 @@ def report():
                             timeout=120, env={**os.environ, "SELF_ENCRYPTION_BACKEND": "c"})
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.splitlines()[-1])
-    if data["path"] is None:
-        pytest.skip("the C core's libcrypto is not among the mapped files")
+    if not data["paths"]:
+        pytest.skip("no libcrypto among the mapped files")
     if data["calls"]["sha256"]["error"] is None:
-        pytest.skip(f"changing {data['path']}'s default properties did not reach the C core")
+        pytest.skip(f"changing the default properties of {data['paths']} did not reach the C core")
     return data
 
 
