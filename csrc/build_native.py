@@ -9,6 +9,13 @@ libcrypto (OpenSSL 3) is found in this order:
    ``lib/`` (or ``lib64/``), as an OpenSSL install or a static build has;
 2. ``pkg-config libcrypto``;
 3. otherwise the build stops and says what to install.
+
+The package version, read as text from ``self_encryption/_version.py``, is
+compiled in as ``SE_PACKAGE_VERSION`` so that ``se_package_version()`` names
+the version the core was built for; ``_cbackend`` refuses a mismatch.
+
+``SELF_ENCRYPTION_WERROR=1`` turns compiler warnings into errors (GCC and
+Clang: ``-Wall -Wextra -Werror``); CI builds that way, the default does not.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "se_core.h")
 SOURCE = os.path.join(HERE, "se_core.c")
 CUT_SOURCE = os.path.join(HERE, "se_cut.c")
+VERSION_FILE = os.path.join(HERE, os.pardir, "self_encryption", "_version.py")
 PREFIX_VARIABLE = "SELF_ENCRYPTION_OPENSSL_PREFIX"
+WERROR_VARIABLE = "SELF_ENCRYPTION_WERROR"
 
 MISSING_OPENSSL = f"""
 self-encryption-cffi: cannot find OpenSSL's libcrypto (version 3) to build
@@ -47,6 +56,20 @@ def read_cdef(path: str = HEADER) -> str:
     if match is None:
         raise RuntimeError(f"{path} has no cdef markers")
     return match.group(1)
+
+
+def read_version(path: str = VERSION_FILE) -> str:
+    """``__version__`` from _version.py, by regex: the package is not importable yet."""
+    with open(path, encoding="utf-8") as source:
+        text = source.read()
+    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']\s*$""", text, re.M)
+    if match is None:
+        raise RuntimeError(f"{path} has no __version__ = \"...\" line")
+    version = match.group(1)
+    # It becomes a C string literal: allow only what PEP 440 versions use.
+    if not re.fullmatch(r"[0-9A-Za-z.+!_-]+", version):
+        raise RuntimeError(f"{path}: unexpected characters in version {version!r}")
+    return version
 
 
 def _relative(path: str) -> str:
@@ -113,10 +136,29 @@ def openssl_flags() -> dict[str, list[str]]:
     return flags
 
 
+def werror_requested() -> bool:
+    return os.environ.get(WERROR_VARIABLE, "").strip() not in ("", "0")
+
+
 def compile_args() -> list[str]:
-    if sys.platform == "win32":
+    if sys.platform == "win32":  # MSVC: warnings stay warnings
         return ["/O2", "/W3"]
-    return ["-O3", "-std=c99", "-Wall", "-Wextra"]
+    args = ["-O3", "-std=c99", "-Wall", "-Wextra"]  # GCC and Clang
+    if werror_requested():
+        args.append("-Werror")
+    return args
+
+
+def define_macros() -> list[tuple[str, str]]:
+    """SE_PACKAGE_VERSION as a C string literal.
+
+    A copy of csrc/ without the package sources beside it (the tests run
+    against an installed wheel import this script) has no version to give;
+    a core built that way reports "unknown", which ``_cbackend`` refuses.
+    """
+    if not os.path.exists(VERSION_FILE):
+        return []
+    return [("SE_PACKAGE_VERSION", f'"{read_version()}"')]
 
 
 ffi = FFI()
@@ -129,6 +171,7 @@ ffi.set_source(
     include_dirs=[_relative(HERE)] + _flags["include_dirs"],
     library_dirs=_flags["library_dirs"],
     libraries=_flags["libraries"],
+    define_macros=define_macros(),
     extra_compile_args=compile_args(),
 )
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/opensslv.h>
@@ -18,6 +19,11 @@ static const char PAD_LABEL[] = "pad";
 /* EVP_*Update take an int length, so long buffers go in slices. */
 #define SE_SLICE ((size_t)1 << 30)
 
+/* build_native.py passes the package version; a bare build says so. */
+#ifndef SE_PACKAGE_VERSION
+#define SE_PACKAGE_VERSION "unknown (built without SE_PACKAGE_VERSION)"
+#endif
+
 const char *se_openssl_build_version(void)
 {
     return OPENSSL_VERSION_TEXT;
@@ -28,7 +34,70 @@ const char *se_openssl_run_version(void)
     return OpenSSL_version(OPENSSL_VERSION);
 }
 
-int se_sha256(const uint8_t *data, size_t len, uint8_t out[32])
+const char *se_package_version(void)
+{
+    return SE_PACKAGE_VERSION;
+}
+
+/* Append text to the NUL-terminated buf[0..*used), cutting it to fit. */
+static void append_text(char *buf, size_t len, size_t *used, const char *text)
+{
+    size_t room, n;
+
+    if (*used + 1 >= len)
+        return;
+    room = len - 1 - *used;
+    n = strlen(text);
+    if (n > room)
+        n = room;
+    memcpy(buf + *used, text, n);
+    *used += n;
+    buf[*used] = '\0';
+}
+
+/* Take the oldest error off this thread's queue, with its extra text. */
+static unsigned long next_error(const char **data, int *flags)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    return ERR_get_error_all(NULL, NULL, NULL, data, flags);
+#else
+    return ERR_get_error_line_data(NULL, NULL, data, flags);
+#endif
+}
+
+int se_last_crypto_error(char *buf, size_t len)
+{
+    unsigned long code;
+    const char *data = NULL;
+    int flags = 0;
+    int count = 0;
+    size_t used = 0;
+
+    if (buf == NULL)
+        len = 0;
+    if (len > 0)
+        buf[0] = '\0';
+    while ((code = next_error(&data, &flags)) != 0) {
+        char text[256];
+
+        if (count < INT_MAX)
+            count++;
+        if (len == 0)
+            continue;
+        ERR_error_string_n(code, text, sizeof(text));
+        if (count > 1)
+            append_text(buf, len, &used, "; ");
+        append_text(buf, len, &used, text);
+        if ((flags & ERR_TXT_STRING) && data != NULL && data[0] != '\0') {
+            append_text(buf, len, &used, " (");
+            append_text(buf, len, &used, data);
+            append_text(buf, len, &used, ")");
+        }
+    }
+    return count;
+}
+
+int se_sha256(const uint8_t *data, size_t len, uint8_t out[SE_HASH_SIZE])
 {
     if ((data == NULL && len != 0) || out == NULL)
         return SE_ERR_ARGUMENT;
@@ -39,7 +108,8 @@ int se_sha256(const uint8_t *data, size_t len, uint8_t out[32])
 }
 
 int se_hmac_sha256(const uint8_t *key, size_t key_len,
-                   const uint8_t *data, size_t len, uint8_t out[32])
+                   const uint8_t *data, size_t len,
+                   uint8_t out[SE_HASH_SIZE])
 {
     unsigned int out_len = 0;
     static const uint8_t empty[1] = {0};
@@ -71,7 +141,8 @@ static int ctr_update(EVP_CIPHER_CTX *ctx, const uint8_t *in, size_t len,
     return SE_OK;
 }
 
-static EVP_CIPHER_CTX *ctr_start(const uint8_t key[32], const uint8_t iv[16])
+static EVP_CIPHER_CTX *ctr_start(const uint8_t key[SE_HASH_SIZE],
+                                 const uint8_t iv[SE_IV_SIZE])
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (ctx == NULL)
@@ -83,7 +154,8 @@ static EVP_CIPHER_CTX *ctr_start(const uint8_t key[32], const uint8_t iv[16])
     return ctx;
 }
 
-int se_aes256_ctr(const uint8_t key[32], const uint8_t iv[16],
+int se_aes256_ctr(const uint8_t key[SE_HASH_SIZE],
+                  const uint8_t iv[SE_IV_SIZE],
                   const uint8_t *in, size_t len, uint8_t *out)
 {
     EVP_CIPHER_CTX *ctx;
@@ -118,12 +190,15 @@ int se_gear_init(se_gear_table *table,
         int rc;
         msg[label_len] = (uint8_t)b;
         rc = se_hmac_sha256(secret, secret_len, msg, label_len + 1, mac);
-        if (rc != SE_OK)
+        if (rc != SE_OK) {
+            OPENSSL_cleanse(mac, sizeof(mac));
             return rc;
+        }
         for (k = 7; k >= 0; k--)
             value = (value << 8) | mac[k];
         table->gear[b] = value;
     }
+    OPENSSL_cleanse(mac, sizeof(mac));
     return SE_OK;
 }
 
@@ -196,12 +271,14 @@ int se_find_cut(const se_gear_table *table, const uint8_t *data, size_t len,
 }
 
 int se_key_seed(const uint8_t *secret, size_t secret_len, uint8_t kind,
-                const uint8_t *body, size_t body_len, uint8_t out[32])
+                const uint8_t *body, size_t body_len,
+                uint8_t out[SE_HASH_SIZE])
 {
+    /* label || SHA256(kind || body): the content hash is key material. */
     uint8_t msg[sizeof(CHUNK_LABEL) - 1 + SE_HASH_SIZE];
     size_t label_len = sizeof(CHUNK_LABEL) - 1;
     EVP_MD_CTX *md;
-    int ok;
+    int ok, rc;
 
     if ((secret == NULL && secret_len != 0) ||
         (body == NULL && body_len != 0) || out == NULL)
@@ -214,10 +291,14 @@ int se_key_seed(const uint8_t *secret, size_t secret_len, uint8_t kind,
          (body_len == 0 || EVP_DigestUpdate(md, body, body_len)) &&
          EVP_DigestFinal_ex(md, msg + label_len, NULL);
     EVP_MD_CTX_free(md);
-    if (!ok)
+    if (!ok) {
+        OPENSSL_cleanse(msg, sizeof(msg));
         return SE_ERR_CRYPTO;
+    }
     memcpy(msg, CHUNK_LABEL, label_len);
-    return se_hmac_sha256(secret, secret_len, msg, sizeof(msg), out);
+    rc = se_hmac_sha256(secret, secret_len, msg, sizeof(msg), out);
+    OPENSSL_cleanse(msg, sizeof(msg));
+    return rc;
 }
 
 /* The three per-chunk secrets of section 3, derived from the key seeds. */
@@ -227,9 +308,13 @@ struct chunk_keys {
     uint8_t pad[SE_HASH_SIZE];
 };
 
-static int derive_keys(const uint8_t seed[32], const uint8_t prev1[32],
-                       const uint8_t prev2[32], struct chunk_keys *keys)
+/* On failure keys may hold part of them: the caller wipes keys either way. */
+static int derive_keys(const uint8_t seed[SE_HASH_SIZE],
+                       const uint8_t prev1[SE_HASH_SIZE],
+                       const uint8_t prev2[SE_HASH_SIZE],
+                       struct chunk_keys *keys)
 {
+    /* "pad" || prev2: holds a key seed, so it is wiped before returning. */
     uint8_t pad_msg[sizeof(PAD_LABEL) - 1 + SE_HASH_SIZE];
     size_t pad_label_len = sizeof(PAD_LABEL) - 1;
     int rc;
@@ -243,29 +328,25 @@ static int derive_keys(const uint8_t seed[32], const uint8_t prev1[32],
         return rc;
     memcpy(pad_msg, PAD_LABEL, pad_label_len);
     memcpy(pad_msg + pad_label_len, prev2, SE_HASH_SIZE);
-    return se_hmac_sha256(prev1, SE_HASH_SIZE, pad_msg, sizeof(pad_msg),
-                          keys->pad);
-}
-
-static void wipe(void *p, size_t n)
-{
-    volatile uint8_t *v = (volatile uint8_t *)p;
-    while (n--)
-        *v++ = 0;
+    rc = se_hmac_sha256(prev1, SE_HASH_SIZE, pad_msg, sizeof(pad_msg),
+                        keys->pad);
+    OPENSSL_cleanse(pad_msg, sizeof(pad_msg));
+    return rc;
 }
 
 /* XOR the pad key stream (AES-256-CTR under pad, counter 0) over in. */
-static int apply_pad(const uint8_t pad[32], const uint8_t *in, size_t len,
-                     uint8_t *out)
+static int apply_pad(const uint8_t pad[SE_HASH_SIZE], const uint8_t *in,
+                     size_t len, uint8_t *out)
 {
     static const uint8_t zero_counter[SE_IV_SIZE] = {0};
     return se_aes256_ctr(pad, zero_counter, in, len, out);
 }
 
-int se_seal(const uint8_t seed[32], const uint8_t prev1[32],
-            const uint8_t prev2[32], uint8_t kind,
+int se_seal(const uint8_t seed[SE_HASH_SIZE],
+            const uint8_t prev1[SE_HASH_SIZE],
+            const uint8_t prev2[SE_HASH_SIZE], uint8_t kind,
             const uint8_t *body, size_t body_len,
-            uint8_t *out, uint8_t name[32])
+            uint8_t *out, uint8_t name[SE_HASH_SIZE])
 {
     struct chunk_keys keys;
     EVP_CIPHER_CTX *ctx;
@@ -292,13 +373,14 @@ int se_seal(const uint8_t seed[32], const uint8_t prev1[32],
     if (rc == SE_OK)
         rc = se_sha256(out, body_len + 1, name);
 done:
-    wipe(&keys, sizeof(keys));
+    OPENSSL_cleanse(&keys, sizeof(keys));
     return rc;
 }
 
-int se_open(const uint8_t seed[32], const uint8_t prev1[32],
-            const uint8_t prev2[32], const uint8_t *in, size_t len,
-            const uint8_t name[32], uint8_t *out)
+int se_open(const uint8_t seed[SE_HASH_SIZE],
+            const uint8_t prev1[SE_HASH_SIZE],
+            const uint8_t prev2[SE_HASH_SIZE], const uint8_t *in, size_t len,
+            const uint8_t name[SE_HASH_SIZE], uint8_t *out)
 {
     struct chunk_keys keys;
     uint8_t actual[SE_HASH_SIZE];
@@ -317,6 +399,6 @@ int se_open(const uint8_t seed[32], const uint8_t prev1[32],
         rc = apply_pad(keys.pad, in, len, out);
     if (rc == SE_OK)
         rc = se_aes256_ctr(keys.key, keys.iv, out, len, out);
-    wipe(&keys, sizeof(keys));
+    OPENSSL_cleanse(&keys, sizeof(keys));
     return rc;
 }

@@ -6,6 +6,15 @@
  * Every function works on caller-owned buffers, keeps no global mutable
  * state, and returns one of the SE_* status codes below.
  *
+ * SE_ERR_CRYPTO means libcrypto failed. OpenSSL's reasons are then on its
+ * error queue (per thread); se_last_crypto_error() reads them as text and
+ * empties the queue, and should be called on the same thread right after.
+ * No other status leaves errors of ours on the queue.
+ *
+ * Key material (derived keys, IVs, pads, and the buffers that held seeds or
+ * content hashes on their way into HMAC) is wiped with OPENSSL_cleanse
+ * before a function returns, on every path.
+ *
  * The declarations between the cdef markers are read verbatim by cffi
  * (csrc/build_native.py), so they use only plain C that cffi understands.
  */
@@ -24,6 +33,9 @@
 #define SE_HASH_SIZE 32
 #define SE_IV_SIZE 16
 
+/* Room enough for the text se_last_crypto_error() writes in practice. */
+#define SE_ERROR_TEXT_SIZE 512
+
 /* The 256 gear values of section 1, keyed by the convergence secret. */
 typedef struct {
     uint64_t gear[256];
@@ -33,13 +45,27 @@ typedef struct {
 const char *se_openssl_build_version(void);
 const char *se_openssl_run_version(void);
 
-int se_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+/* The self-encryption-cffi version this core was built for. */
+const char *se_package_version(void);
+
+/*
+ * Drain this thread's OpenSSL error queue. Writes its errors, oldest first,
+ * as "error:...:reason" text joined by "; " into buf (always NUL-terminated
+ * when len > 0, cut short if it does not fit; buf may be NULL when len is 0)
+ * and returns how many errors there were: 0 when the queue was empty, in
+ * which case buf holds "". Afterwards the queue is empty.
+ */
+int se_last_crypto_error(char *buf, size_t len);
+
+int se_sha256(const uint8_t *data, size_t len, uint8_t out[SE_HASH_SIZE]);
 
 int se_hmac_sha256(const uint8_t *key, size_t key_len,
-                   const uint8_t *data, size_t len, uint8_t out[32]);
+                   const uint8_t *data, size_t len,
+                   uint8_t out[SE_HASH_SIZE]);
 
 /* AES-256-CTR with a 128-bit big-endian counter; out may equal in. */
-int se_aes256_ctr(const uint8_t key[32], const uint8_t iv[16],
+int se_aes256_ctr(const uint8_t key[SE_HASH_SIZE],
+                  const uint8_t iv[SE_IV_SIZE],
                   const uint8_t *in, size_t len, uint8_t *out);
 
 int se_gear_init(se_gear_table *table,
@@ -56,25 +82,28 @@ int se_find_cut(const se_gear_table *table, const uint8_t *data, size_t len,
 
 /* ks = HMAC(secret, "self-encryption/1 chunk" || SHA256(kind || body)). */
 int se_key_seed(const uint8_t *secret, size_t secret_len, uint8_t kind,
-                const uint8_t *body, size_t body_len, uint8_t out[32]);
+                const uint8_t *body, size_t body_len,
+                uint8_t out[SE_HASH_SIZE]);
 
 /*
  * Seal payload (kind || body) of a chunk whose key seed is seed and whose
  * two predecessors have key seeds prev1 (i-1) and prev2 (i-2).
  * out receives body_len + 1 bytes; name receives SHA256(out).
  */
-int se_seal(const uint8_t seed[32], const uint8_t prev1[32],
-            const uint8_t prev2[32], uint8_t kind,
+int se_seal(const uint8_t seed[SE_HASH_SIZE],
+            const uint8_t prev1[SE_HASH_SIZE],
+            const uint8_t prev2[SE_HASH_SIZE], uint8_t kind,
             const uint8_t *body, size_t body_len,
-            uint8_t *out, uint8_t name[32]);
+            uint8_t *out, uint8_t name[SE_HASH_SIZE]);
 
 /*
  * Open a stored chunk: check SHA256(in) == name (SE_ERR_INTEGRITY if not),
  * then write the len payload bytes to out; out may equal in.
  */
-int se_open(const uint8_t seed[32], const uint8_t prev1[32],
-            const uint8_t prev2[32], const uint8_t *in, size_t len,
-            const uint8_t name[32], uint8_t *out);
+int se_open(const uint8_t seed[SE_HASH_SIZE],
+            const uint8_t prev1[SE_HASH_SIZE],
+            const uint8_t prev2[SE_HASH_SIZE], const uint8_t *in, size_t len,
+            const uint8_t name[SE_HASH_SIZE], uint8_t *out);
 /*
  * Batch cut search and candidate scan (csrc/se_cut.c).
  *

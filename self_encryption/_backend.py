@@ -34,6 +34,8 @@ def select() -> ModuleType:
     try:
         return load_c()
     except ImportError as exc:
+        if type(exc).__name__ == "StaleCoreError":  # built, but for another version: fail loudly
+            raise
         if choice == "c":
             raise ImportError(
                 f"{VARIABLE}=c but the C backend cannot be loaded: {exc}"

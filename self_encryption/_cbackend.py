@@ -3,6 +3,10 @@
 Inputs are passed with ``ffi.from_buffer`` (no copies); outputs are written
 straight into the objects returned. Status codes become exceptions in
 :func:`_check`, the one place that maps them.
+
+At import, the compiled core must have been built for this package version
+(:func:`check_package_version`), the check pyca/cryptography makes of its
+compiled bindings.
 """
 
 from __future__ import annotations
@@ -12,14 +16,60 @@ from array import array
 
 from ._errors import ChunkIntegrityError, InvalidArgumentError, SelfEncryptionError
 from ._native import ffi, lib
+from ._version import __version__
 
 NAME = "c"
+
+#: Bytes in a key seed, chunk name, digest or AES-256 key.
+HASH_SIZE: int = lib.SE_HASH_SIZE
+#: Bytes in an AES-CTR counter block.
+IV_SIZE: int = lib.SE_IV_SIZE
+
+
+def built_for_version() -> str:
+    """The package version the compiled core was built for."""
+    return ffi.string(lib.se_package_version()).decode("ascii", "replace")
+
+
+class StaleCoreError(ImportError):
+    """The compiled C core was built for another version of the package.
+
+    Unlike a missing core, this is not a reason to fall back quietly to the
+    pure-Python backend: the install is broken and should be repaired.
+    """
+
+
+def check_package_version(built_for: str, package: str = __version__) -> None:
+    """Raise ImportError unless the C core was built for this package version.
+
+    A stale ``_native`` module (an old build left in a source checkout, or
+    files of two installs mixed) would otherwise run silently.
+    """
+    if built_for != package:
+        raise StaleCoreError(
+            f"the compiled C core self_encryption._native was built for version {built_for} "
+            f"but the package is version {package}; rebuild with "
+            "pip install --force-reinstall --no-cache-dir self-encryption-cffi "
+            "(or pip install -e . in a source checkout), "
+            "or set SELF_ENCRYPTION_BACKEND=python to run without it"
+        )
+
+
+check_package_version(built_for_version())
 
 
 def openssl_versions() -> tuple[str, str]:
     """(the OpenSSL version compiled against, the one loaded at run time)."""
     return (ffi.string(lib.se_openssl_build_version()).decode(),
             ffi.string(lib.se_openssl_run_version()).decode())
+
+
+def crypto_error_text() -> str:
+    """OpenSSL's reasons for the last libcrypto failure on this thread; empties its error queue."""
+    text = ffi.new("char[]", lib.SE_ERROR_TEXT_SIZE)
+    if lib.se_last_crypto_error(text, lib.SE_ERROR_TEXT_SIZE) == 0:
+        return "OpenSSL gave no reason"
+    return ffi.string(text).decode("utf-8", "replace")
 
 
 def _check(status: int) -> None:
@@ -30,12 +80,13 @@ def _check(status: int) -> None:
     if status == lib.SE_ERR_ARGUMENT:
         raise InvalidArgumentError("the C core refused its arguments")
     if status == lib.SE_ERR_CRYPTO:
-        raise SelfEncryptionError("libcrypto reported a failure")
+        # Called on the thread that made the failed call: the queue is per thread.
+        raise SelfEncryptionError(f"libcrypto reported a failure: {crypto_error_text()}")
     raise SelfEncryptionError(f"the C core returned unknown status {status}")
 
 
 def _digest_of(call, *args) -> bytes:
-    out = bytearray(32)
+    out = bytearray(HASH_SIZE)
     _check(call(*args, ffi.from_buffer(out)))
     return bytes(out)
 
@@ -62,7 +113,7 @@ def aes256_ctr(key, counter_block, data) -> bytearray:
     """AES-256-CTR over data; the whole 16-byte block is the counter."""
     out = bytearray(len(data))
     _check(lib.se_aes256_ctr(
-        _fixed(key, 32, "key"), _fixed(counter_block, 16, "counter block"),
+        _fixed(key, HASH_SIZE, "key"), _fixed(counter_block, IV_SIZE, "counter block"),
         _in(data), len(data), ffi.from_buffer(out),
     ))
     return out
@@ -98,9 +149,10 @@ def key_seed(secret: bytes, kind: int, body) -> bytes:
 def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body) -> tuple[bytearray, bytes]:
     """Encrypt and obfuscate payload kind || body; returns (content, name)."""
     content = bytearray(len(body) + 1)
-    name = bytearray(32)
+    name = bytearray(HASH_SIZE)
     _check(lib.se_seal(
-        _fixed(seed, 32, "key seed"), _fixed(prev1, 32, "key seed"), _fixed(prev2, 32, "key seed"),
+        _fixed(seed, HASH_SIZE, "key seed"), _fixed(prev1, HASH_SIZE, "key seed"),
+        _fixed(prev2, HASH_SIZE, "key seed"),
         kind, _in(body), len(body), ffi.from_buffer(content), ffi.from_buffer(name),
     ))
     return content, bytes(name)
@@ -117,8 +169,9 @@ def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes, ou
     if len(payload) != size:
         raise InvalidArgumentError("the output buffer is shorter than the chunk")
     _check(lib.se_open(
-        _fixed(seed, 32, "key seed"), _fixed(prev1, 32, "key seed"), _fixed(prev2, 32, "key seed"),
-        _in(content), size, _fixed(name, 32, "name"), ffi.from_buffer(payload, require_writable=True),
+        _fixed(seed, HASH_SIZE, "key seed"), _fixed(prev1, HASH_SIZE, "key seed"),
+        _fixed(prev2, HASH_SIZE, "key seed"),
+        _in(content), size, _fixed(name, HASH_SIZE, "name"), ffi.from_buffer(payload, require_writable=True),
     ))
     return payload
 

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
 static unsigned passed;
 static unsigned failed;
 
@@ -641,6 +644,109 @@ static void test_seal_open_arguments(void)
     CHECK(se_open(s, s, s, out, 5, name, NULL) == SE_ERR_ARGUMENT);
 }
 
+/* ---------------------------------------------------------- versions */
+
+static void test_versions(void)
+{
+    const char *version = se_package_version();
+
+    /* build_native.py passes SE_PACKAGE_VERSION; this bare build does not. */
+    CHECK(version != NULL && version[0] != '\0');
+    CHECK(se_openssl_build_version() != NULL);
+    CHECK(se_openssl_run_version() != NULL);
+}
+
+/* ----------------------------------------------------- libcrypto errors */
+
+/* Every OpenSSL error text starts like this. */
+#define OPENSSL_ERROR_PREFIX "error:"
+
+/*
+ * One SE_ERR_CRYPTO seen through se_last_crypto_error: the text names
+ * OpenSSL's reason and the queue is empty afterwards. what names the call.
+ */
+static void expect_reported(int rc, const char *what)
+{
+    char text[SE_ERROR_TEXT_SIZE];
+    int count;
+
+    check(rc == SE_ERR_CRYPTO, what, __LINE__);
+    count = se_last_crypto_error(text, sizeof(text));
+    check(count >= 1, what, __LINE__);
+    check(strncmp(text, OPENSSL_ERROR_PREFIX,
+                  strlen(OPENSSL_ERROR_PREFIX)) == 0, what, __LINE__);
+    /* A failed algorithm fetch: 3.0 says unsupported, later ones either. */
+    check(strstr(text, "unsupported") != NULL ||
+          strstr(text, "fetch failed") != NULL, what, __LINE__);
+    check(ERR_peek_error() == 0, what, __LINE__);
+    check(se_last_crypto_error(text, sizeof(text)) == 0 && text[0] == '\0',
+          what, __LINE__);
+}
+
+static void test_crypto_errors(void)
+{
+    static se_gear_table table;
+    uint8_t key[32] = {0}, iv[16] = {0}, data[16] = {0}, out[32], name[32];
+    uint8_t content[17];
+    char text[SE_ERROR_TEXT_SIZE];
+    char small[8];
+
+    /* An empty queue: 0 and an empty text; a NULL buffer is allowed. */
+    ERR_clear_error();
+    memset(text, 'x', sizeof(text));
+    CHECK(se_last_crypto_error(text, sizeof(text)) == 0);
+    CHECK(text[0] == '\0');
+    CHECK(se_last_crypto_error(NULL, 0) == 0);
+    CHECK(se_last_crypto_error(text, 0) == 0 && text[0] == '\0');
+
+    /* Argument errors and integrity failures queue nothing. */
+    CHECK(se_sha256(NULL, 1, out) == SE_ERR_ARGUMENT);
+    CHECK(se_seal(NULL, key, key, 0, data, 16, content, name) ==
+          SE_ERR_ARGUMENT);
+    CHECK(se_open(key, key, key, data, 16, key, content) == SE_ERR_INTEGRITY);
+    CHECK(ERR_peek_error() == 0);
+
+    /*
+     * A real libcrypto failure: with a default property query that no
+     * provider meets, every algorithm fetch fails. The setting belongs to
+     * the process's default library context; it is undone below.
+     */
+    if (!EVP_set_default_properties(NULL, "provider=se-core-test-none")) {
+        CHECK(!"EVP_set_default_properties failed");
+        ERR_clear_error();
+        return;
+    }
+    expect_reported(se_sha256((const uint8_t *)"abc", 3, out), "se_sha256");
+    expect_reported(se_hmac_sha256(key, 32, data, 16, out), "se_hmac_sha256");
+    expect_reported(se_aes256_ctr(key, iv, data, 16, out), "se_aes256_ctr");
+    expect_reported(se_gear_init(&table, NULL, 0), "se_gear_init");
+    expect_reported(se_key_seed(NULL, 0, 0, data, 16, out), "se_key_seed");
+    expect_reported(se_seal(key, key, key, 0, data, 16, content, name),
+                    "se_seal");
+    expect_reported(se_open(key, key, key, content, 17, name, content),
+                    "se_open");
+
+    /* A short buffer: cut to fit, NUL-terminated, the queue still drained. */
+    CHECK(se_sha256(data, 16, out) == SE_ERR_CRYPTO);
+    CHECK(se_last_crypto_error(small, sizeof(small)) >= 1);
+    CHECK(strlen(small) == sizeof(small) - 1);
+    CHECK(strncmp(small, OPENSSL_ERROR_PREFIX,
+                  strlen(OPENSSL_ERROR_PREFIX)) == 0);
+    CHECK(ERR_peek_error() == 0);
+
+    /* No buffer: only drains. */
+    CHECK(se_aes256_ctr(key, iv, data, 16, out) == SE_ERR_CRYPTO);
+    CHECK(se_last_crypto_error(NULL, 0) >= 1);
+    CHECK(ERR_peek_error() == 0);
+
+    /* Undo it: everything works again and nothing is left queued. */
+    CHECK(EVP_set_default_properties(NULL, "") == 1);
+    CHECK(se_sha256((const uint8_t *)"abc", 3, out) == SE_OK);
+    CHECK(equals_hex(out, 32,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    CHECK(ERR_peek_error() == 0);
+}
+
 int main(void)
 {
     test_sha256();
@@ -653,6 +759,9 @@ int main(void)
     test_seal_open();
     test_open_integrity();
     test_seal_open_arguments();
+    test_versions();
+    /* Last: it changes, then restores, libcrypto's default properties. */
+    test_crypto_errors();
 
     printf("%u passed, %u failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
