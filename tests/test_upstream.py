@@ -766,10 +766,13 @@ _LIVE_ENCRYPT = textwrap.dedent("""
 @pytest.mark.skipif(not UPSTREAM_PYTHON, reason="SELF_ENCRYPTION_UPSTREAM_PYTHON does not name a "
                     "Python with upstream self-encryption==0.35.0 installed")
 def test_live_upstream_cross_check(tmp_path):
-    """Random files written by upstream in a subprocess, read back by us.
+    """Random files written by upstream in a subprocess, read back by us and migrated.
 
     SELF_ENCRYPTION_UPSTREAM_SEED repeats a run; SELF_ENCRYPTION_UPSTREAM_MAX_CHUNK_SIZE
-    names the MAX_CHUNK_SIZE of a custom upstream build (default: the published one).
+    names the MAX_CHUNK_SIZE of a custom upstream build (default: the published one);
+    SELF_ENCRYPTION_UPSTREAM_TOP_MB sets the largest file (default 4). Every file is
+    also moved into a store of ours with `self-encryption import-upstream`, and the
+    migrated map must decrypt to the same bytes.
     """
     seed = int(os.environ.get("SELF_ENCRYPTION_UPSTREAM_SEED", random.randrange(2**32)))
     max_chunk = int(os.environ.get("SELF_ENCRYPTION_UPSTREAM_MAX_CHUNK_SIZE",
@@ -778,7 +781,8 @@ def test_live_upstream_cross_check(tmp_path):
     plain, stored = tmp_path / "plain", tmp_path / "stored"
     plain.mkdir()
     stored.mkdir()
-    top = min(4 << 20, 3000 * max_chunk)  # a few MiB, or ~3000 chunks of a small build
+    top_mb = float(os.environ.get("SELF_ENCRYPTION_UPSTREAM_TOP_MB", 4))
+    top = min(int(top_mb * (1 << 20)), 3000 * max_chunk)  # a few MiB, or ~3000 chunks of a small build
     sizes = [3, 4, 5, rng.randrange(6, 100)]
     sizes += [int(3 * (top / 3) ** rng.random()) for _ in range(12)]  # log-uniform 3 B .. top
     sizes += [rng.randrange(top // 4, top + 1) for _ in range(2)]  # two big ones
@@ -809,6 +813,17 @@ def test_live_upstream_cross_check(tmp_path):
             digest.update(piece)
         assert digest.hexdigest() == expected[name], f"{name} (seed {seed})"
         checked.append((name, len(levels)))
+        if max_chunk == upstream.MAX_CHUNK_SIZE:  # the command line reads the published build's maps
+            (tmp_path / f"{name}.json").write_text(map_json)
+            migrated = subprocess.run(
+                [sys.executable, "-m", "self_encryption", "import-upstream", str(tmp_path / f"{name}.json"),
+                 "--from", folder, "--store", str(tmp_path / "ours"), "-q"],
+                capture_output=True, text=True, timeout=600)
+            assert migrated.returncode == 0, migrated.stderr
+            ours = se.DataMap.load(tmp_path / f"{name}.sedm")
+            restored = hashlib.sha256()
+            se.decrypt_into(ours, se.DirStore(tmp_path / "ours", create=False), restored.update)
+            assert restored.hexdigest() == expected[name], f"{name} migrated (seed {seed})"
     rounds = sorted({count - 1 for _, count in checked})
     print(f"live upstream cross-check, seed {seed}, max chunk {max_chunk}: {len(checked)} files, "
           f"sizes {sorted(sizes)}; shrink rounds seen: {rounds}")
