@@ -34,7 +34,7 @@ from ._errors import (
 from ._maintenance import VerifyReport, chunk_names, verify, walk_levels
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Progress
 from ._reader import ChunkReader
-from ._reader import open  # noqa: A004 - se.open, like io.open; kept out of __all__
+from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
 from ._s3 import S3Store
 from ._sealing import EncryptedChunk
 from ._stores import CallbackStore, ChunkStore, DirStore, MemoryStore, open_store

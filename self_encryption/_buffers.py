@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from typing import TYPE_CHECKING, Protocol
 
 from ._errors import InvalidArgumentError
+
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer
+elif TYPE_CHECKING:
+    from typing_extensions import Buffer
+else:
+    class Buffer(Protocol):
+        """Any object with the buffer protocol (collections.abc.Buffer from Python 3.12)."""
+
+        def __buffer__(self, flags: int, /) -> memoryview: ...
+
+__all__ = ["Buffer", "Scratch", "ScratchPool", "as_bytes_view"]
 
 
 def as_bytes_view(data: object) -> memoryview:

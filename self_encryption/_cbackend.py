@@ -14,6 +14,10 @@ from __future__ import annotations
 import os
 from array import array
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._buffers import Buffer
 from ._errors import ChunkIntegrityError, InvalidArgumentError, SelfEncryptionError
 from ._native import ffi, lib
 from ._version import __version__
@@ -28,7 +32,7 @@ IV_SIZE: int = lib.SE_IV_SIZE
 
 def built_for_version() -> str:
     """The package version the compiled core was built for."""
-    return ffi.string(lib.se_package_version()).decode("ascii", "replace")
+    return str(ffi.string(lib.se_package_version()).decode("ascii", "replace"))
 
 
 class StaleCoreError(ImportError):
@@ -60,8 +64,8 @@ check_package_version(built_for_version())
 
 def openssl_versions() -> tuple[str, str]:
     """(the OpenSSL version compiled against, the one loaded at run time)."""
-    return (ffi.string(lib.se_openssl_build_version()).decode(),
-            ffi.string(lib.se_openssl_run_version()).decode())
+    return (str(ffi.string(lib.se_openssl_build_version()).decode()),
+            str(ffi.string(lib.se_openssl_run_version()).decode()))
 
 
 def crypto_error_text() -> str:
@@ -69,7 +73,7 @@ def crypto_error_text() -> str:
     text = ffi.new("char[]", lib.SE_ERROR_TEXT_SIZE)
     if lib.se_last_crypto_error(text, lib.SE_ERROR_TEXT_SIZE) == 0:
         return "OpenSSL gave no reason"
-    return ffi.string(text).decode("utf-8", "replace")
+    return str(ffi.string(text).decode("utf-8", "replace"))
 
 
 def _check(status: int) -> None:
@@ -85,32 +89,36 @@ def _check(status: int) -> None:
     raise SelfEncryptionError(f"the C core returned unknown status {status}")
 
 
-def _digest_of(call, *args) -> bytes:
+def _digest_of(call: Callable[..., int], *args: Any) -> bytes:
     out = bytearray(HASH_SIZE)
     _check(call(*args, ffi.from_buffer(out)))
     return bytes(out)
 
 
-def _in(data):
+def _in(data: Buffer) -> Any:
     return ffi.from_buffer(data)
 
 
-def _fixed(value, size: int, what: str):
+def _fixed(value: Buffer, size: int, what: str) -> Any:
+    value = memoryview(value)
     if len(value) != size:
         raise InvalidArgumentError(f"{what} must be {size} bytes, not {len(value)}")
     return ffi.from_buffer(value)
 
 
-def sha256(data) -> bytes:
-    return _digest_of(lib.se_sha256, _in(data), len(data))
+def sha256(data: Buffer) -> bytes:
+    view = memoryview(data)
+    return _digest_of(lib.se_sha256, _in(view), view.nbytes)
 
 
-def hmac_sha256(key, data) -> bytes:
-    return _digest_of(lib.se_hmac_sha256, _in(key), len(key), _in(data), len(data))
+def hmac_sha256(key: Buffer, data: Buffer) -> bytes:
+    key_view, view = memoryview(key), memoryview(data)
+    return _digest_of(lib.se_hmac_sha256, _in(key_view), key_view.nbytes, _in(view), view.nbytes)
 
 
-def aes256_ctr(key, counter_block, data) -> bytearray:
+def aes256_ctr(key: Buffer, counter_block: Buffer, data: Buffer) -> bytearray:
     """AES-256-CTR over data; the whole 16-byte block is the counter."""
+    data = memoryview(data)
     out = bytearray(len(data))
     _check(lib.se_aes256_ctr(
         _fixed(key, HASH_SIZE, "key"), _fixed(counter_block, IV_SIZE, "counter block"),
@@ -133,21 +141,25 @@ class GearTable:
         return tuple(self.table.gear)
 
 
-def find_cut(table: GearTable, data, min_size: int, avg_size: int, max_size: int, at_end: bool) -> int:
+def find_cut(table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int,
+             at_end: bool) -> int:
     """Length of the next chunk at the start of data, or 0 if more bytes could move it."""
     cut = ffi.new("size_t *")
+    data = memoryview(data)
     _check(lib.se_find_cut(
         table.table, _in(data), len(data), min_size, avg_size, max_size, int(at_end), cut,
     ))
-    return cut[0]
+    return int(cut[0])
 
 
-def key_seed(secret: bytes, kind: int, body) -> bytes:
+def key_seed(secret: bytes, kind: int, body: Buffer) -> bytes:
+    body = memoryview(body)
     return _digest_of(lib.se_key_seed, _in(secret), len(secret), kind, _in(body), len(body))
 
 
-def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body) -> tuple[bytearray, bytes]:
+def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body: Buffer) -> tuple[bytearray, bytes]:
     """Encrypt and obfuscate payload kind || body; returns (content, name)."""
+    body = memoryview(body)
     content = bytearray(len(body) + 1)
     name = bytearray(HASH_SIZE)
     _check(lib.se_seal(
@@ -158,14 +170,16 @@ def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body) -> tuple[byte
     return content, bytes(name)
 
 
-def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes, out=None):
+def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: bytes,
+               out: Buffer | None = None) -> memoryview:
     """Check content against its name, then return the payload it seals.
 
     The payload is written into ``out`` (a writable buffer at least as long
     as content) when given, else into a new bytearray.
     """
+    content = memoryview(content)
     size = len(content)
-    payload = bytearray(size) if out is None else memoryview(out)[:size]
+    payload = memoryview(bytearray(size) if out is None else out)[:size]
     if len(payload) != size:
         raise InvalidArgumentError("the output buffer is shorter than the chunk")
     _check(lib.se_open(
@@ -197,7 +211,7 @@ def _cut_request(path: str | None) -> int:
         raise InvalidArgumentError(
             f"cut path {name!r} is not one of {', '.join(_CUT_REQUESTS)} ({CUT_VARIABLE})"
         )
-    return _CUT_REQUESTS[name]
+    return int(_CUT_REQUESTS[name])
 
 
 def cut_path(path: str | None = None) -> str:
@@ -209,16 +223,17 @@ def cut_path(path: str | None = None) -> str:
     chosen = ffi.new("int *")
     if lib.se_cut_select(_cut_request(path), chosen) != lib.SE_OK:
         raise InvalidArgumentError(f"cut path {path!r} is not available on this CPU")
-    return ffi.string(lib.se_cut_path_name(chosen[0])).decode()
+    return str(ffi.string(lib.se_cut_path_name(chosen[0])).decode())
 
 
-def cut_lengths(table: GearTable, data, min_size: int, avg_size: int, max_size: int,
+def cut_lengths(table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int,
                 at_end: bool, *, path: str | None = None) -> list[int]:
     """Every chunk length that repeated find_cut calls give from the start of data.
 
     Stops where the remaining bytes cannot decide a cut, unless at_end.
     """
-    size = len(data)
+    data = memoryview(data)
+    size = data.nbytes
     cap = size // max(min_size, 64) + 1  # chunks are > min bytes but the last
     cuts = ffi.new("uint64_t[]", cap)
     count = ffi.new("size_t *")
@@ -227,11 +242,11 @@ def cut_lengths(table: GearTable, data, min_size: int, avg_size: int, max_size: 
         _cut_request(path), table.table, _in(data), size, 0, min_size, avg_size, max_size,
         int(at_end), cuts, cap, count, consumed,
     ))
-    return ffi.unpack(cuts, count[0])
+    return [int(cut) for cut in ffi.unpack(cuts, count[0])]
 
 
-def scan_candidates(table: GearTable, data, start: int, stop: int, avg_size: int,
-                    *, path: str | None = None) -> array:
+def scan_candidates(table: GearTable, data: Buffer, start: int, stop: int, avg_size: int,
+                    *, path: str | None = None) -> array[int]:
     """The candidates of positions start .. stop-1 of data, as array('Q').
 
     Reads data[start-63:stop]; separate segments (on separate threads: the
@@ -243,6 +258,7 @@ def scan_candidates(table: GearTable, data, start: int, stop: int, avg_size: int
     buffer = ffi.new("uint64_t[]", cap)
     count = ffi.new("size_t *")
     next_at = ffi.new("size_t *")
+    data = memoryview(data)
     view = _in(data)
     found = array("Q")
     at = start
@@ -257,7 +273,7 @@ def scan_candidates(table: GearTable, data, start: int, stop: int, avg_size: int
         at = next_at[0]  # the buffer filled up: go on from there
 
 
-def _joined_candidates(candidates) -> array:
+def _joined_candidates(candidates: Iterable[Any]) -> array[int]:
     if isinstance(candidates, array) and candidates.typecode == "Q":
         return candidates
     joined = array("Q")
@@ -268,7 +284,7 @@ def _joined_candidates(candidates) -> array:
     return joined
 
 
-def resolve_cuts(table: GearTable, data, candidates, min_size: int, avg_size: int,
+def resolve_cuts(table: GearTable, data: Buffer, candidates: Iterable[Any], min_size: int, avg_size: int,
                  max_size: int, at_end: bool, start: int = 0) -> list[int]:
     """Chunk lengths from a chunk starting at offset start, given the candidates.
 
@@ -277,7 +293,8 @@ def resolve_cuts(table: GearTable, data, candidates, min_size: int, avg_size: in
     come from the same avg_size. The result equals cut_lengths(data[start:], ...).
     """
     joined = _joined_candidates(candidates)
-    size = len(data)
+    data = memoryview(data)
+    size = data.nbytes
     cap = max(size - start, 0) // max(min_size, 64) + 1
     cuts = ffi.new("uint64_t[]", cap)
     count = ffi.new("size_t *")
@@ -287,4 +304,4 @@ def resolve_cuts(table: GearTable, data, candidates, min_size: int, avg_size: in
         table.table, _in(data), size, start, entries, len(joined),
         min_size, avg_size, max_size, int(at_end), cuts, cap, count, consumed,
     ))
-    return ffi.unpack(cuts, count[0])
+    return [int(cut) for cut in ffi.unpack(cuts, count[0])]

@@ -21,16 +21,20 @@ import bisect
 import hashlib
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
-from types import ModuleType
 from typing import Any
 
 from . import _backend
-from ._buffers import as_bytes_view
+from typing import TYPE_CHECKING
+
+from ._buffers import Buffer, as_bytes_view
 from ._errors import SelfEncryptionError
 from ._options import DEFAULT_CHUNK_SIZES, Options, make_options
 from ._workers import check_workers, make_executor, stop
+
+if TYPE_CHECKING:
+    from ._backend import Backend
 
 Piece = bytes | memoryview
 
@@ -45,7 +49,7 @@ _tables: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
 _tables_lock = threading.Lock()
 
 
-def gear_table(backend: ModuleType, secret: bytes) -> Any:
+def gear_table(backend: Backend, secret: bytes) -> Any:
     """The gear table of a secret, kept for the next encryption with the same secret.
 
     Building one costs about half a millisecond, which adds up over many
@@ -82,7 +86,7 @@ class Cutter:
     less. The in-place editor uses it to stop as soon as the cuts realign.
     """
 
-    def __init__(self, backend: ModuleType, options: Options, *, eager: bool = False,
+    def __init__(self, backend: Backend, options: Options, *, eager: bool = False,
                  pool: Callable[[], Any] | None = None, workers: int = 1) -> None:
         self._backend = backend
         self._table = gear_table(backend, options.convergence_secret)
@@ -96,7 +100,7 @@ class Cutter:
         self._ahead = 2 * workers
         self._buffer = bytearray()  # bytes of the next chunk, kept between feeds
 
-    def feed(self, data, *, owned: bool = False) -> Iterator[Piece]:
+    def feed(self, data: Buffer, *, owned: bool = False) -> Iterator[Piece]:
         """The chunks that data completes, in order."""
         view = as_bytes_view(data)
         if self._eager:
@@ -113,14 +117,14 @@ class Cutter:
         """The chunks of whatever is left: the end of the data decides them all."""
         yield from self._cut_buffer(at_end=True)
 
-    def cut_all(self, data, *, owned: bool = False) -> Iterator[Piece]:
+    def cut_all(self, data: Buffer, *, owned: bool = False) -> Iterator[Piece]:
         """Every chunk of data taken as a whole stream."""
         yield from self.feed(data, owned=owned)
         yield from self.finish()
 
     # -- the cut search ----------------------------------------------------------
 
-    def _cut(self, view: memoryview, at_end: bool, copy: bool) -> Iterator[Piece]:
+    def _cut(self, view: memoryview, at_end: bool, copy: bool) -> Generator[Piece, None, int]:
         """Yield the chunks decided in view, in order; returns the bytes they took.
 
         What is left is shorter than max bytes: no cut in it can be decided
@@ -167,7 +171,7 @@ class Cutter:
         pool = self._pool()
         total = len(view)
         first = min(min_size + 63, total)  # the search starts min bytes in, the window 63 later
-        scans: deque[tuple[int, Future]] = deque()
+        scans: deque[tuple[int, Future[Any]]] = deque()
         found: list[Any] = []
         next_scan, covered, position = first, first, 0
 
@@ -206,12 +210,12 @@ class Cutter:
             for _, future in scans:
                 future.cancel()
 
-    def _cut_buffer(self, at_end: bool) -> Iterator[Piece]:
+    def _cut_buffer(self, at_end: bool) -> Generator[Piece, None, None]:
         with memoryview(self._buffer) as whole:
             taken = yield from self._cut(whole, at_end=at_end, copy=True)
         del self._buffer[:taken]
 
-    def _finish_leftover(self, view: memoryview) -> Iterator[Piece]:
+    def _finish_leftover(self, view: memoryview) -> Generator[Piece, None, int | None]:
         """Cut the chunks that begin in bytes kept from earlier feeds.
 
         Borrows from view only what those chunks need. Returns where in view
@@ -246,12 +250,12 @@ def _from(candidates: Any, position: int) -> Any:
     return candidates[bisect.bisect_left(candidates, position << 1):]
 
 
-def cut_lengths(backend: ModuleType, data, options: Options) -> list[int]:
+def cut_lengths(backend: Backend, data: Buffer, options: Options) -> list[int]:
     """The lengths of the content-defined chunks of data, taken whole."""
     return [len(piece) for piece in Cutter(backend, options).cut_all(data, owned=True)]
 
 
-def cut_points(data, *, convergence_secret: bytes | str = b"",
+def cut_points(data: Buffer, *, convergence_secret: bytes | str = b"",
                chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
                workers: int | None = None) -> list[int]:
     """The end offset of every level-0 chunk of data: the cuts :func:`encrypt` makes.

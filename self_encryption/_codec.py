@@ -27,7 +27,7 @@ _local = threading.local()
 def _compressor(level: int) -> zstandard.ZstdCompressor:
     """A per-thread compressor: ZstdCompressor objects are not thread-safe."""
     cache = _local.__dict__.setdefault("compressors", {})
-    compressor = cache.get(level)
+    compressor: zstandard.ZstdCompressor | None = cache.get(level)
     if compressor is None:
         compressor = cache[level] = zstandard.ZstdCompressor(level=level)
     return compressor
@@ -54,7 +54,8 @@ _FIRST_OUTPUT = 256 << 10
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def decode_payload(payload, plain_size: int, scratch: Scratch | None = None):
+def decode_payload(payload: memoryview | bytes | bytearray, plain_size: int,
+                   scratch: Scratch | None = None) -> memoryview | bytes:
     """The plaintext of a payload; raises ChunkIntegrityError (docs/format.md 2.2).
 
     A zstd body must be exactly one frame, and is inflated into a buffer

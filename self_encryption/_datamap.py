@@ -79,12 +79,12 @@ class DataMap:
         return body + hashlib.sha256(body).digest()[:TRAILER_SIZE]
 
     @classmethod
-    def from_bytes(cls, data) -> DataMap:
+    def from_bytes(cls, data: object) -> DataMap:
         """Parse and check the binary form; raises DataMapError if anything is off."""
         if isinstance(data, str):
             raise DataMapError("a data map in binary form must be bytes-like, not str (see from_text)")
         try:
-            data = memoryview(data).tobytes()  # bytes(n) would make n zero bytes of an int
+            data = memoryview(data).tobytes()  # type: ignore[arg-type]  # bytes(n) would make n zeros
         except TypeError:
             raise DataMapError(f"a data map must be bytes-like, not {type(data).__name__}") from None
         if len(data) < HEADER.size + TRAILER_SIZE:
@@ -191,7 +191,7 @@ class DataMap:
                 raise DataMapError(f"record {index}: key_seed must be 64 lowercase hex digits")
             chunks.append(ChunkInfo(_json_int(fields["plain_size"], f"record {index} plain_size"),
                                     _json_int(fields["stored_size"], f"record {index} stored_size"),
-                                    bytes.fromhex(seed), fields["name"]))
+                                    bytes.fromhex(str(seed)), str(fields["name"])))
         return cls(_json_int(top["level"], "level"), _json_int(top["file_size"], "file_size"),
                    tuple(chunks))
 

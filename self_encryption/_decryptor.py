@@ -105,7 +105,7 @@ def write_output(destination: str | os.PathLike[str] | IO[bytes],
                  fill: Callable[[Callable[[Any], object]], int]) -> int:
     """Write a decrypted file by the rules of decrypt_file; ``fill(write)`` makes its bytes."""
     if hasattr(destination, "write"):
-        return fill(destination.write)  # type: ignore[union-attr]
+        return fill(destination.write)
     if not isinstance(destination, (str, bytes, os.PathLike)):
         raise InvalidArgumentError("destination must be a path or a writable binary file")
     path = os.fsdecode(destination)

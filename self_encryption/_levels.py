@@ -15,14 +15,21 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
-from types import ModuleType
 
-from ._buffers import ScratchPool
+from typing import TYPE_CHECKING
+
+from ._buffers import Scratch, ScratchPool
 from ._datamap import DataMap
 from ._errors import ChunkError, ChunkNotFoundError, DataMapError, InvalidArgumentError, StoreError
 from ._sealing import unseal_chunk
 from ._stores import store_call
-from ._workers import ordered_map
+from ._workers import Executor, ordered_map
+
+#: A chunk opened: its plaintext, and the scratch it lives in (None: its own memory).
+Opened = tuple["memoryview | bytes", "Scratch | None"]
+
+if TYPE_CHECKING:
+    from ._backend import Backend
 
 
 
@@ -92,6 +99,7 @@ def _store_fetcher(store: Any) -> Fetcher:
         return content
 
     def many(names: list[str]) -> Mapping[str, object]:
+        assert get_many is not None
         found = store_call("get", names[0] if len(names) == 1 else f"{names[0]} and others",
                            get_many, names)
         if not isinstance(found, Mapping):
@@ -127,8 +135,8 @@ def fetch_chunks(data_map: DataMap, fetch: Fetcher, indices: Sequence[int]) -> d
     return result
 
 
-def load_chunk(backend: ModuleType, data_map: DataMap, fetch: Fetcher, index: int,
-               scratch=None, content: object = None):
+def load_chunk(backend: Backend, data_map: DataMap, fetch: Fetcher, index: int,
+               scratch: Scratch | None = None, content: object = None) -> memoryview | bytes:
     """Fetch (unless content is given), check and open record index of data_map."""
     if content is None:
         content = fetch_chunk(data_map, fetch, index)
@@ -141,8 +149,8 @@ def batches(count: int, size: int) -> Iterator[range]:
         yield range(start, min(count, start + size))
 
 
-def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetcher, executor=None,
-               window: int = 1, pool: ScratchPool | None = None) -> Iterator:
+def iter_level(backend: Backend, data_map: DataMap, fetch: Fetcher, executor: Executor | None = None,
+               window: int = 1, pool: ScratchPool | None = None) -> Iterator[Opened]:
     """(plaintext, scratch) for each record of one data map, in order.
 
     With an executor, up to ``window`` chunks are fetched and opened at once.
@@ -151,7 +159,7 @@ def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetcher, executor=
     the store can get several chunks at once, they are fetched in windows
     of at least BATCH, the next window while this one is opened.
     """
-    def load(index: int, content: object = None):
+    def load(index: int, content: object = None) -> Opened:
         scratch = None if pool is None else pool.acquire()
         return load_chunk(backend, data_map, fetch, index, scratch, content), scratch
 
@@ -164,8 +172,8 @@ def iter_level(backend: ModuleType, data_map: DataMap, fetch: Fetcher, executor=
     return ordered_map(executor, load, indices, window)
 
 
-def _iter_batched(data_map: DataMap, fetch: Fetcher, executor, size: int,
-                  load: Callable[..., Any]) -> Iterator:
+def _iter_batched(data_map: DataMap, fetch: Fetcher, executor: Executor | None, size: int,
+                  load: Callable[..., Opened]) -> Iterator[Opened]:
     """iter_level over a store with get_many: a window fetched while the one before is opened."""
     runs = list(batches(len(data_map.chunks), size))
     if executor is None:
@@ -174,7 +182,7 @@ def _iter_batched(data_map: DataMap, fetch: Fetcher, executor, size: int,
             for index in run:
                 yield load(index, contents.pop(index))
         return
-    ahead: Future | None = None
+    ahead: Future[dict[int, object]] | None = None
     try:
         for number, run in enumerate(runs):
             current = ahead.result() if ahead is not None else fetch_chunks(data_map, fetch, run)
@@ -206,7 +214,7 @@ def child_map(parent: DataMap, serialized: bytes) -> DataMap:
     return child
 
 
-def walk_levels(backend: ModuleType, root: DataMap, fetch: Fetcher) -> Iterator[DataMap]:
+def walk_levels(backend: Backend, root: DataMap, fetch: Fetcher) -> Iterator[DataMap]:
     """Every level of a data map, root first and level 0 last, each fetched when reached."""
     data_map = root
     yield data_map
@@ -216,7 +224,7 @@ def walk_levels(backend: ModuleType, root: DataMap, fetch: Fetcher) -> Iterator[
         yield data_map
 
 
-def level_zero(backend: ModuleType, root: DataMap, fetch: Fetcher) -> DataMap:
+def level_zero(backend: Backend, root: DataMap, fetch: Fetcher) -> DataMap:
     """The level-0 map of a root: the records of the file's own chunks."""
     for data_map in walk_levels(backend, root, fetch):
         pass

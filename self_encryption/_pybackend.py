@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from array import array
+from collections.abc import Iterable
+from typing import Any
 
 from Crypto.Cipher import AES
 
+from ._buffers import Buffer
 from ._errors import ChunkIntegrityError, InvalidArgumentError
 
 NAME = "python"
@@ -26,18 +29,20 @@ _ZERO_COUNTER = bytes(16)
 _U64 = (1 << 64) - 1
 
 
-def sha256(data) -> bytes:
+def sha256(data: Buffer) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def hmac_sha256(key, data) -> bytes:
+def hmac_sha256(key: Buffer, data: Buffer) -> bytes:
     return hmac.new(bytes(key), data, hashlib.sha256).digest()
 
 
-def aes256_ctr(key, counter_block, data) -> bytes:
+def aes256_ctr(key: Buffer, counter_block: Buffer, data: Buffer) -> bytearray:
     """AES-256-CTR over data; the whole 16-byte block is the counter."""
     cipher = AES.new(bytes(key), AES.MODE_CTR, nonce=b"", initial_value=bytes(counter_block))
-    return cipher.encrypt(data)
+    out = bytearray(memoryview(data).nbytes)
+    cipher.encrypt(memoryview(data), output=out)
+    return out
 
 
 class GearTable:
@@ -56,9 +61,10 @@ def _top_bits(count: int) -> int:
     return (_U64 >> (64 - count)) << (64 - count)
 
 
-def find_cut(table: GearTable, data, min_size: int, avg_size: int, max_size: int, at_end: bool) -> int:
+def find_cut(table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int,
+             at_end: bool) -> int:
     """Length of the next chunk at the start of data, or 0 if more bytes could move it."""
-    length = len(data)
+    length = memoryview(data).nbytes
     if length <= min_size:
         return length if at_end else 0
     gear = table.values
@@ -80,7 +86,7 @@ def find_cut(table: GearTable, data, min_size: int, avg_size: int, max_size: int
     return end if at_end or end == max_size else 0
 
 
-def key_seed(secret: bytes, kind: int, body) -> bytes:
+def key_seed(secret: bytes, kind: int, body: Buffer) -> bytes:
     digest = hashlib.sha256(bytes((kind,)))
     digest.update(body)
     return hmac_sha256(secret, _CHUNK_LABEL + digest.digest())
@@ -93,16 +99,17 @@ def _chunk_keys(seed: bytes, prev1: bytes, prev2: bytes) -> tuple[bytes, bytes, 
     return key, counter_block, pad
 
 
-def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body) -> tuple[bytes, bytes]:
+def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body: Buffer) -> tuple[bytearray, bytes]:
     """Encrypt and obfuscate payload kind || body; returns (content, name)."""
     key, counter_block, pad = _chunk_keys(seed, prev1, prev2)
     inner = AES.new(key, AES.MODE_CTR, nonce=b"", initial_value=counter_block)
     masked = AES.new(pad, AES.MODE_CTR, nonce=b"", initial_value=_ZERO_COUNTER)
-    content = masked.encrypt(inner.encrypt(bytes((kind,))) + inner.encrypt(body))
+    content = bytearray(masked.encrypt(inner.encrypt(bytes((kind,))) + inner.encrypt(memoryview(body))))
     return content, sha256(content)
 
 
-def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes, out=None):
+def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: bytes,
+               out: Buffer | None = None) -> memoryview:
     """Check content against its name, then return the payload it seals.
 
     The payload is written into ``out`` (a writable buffer at least as long
@@ -111,7 +118,8 @@ def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content, name: bytes, ou
     if not hmac.compare_digest(sha256(content), bytes(name)):
         raise ChunkIntegrityError("chunk content does not match its name")
     key, counter_block, pad = _chunk_keys(seed, prev1, prev2)
-    payload = memoryview(bytearray(len(content)) if out is None else out)[:len(content)]
+    content = memoryview(content)
+    payload = memoryview(bytearray(content.nbytes) if out is None else out)[:content.nbytes]
     AES.new(pad, AES.MODE_CTR, nonce=b"", initial_value=_ZERO_COUNTER).encrypt(content, output=payload)
     AES.new(key, AES.MODE_CTR, nonce=b"", initial_value=counter_block).encrypt(payload, output=payload)
     return payload
@@ -137,7 +145,7 @@ def _check_sizes(min_size: int, avg_size: int, max_size: int | None = None) -> N
         raise InvalidArgumentError(f"chunk sizes {min_size}, {avg_size}, {max_size} are out of range")
 
 
-def cut_lengths(table: GearTable, data, min_size: int, avg_size: int, max_size: int,
+def cut_lengths(table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int,
                 at_end: bool, *, path: str | None = None) -> list[int]:
     """Every chunk length that repeated find_cut calls give from the start of data."""
     _check_sizes(min_size, avg_size, max_size)
@@ -153,8 +161,8 @@ def cut_lengths(table: GearTable, data, min_size: int, avg_size: int, max_size: 
     return cuts
 
 
-def scan_candidates(table: GearTable, data, start: int, stop: int, avg_size: int,
-                    *, path: str | None = None) -> array:
+def scan_candidates(table: GearTable, data: Buffer, start: int, stop: int, avg_size: int,
+                    *, path: str | None = None) -> array[int]:
     """The candidates of positions start .. stop-1 of data, as array('Q')."""
     _check_sizes(64, avg_size)
     view = memoryview(data).cast("B")
@@ -174,7 +182,7 @@ def scan_candidates(table: GearTable, data, start: int, stop: int, avg_size: int
     return found
 
 
-def resolve_cuts(table: GearTable, data, candidates, min_size: int, avg_size: int,
+def resolve_cuts(table: GearTable, data: Buffer, candidates: Iterable[Any], min_size: int, avg_size: int,
                  max_size: int, at_end: bool, start: int = 0) -> list[int]:
     """Chunk lengths from a chunk starting at offset start, given the candidates.
 

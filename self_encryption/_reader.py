@@ -38,7 +38,7 @@ class ChunkReader(io.RawIOBase):
         self._ahead_count = workers if workers > 1 else 0
         self._executor: Any = make_executor(workers) if workers > 1 else None
         self._cached_chunks = cached_chunks
-        self._ahead: dict[int, Future] = {}
+        self._ahead: dict[int, Future[Any]] = {}
         self._view: Level0View | None = None
         self._position = 0
         self._last_end = -1
@@ -55,11 +55,11 @@ class ChunkReader(io.RawIOBase):
         return True
 
     def tell(self) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._checkClosed()
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._checkClosed()
         if whence == io.SEEK_SET:
             position = offset
         elif whence == io.SEEK_CUR:
@@ -74,7 +74,7 @@ class ChunkReader(io.RawIOBase):
         return position
 
     def readinto(self, buffer: Any) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._checkClosed()
         with memoryview(buffer) as target:
             target = target.cast("B")
             start = self._position
@@ -106,10 +106,10 @@ class ChunkReader(io.RawIOBase):
         The result is gathered chunk by chunk, so memory follows the bytes
         actually opened, never the size the data map claims.
         """
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._checkClosed()
         if size is None or size < 0:
             return self.readall()
-        parts = []
+        parts: list[bytes] = []
         while size > 0:
             piece = self._read_piece(size)
             if not piece:
@@ -119,7 +119,7 @@ class ChunkReader(io.RawIOBase):
         return b"".join(parts)
 
     def readall(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             piece = self._read_piece(READ_PIECE)
             if not piece:
@@ -193,7 +193,7 @@ class ChunkReader(io.RawIOBase):
         for ahead in wanted:
             self._ahead[ahead] = self._executor.submit(self._load_from, batch, ahead)
 
-    def _load_from(self, batch: Future, index: int) -> Any:
+    def _load_from(self, batch: Future[dict[int, object]], index: int) -> Any:
         assert self._view is not None
         content = batch.result()[index]
         return load_chunk(self._backend, self._view.map, self._fetch, index, content=content)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import NamedTuple
 
-from ._buffers import Scratch
+from typing import TYPE_CHECKING
+
+from ._buffers import Buffer, Scratch
 from ._chunking import Cutter
 from ._codec import decode_payload, encode_payload
 from ._datamap import ChunkInfo, DataMap
 from ._errors import ChunkError, ChunkIntegrityError
 from ._options import Options
+
+if TYPE_CHECKING:
+    from ._backend import Backend
 
 
 class PreparedChunk(NamedTuple):
@@ -58,14 +62,14 @@ def neighbour_seeds(seeds: Sequence[bytes], index: int) -> tuple[bytes, bytes]:
     return seeds[first], seeds[second]
 
 
-def prepare_chunk(backend: ModuleType, piece, options: Options) -> PreparedChunk:
+def prepare_chunk(backend: Backend, piece: bytes | memoryview, options: Options) -> PreparedChunk:
     """Payload and key seed of one plaintext chunk."""
     kind, body = encode_payload(piece, options.compression_level)
     seed = backend.key_seed(options.convergence_secret, kind, body)
     return PreparedChunk(len(piece), kind, body, seed)
 
 
-def seal_prepared(backend: ModuleType, prepared: PreparedChunk,
+def seal_prepared(backend: Backend, prepared: PreparedChunk,
                   prev1: bytes, prev2: bytes) -> SealedChunk:
     """Seal a prepared chunk given its neighbours' key seeds."""
     content, name = backend.seal(prepared.key_seed, prev1, prev2, prepared.kind, prepared.body)
@@ -73,8 +77,8 @@ def seal_prepared(backend: ModuleType, prepared: PreparedChunk,
     return SealedChunk(record, content)
 
 
-def unseal_payload(backend: ModuleType, data_map: DataMap, index: int, content,
-                   scratch: Scratch | None = None):
+def unseal_payload(backend: Backend, data_map: DataMap, index: int, content: object,
+                   scratch: Scratch | None = None) -> memoryview:
     """Check content against record index of data_map and remove both CTR layers.
 
     Returns the payload (kind byte and body); with scratch, it is written
@@ -85,7 +89,7 @@ def unseal_payload(backend: ModuleType, data_map: DataMap, index: int, content,
     record = chunks[index]
     try:
         try:
-            view = memoryview(content)
+            view = memoryview(content)  # type: ignore[arg-type]  # checked here
         except TypeError:
             raise ChunkIntegrityError(
                 f"the store returned {type(content).__name__}, not bytes"
@@ -107,8 +111,8 @@ def unseal_payload(backend: ModuleType, data_map: DataMap, index: int, content,
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
 
-def unseal_chunk(backend: ModuleType, data_map: DataMap, index: int, content,
-                 scratch: Scratch | None = None):
+def unseal_chunk(backend: Backend, data_map: DataMap, index: int, content: object,
+                 scratch: Scratch | None = None) -> memoryview | bytes:
     """Check and open record index of data_map; returns its plaintext.
 
     With scratch, the plaintext may be a view of the scratch buffers.
@@ -121,7 +125,7 @@ def unseal_chunk(backend: ModuleType, data_map: DataMap, index: int, content,
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
 
-def reseal(backend: ModuleType, data_map: DataMap, index: int, content,
+def reseal(backend: Backend, data_map: DataMap, index: int, content: object,
            prev1: bytes, prev2: bytes) -> SealedChunk:
     """An unchanged chunk under new neighbours: same payload and key seed, new pad."""
     record = data_map.chunks[index]
@@ -130,7 +134,7 @@ def reseal(backend: ModuleType, data_map: DataMap, index: int, content,
     return seal_prepared(backend, prepared, prev1, prev2)
 
 
-def encrypt_level(backend: ModuleType, data, options: Options) -> list[SealedChunk]:
+def encrypt_level(backend: Backend, data: Buffer, options: Options) -> list[SealedChunk]:
     """Cut, compress, key and seal data in one go: one level, in memory."""
     prepared = [prepare_chunk(backend, piece, options)
                 for piece in Cutter(backend, options).cut_all(data, owned=True)]
@@ -139,7 +143,7 @@ def encrypt_level(backend: ModuleType, data, options: Options) -> list[SealedChu
             for index, chunk in enumerate(prepared)]
 
 
-def shrink_map(backend: ModuleType, data_map: DataMap,
+def shrink_map(backend: Backend, data_map: DataMap,
                options: Options) -> tuple[DataMap, list[EncryptedChunk]]:
     """Self-encrypt a map level by level until it is a root (docs/format.md 4).
 

@@ -10,6 +10,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
 from ._errors import InvalidArgumentError
 
@@ -23,11 +24,23 @@ def check_workers(workers: int | None) -> int:
     return workers
 
 
+T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - an item
+
+
+class Executor(Protocol):
+    """What the engine asks of a pool: ThreadPoolExecutor and InlineExecutor both are one."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
 class InlineExecutor:
     """An executor that runs each job at once in the calling thread."""
 
-    def submit(self, function: Callable, *args) -> Future:
-        future: Future = Future()
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
         try:
             future.set_result(function(*args))
         except BaseException as exc:  # handed to whoever asks for the result
@@ -43,15 +56,16 @@ def in_flight(workers: int) -> int:
     return 2 * workers + 2 if workers > 1 else 1
 
 
-def make_executor(workers: int):
+def make_executor(workers: int) -> InlineExecutor | ThreadPoolExecutor:
     if workers == 1:
         return InlineExecutor()
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="self-encryption")
 
 
-def ordered_map(executor, function: Callable, items: Iterable, window: int) -> Iterator:
+def ordered_map(executor: Executor, function: Callable[[I], T], items: Iterable[I],
+                window: int) -> Iterator[T]:
     """function(item) for each item, at most ``window`` in flight, in order."""
-    pending: deque[Future] = deque()
+    pending: deque[Future[T]] = deque()
     try:
         for item in items:
             pending.append(executor.submit(function, item))
@@ -64,7 +78,7 @@ def ordered_map(executor, function: Callable, items: Iterable, window: int) -> I
             future.cancel()
 
 
-def stop(executor, error: BaseException | None = None) -> None:
+def stop(executor: Executor, error: BaseException | None = None) -> None:
     """Shut a pool down: drop queued jobs and wait for running ones, except after
     an interrupt, when a worker may be stuck in a store call that never returns."""
     interrupted = error is not None and not isinstance(error, Exception)

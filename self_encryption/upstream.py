@@ -25,8 +25,9 @@ import json
 import os
 import re
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import IO, Any, NoReturn, TypedDict
 
 from ._decryptor import write_output
 from ._errors import (
@@ -37,6 +38,18 @@ from ._errors import (
     SelfEncryptionError,
     StoreError,
 )
+
+class _Where(TypedDict):
+    """Where a chunk sits, as our chunk errors name it."""
+
+    name: str
+    index: int
+    level: int | None
+
+
+#: Where upstream chunks are read from: a folder of files named by hex name, a
+#: mapping of hex name to bytes, or any object with get(name) (and perhaps get_many).
+Chunks = str | os.PathLike[str] | Mapping[str, bytes] | Any
 
 _INSTALL_HINT = (
     "pip install 'self-encryption-cffi[upstream]' "
@@ -349,10 +362,10 @@ class DataMap:
     # -- the binary form that shrunk maps keep inside their chunks
 
     @classmethod
-    def from_bytes(cls, data, *, max_chunk_size: int = MAX_CHUNK_SIZE) -> DataMap:
+    def from_bytes(cls, data: object, *, max_chunk_size: int = MAX_CHUNK_SIZE) -> DataMap:
         """Parse upstream's serialised (bincode, version 1) data map; DataMapError if malformed."""
         try:
-            view = memoryview(data).cast("B")
+            view = memoryview(data).cast("B")  # type: ignore[arg-type]  # TypeError below
         except TypeError:
             raise DataMapError(f"a serialised data map is bytes, not {type(data).__name__}") from None
         length = len(view)
@@ -400,7 +413,7 @@ def _bad_int(value: object) -> bool:
     return isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U64_LIMIT
 
 
-def _unique_keys(pairs):
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
         raise DataMapError(f"a key appears twice in one JSON object: {keys!r}")
@@ -413,11 +426,11 @@ def _json_int(digits: str) -> int:
     return int(digits)
 
 
-def _json_float(text: str):
+def _json_float(text: str) -> NoReturn:
     raise DataMapError(f"not an integer: {text[:40]}")
 
 
-def _json_constant(text: str):
+def _json_constant(text: str) -> NoReturn:
     raise DataMapError(f"not a JSON value: {text}")
 
 
@@ -427,7 +440,7 @@ def _hex_hash(value: object, where: str, field: str) -> bytes:
     return bytes.fromhex(value)
 
 
-def _as_data_map(data_map) -> DataMap:
+def _as_data_map(data_map: DataMap | str | bytes) -> DataMap:
     if isinstance(data_map, DataMap):
         return data_map
     if isinstance(data_map, (str, bytes, bytearray, memoryview)):
@@ -441,9 +454,9 @@ def _as_data_map(data_map) -> DataMap:
 class _Chunks:
     """Fetches raw chunk bytes by name from a folder, a mapping or a store."""
 
-    def __init__(self, chunks) -> None:
+    def __init__(self, chunks: Chunks) -> None:
         self._folder = None
-        self._source = chunks
+        self._source: Any = chunks
         get_many = getattr(chunks, "get_many", None)
         self.batched = callable(get_many) and not isinstance(chunks, (str, bytes, os.PathLike, Mapping))
         if isinstance(chunks, (str, bytes, os.PathLike)):
@@ -458,7 +471,7 @@ class _Chunks:
 
     def fetch(self, info: ChunkInfo, level: int | None, limit: int) -> bytes:
         name = info.name
-        located = {"name": name, "index": info.index, "level": level}
+        located: _Where = {"name": name, "index": info.index, "level": level}
         if self._folder is not None:
             content = self._read_file(name, limit, located)
         else:
@@ -478,7 +491,7 @@ class _Chunks:
             raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
         result = {}
         for info in infos:
-            located = {"name": info.name, "index": info.index, "level": level}
+            located: _Where = {"name": info.name, "index": info.index, "level": level}
             content = found.get(info.name)
             if content is None:
                 raise ChunkNotFoundError("chunk not found in the store", **located)
@@ -490,14 +503,15 @@ class _Chunks:
             result[info.index] = self._checked(info, content, _stored_size_limit(info.src_size), located)
         return result
 
-    def _checked(self, info: ChunkInfo, content: bytes, limit: int, located: dict) -> bytes:
+    def _checked(self, info: ChunkInfo, content: bytes, limit: int, located: _Where) -> bytes:
         if len(content) > limit:
             raise ChunkIntegrityError(
                 f"chunk is {len(content)} bytes, more than an upstream chunk of "
                 f"{info.src_size} plain bytes can be", **located)
         return content
 
-    def _read_file(self, name: str, limit: int, located: dict) -> bytes:
+    def _read_file(self, name: str, limit: int, located: _Where) -> bytes:
+        assert self._folder is not None
         path = os.path.join(self._folder, name)
         try:
             with open(path, "rb") as handle:
@@ -508,7 +522,7 @@ class _Chunks:
         except OSError as exc:
             raise StoreError(f"cannot read chunk {name} from {self._folder!r}: {exc}") from exc
 
-    def _ask(self, name: str, located: dict) -> bytes:
+    def _ask(self, name: str, located: _Where) -> bytes:
         try:
             content = self._source.get(name)
         except ChunkNotFoundError as exc:
@@ -566,7 +580,7 @@ def _xor_pad(data: bytes, pad: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(size, "little")
 
 
-def _decompress(data: bytes, expected: int, located: dict) -> bytes:
+def _decompress(data: bytes, expected: int, located: _Where) -> bytes:
     """Brotli-decompress at most ``expected`` bytes; more, less or a broken stream raise."""
     decompressor = _brotli.Decompressor()
     pieces = []
@@ -592,7 +606,7 @@ def _decompress(data: bytes, expected: int, located: dict) -> bytes:
     return b"".join(pieces)
 
 
-def _located(info: ChunkInfo, level: int | None) -> dict:
+def _located(info: ChunkInfo, level: int | None) -> _Where:
     return {"name": info.name, "index": info.index, "level": level}
 
 
@@ -723,12 +737,12 @@ def _walk(root: DataMap, source: _Chunks) -> tuple[list[tuple[int, DataMap]], by
 
 # -- the public operations ------------------------------------------------------------
 
-def resolve(data_map: DataMap | str | bytes, chunks) -> DataMap:
+def resolve(data_map: DataMap | str | bytes, chunks: Chunks) -> DataMap:
     """The map of the file's own chunks: ``data_map`` itself, or what its levels hold."""
     return data_maps(data_map, chunks)[-1][1]
 
 
-def data_maps(data_map: DataMap | str | bytes, chunks) -> list[tuple[int, DataMap]]:
+def data_maps(data_map: DataMap | str | bytes, chunks: Chunks) -> list[tuple[int, DataMap]]:
     """Every map from ``data_map`` down to the file's own, as (level of its chunks, map).
 
     Their names together are every chunk the file needs. Fetches and opens
@@ -738,7 +752,7 @@ def data_maps(data_map: DataMap | str | bytes, chunks) -> list[tuple[int, DataMa
     return _walk(_as_data_map(data_map), _Chunks(chunks))[0]
 
 
-def iter_decrypt(data_map: DataMap | str | bytes, chunks) -> Iterator[bytes]:
+def iter_decrypt(data_map: DataMap | str | bytes, chunks: Chunks) -> Iterator[bytes]:
     """The file's plaintext, one verified chunk (at most about 4 MiB) at a time, in order.
 
     Arguments are checked at once; chunks are fetched as the iterator is
@@ -756,12 +770,13 @@ def iter_decrypt(data_map: DataMap | str | bytes, chunks) -> Iterator[bytes]:
     return pieces()
 
 
-def decrypt(data_map: DataMap | str | bytes, chunks) -> bytes:
+def decrypt(data_map: DataMap | str | bytes, chunks: Chunks) -> bytes:
     """The whole file as bytes (held in memory: use iter_decrypt or decrypt_file for big ones)."""
     return b"".join(iter_decrypt(data_map, chunks))
 
 
-def decrypt_file(data_map: DataMap | str | bytes, chunks, destination) -> int:
+def decrypt_file(data_map: DataMap | str | bytes, chunks: Chunks,
+                 destination: str | os.PathLike[str] | IO[bytes]) -> int:
     """Decrypt into a path or a writable binary file; returns the bytes written.
 
     The destination is written as :func:`self_encryption.decrypt_file`
@@ -771,7 +786,7 @@ def decrypt_file(data_map: DataMap | str | bytes, chunks, destination) -> int:
     followed, never replaced; a FIFO, a device or a file object as a stream,
     which may hold a prefix if an error stops the work.
     """
-    def fill(write) -> int:
+    def fill(write: Callable[[bytes], object]) -> int:
         written = 0
         for piece in iter_decrypt(data_map, chunks):
             write(piece)
