@@ -1,5 +1,6 @@
 /* se_core: see se_core.h. */
 #include "se_core.h"
+#include "se_chunking.h"
 
 #include <limits.h>
 #include <string.h>
@@ -202,27 +203,6 @@ int se_gear_init(se_gear_table *table,
     return SE_OK;
 }
 
-static int is_power_of_two(size_t x)
-{
-    return x != 0 && (x & (x - 1)) == 0;
-}
-
-static unsigned log2_exact(size_t x)
-{
-    unsigned bits = 0;
-    while (x > 1) {
-        x >>= 1;
-        bits++;
-    }
-    return bits;
-}
-
-/* A u64 with its top n bits set. */
-static uint64_t top_bits(unsigned n)
-{
-    return n >= 64 ? ~(uint64_t)0 : ~(~(uint64_t)0 >> n);
-}
-
 int se_find_cut(const se_gear_table *table, const uint8_t *data, size_t len,
                 size_t min_size, size_t avg_size, size_t max_size,
                 int at_end, size_t *cut)
@@ -230,12 +210,9 @@ int se_find_cut(const se_gear_table *table, const uint8_t *data, size_t len,
     const uint64_t *gear;
     uint64_t mask_s, mask_l, fp = 0;
     size_t normal, end, i;
-    unsigned bits;
 
     if (table == NULL || cut == NULL || (data == NULL && len != 0) ||
-        min_size < 64 || avg_size < 256 || min_size > avg_size ||
-        avg_size > max_size || max_size > ((size_t)1 << 31) ||
-        !is_power_of_two(avg_size))
+        !valid_sizes(min_size, avg_size, max_size))
         return SE_ERR_ARGUMENT;
 
     *cut = 0;
@@ -245,9 +222,8 @@ int se_find_cut(const se_gear_table *table, const uint8_t *data, size_t len,
         return SE_OK;
     }
     gear = table->gear;
-    bits = log2_exact(avg_size);
-    mask_s = top_bits(bits + 2);
-    mask_l = top_bits(bits - 2);
+    mask_s = mask_small(avg_size);
+    mask_l = mask_large(avg_size);
     end = len < max_size ? len : max_size;
     normal = avg_size < end ? avg_size : end;
 

@@ -48,6 +48,7 @@
  * No global mutable state: everything is on caller buffers and the stack.
  */
 #include "se_core.h"
+#include "se_chunking.h"
 
 #include <string.h>
 
@@ -80,38 +81,6 @@
 #define VECTOR_MIN_BITS 12 /* below this, candidates are too dense to skip */
 
 /* ---------------------------------------------------------------- helpers */
-
-static int is_power_of_two(size_t x)
-{
-    return x != 0 && (x & (x - 1)) == 0;
-}
-
-static unsigned log2_exact(size_t x)
-{
-    unsigned bits = 0;
-    while (x > 1) {
-        x >>= 1;
-        bits++;
-    }
-    return bits;
-}
-
-static uint64_t top_bits(unsigned n)
-{
-    return n >= 64 ? ~(uint64_t)0 : ~(~(uint64_t)0 >> n);
-}
-
-static int valid_avg(size_t avg_size)
-{
-    return avg_size >= 256 && avg_size <= ((size_t)1 << 31) &&
-           is_power_of_two(avg_size);
-}
-
-static int valid_sizes(size_t min_size, size_t avg_size, size_t max_size)
-{
-    return min_size >= 64 && min_size <= avg_size && avg_size <= max_size &&
-           max_size <= ((size_t)1 << 31) && valid_avg(avg_size);
-}
 
 static unsigned lowest_bit(uint64_t x)
 {
@@ -557,8 +526,8 @@ int se_cut_scan(int path, const se_gear_table *table, const uint8_t *data,
     if (rc != SE_OK)
         return rc;
     bits = log2_exact(avg_size);
-    sink.mask_l = top_bits(bits - 2);
-    sink.mask_s = top_bits(bits + 2);
+    sink.mask_l = mask_large(avg_size);
+    sink.mask_s = mask_small(avg_size);
     sink.out = cands;
     sink.cap = cap;
     sink.count = 0;
@@ -688,8 +657,8 @@ static int cut_job_init(cut_job *job, const se_gear_table *table,
     job->avg_size = avg_size;
     job->max_size = max_size;
     job->bits = log2_exact(avg_size);
-    job->mask_s = top_bits(job->bits + 2);
-    job->mask_l = top_bits(job->bits - 2);
+    job->mask_s = mask_small(avg_size);
+    job->mask_l = mask_large(avg_size);
     job->at_end = at_end;
     return SE_OK;
 }

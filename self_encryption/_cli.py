@@ -509,6 +509,18 @@ def _describe_backend() -> str:
     return "pure-Python backend"
 
 
+def _encryption_options(command: argparse.ArgumentParser) -> None:
+    """The options that shape what encryption writes (read back by _options)."""
+    command.add_argument("--secret-file", metavar="F",
+                         help="convergence secret: de-duplicate only with holders of the same "
+                              "secret (trailing newlines are dropped)")
+    level = command.add_mutually_exclusive_group()
+    level.add_argument("--level", type=int, help="zstd compression level (default 3)")
+    level.add_argument("--no-compress", action="store_true", help="store chunks uncompressed")
+    command.add_argument("--chunk-sizes", type=_chunk_sizes, metavar="MIN,AVG,MAX",
+                         help="chunk sizes in bytes or with K/M/G (default 256K,1M,4M)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON instead of prose")
@@ -538,14 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--store", required=True, help=store_help)
     enc.add_argument("-o", "--output", metavar="MAP",
                      help="where to write the data map (one FILE only; - for standard output)")
-    enc.add_argument("--secret-file", metavar="F",
-                     help="convergence secret: de-duplicate only with holders of the same secret "
-                          "(trailing newlines are dropped)")
-    level = enc.add_mutually_exclusive_group()
-    level.add_argument("--level", type=int, help="zstd compression level (default 3)")
-    level.add_argument("--no-compress", action="store_true", help="store chunks uncompressed")
-    enc.add_argument("--chunk-sizes", type=_chunk_sizes, metavar="MIN,AVG,MAX",
-                     help="chunk sizes in bytes or with K/M/G (default 256K,1M,4M)")
+    _encryption_options(enc)
     enc.set_defaults(run=cmd_encrypt)
 
     dec = command("decrypt", "Restore a file from its data map; nothing is written unless all of it checks out.")
@@ -595,12 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", metavar="MAP",
                      help="where to write our data map (default: MAP with .sedm for .json; - for "
                           "standard output)")
-    imp.add_argument("--secret-file", metavar="F", help="convergence secret, as for encrypt")
-    imp_level = imp.add_mutually_exclusive_group()
-    imp_level.add_argument("--level", type=int, help="zstd compression level (default 3)")
-    imp_level.add_argument("--no-compress", action="store_true", help="store chunks uncompressed")
-    imp.add_argument("--chunk-sizes", type=_chunk_sizes, metavar="MIN,AVG,MAX",
-                     help="chunk sizes in bytes or with K/M/G (default 256K,1M,4M)")
+    _encryption_options(imp)
     imp.set_defaults(run=cmd_import_upstream)
     return parser
 
