@@ -18,7 +18,15 @@ from ._backend import openssl_version
 from ._datamap import ChunkInfo, DataMap
 from ._decryptor import ChunkSource, decrypt, decrypt_file, decrypt_into
 from ._editor import SelfEncryptor
-from ._encryptor import Encryptor, EncryptStats, encrypt, encrypt_file, encrypt_to_store
+from ._encryptor import (
+    Encryptor,
+    EncryptStats,
+    ReservedMapFile,
+    encrypt,
+    encrypt_file,
+    encrypt_to_store,
+    reserve_map_file,
+)
 from ._errors import (
     EXIT_CODES,
     ChunkError,
@@ -28,6 +36,7 @@ from ._errors import (
     ExitCode,
     InvalidArgumentError,
     SelfEncryptionError,
+    StoreBusyError,
     StoreError,
 )
 from ._maintenance import VerifyReport, chunk_names, verify, walk_levels
@@ -61,9 +70,11 @@ __all__ = [
     "InvalidArgumentError",
     "MemoryStore",
     "Progress",
+    "ReservedMapFile",
     "S3Store",
     "SelfEncryptionError",
     "SelfEncryptor",
+    "StoreBusyError",
     "StoreError",
     "VerifyReport",
     "__version__",
@@ -77,6 +88,7 @@ __all__ = [
     "encrypt_to_store",
     "open_store",
     "openssl_version",
+    "reserve_map_file",
     "verify",
     "walk_levels",
 ]

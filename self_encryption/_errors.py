@@ -36,6 +36,10 @@ class StoreError(SelfEncryptionError):
     exit_code = 6
 
 
+class StoreBusyError(StoreError):
+    """A store's lock stayed held longer than the caller would wait (gc while encrypts run)."""
+
+
 class ChunkError(SelfEncryptionError):
     """A problem with one stored chunk.
 
