@@ -39,7 +39,7 @@ from ._errors import (
     StoreBusyError,
     StoreError,
 )
-from ._maintenance import VerifyReport, chunk_names, verify, walk_levels
+from ._maintenance import GcReport, VerifyReport, chunk_names, collect_garbage, verify, walk_levels
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Progress
 from ._reader import ChunkReader
 from ._reader import open  # noqa: A004 - se.open, like io.open; kept out of __all__
@@ -67,6 +67,7 @@ __all__ = [
     "EncryptedChunk",
     "Encryptor",
     "ExitCode",
+    "GcReport",
     "InvalidArgumentError",
     "MemoryStore",
     "Progress",
@@ -80,6 +81,7 @@ __all__ = [
     "__version__",
     "backend",
     "chunk_names",
+    "collect_garbage",
     "decrypt",
     "decrypt_file",
     "decrypt_into",
