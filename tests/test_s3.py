@@ -363,9 +363,10 @@ def test_cli_on_an_s3_store(s3_server, bucket, tmp_path):
         checked = _cli(s3_server, "verify", tmp_path / "keep.sedm", "--store", url, *mode)
         assert checked.returncode == 0, checked.stderr
     dry = json.loads(_cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm",
-                          "--json").stdout)
+                          "--json", "--grace", "0").stdout)
     assert dry["unreferenced"] > 0
-    assert _cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--yes").returncode == 0
+    assert _cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--yes",
+                "--grace", "0").returncode == 0
     out = _cli(s3_server, "decrypt", tmp_path / "keep.sedm", "--store", url, "-o", "-")
     assert out.returncode == 0 and out.stdout == keep
     gone = _cli(s3_server, "verify", tmp_path / "drop.sedm", "--store", url)
