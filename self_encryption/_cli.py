@@ -56,6 +56,8 @@ def _store(args, *, create: bool = False):
     options: dict[str, Any] = {}
     if args.store.startswith("s3:"):
         options = {"endpoint_url": args.endpoint_url, "max_workers": args.workers}
+        if args.retry_for is not None:
+            options["retry_seconds"] = args.retry_for
     return se.open_store(args.store, create=create, **options)
 
 
@@ -531,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--endpoint-url", default=None, metavar="URL",
                         help="S3 endpoint for s3:// stores on non-AWS servers "
                              "(default: $AWS_ENDPOINT_URL, else AWS)")
+    common.add_argument("--retry-for", type=_duration, default=None, metavar="SECONDS",
+                        help="s3:// stores: keep retrying a failing request for this long "
+                             "before giving up (default 120)")
     store_help = ("chunk store: a folder (the default store), s3://BUCKET[/PREFIX], "
                   "or memory: for tests")
 
