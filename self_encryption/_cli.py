@@ -423,6 +423,10 @@ def _kept_maps(sources: list[str], current: list[str]) -> Iterable[se.DataMap]:
             for folder, subfolders, files in os.walk(source):
                 subfolders.sort()
                 found += [os.path.join(folder, f) for f in sorted(files) if f.endswith(MAP_SUFFIX)]
+            if not found:
+                raise CommandError(f"--keep {source}: no data map (*{MAP_SUFFIX}) under this folder; "
+                                   "refusing to collect garbage, since every chunk would look unused",
+                                   USAGE)
             for path in found:
                 current[:] = [path]
                 yield read_map(path)

@@ -457,6 +457,11 @@ def test_gc_keeps_every_map_in_a_folder_and_waits_for_writers(workdir):
         holder.communicate(b"", timeout=30)
     for bad in ("1w", "-1", "soon"):
         assert run("gc", "--store", store, "--keep", maps, "--grace", bad).returncode == 2
+    (workdir / "no-maps").mkdir()
+    before = set(se.DirStore(store))
+    line = one_line_error(run("gc", "--store", store, "--keep", workdir / "no-maps", "--yes",
+                              "--grace", "0"), 2)
+    assert "no data map" in line and set(se.DirStore(store)) == before
 
 
 _HOLD_LOCK = """
