@@ -623,6 +623,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
     out = sys.stdout
+    install_signal_handlers()
     try:
         code: int = args.run(args, out)
         return code
@@ -648,8 +649,49 @@ def main(argv: Iterable[str] | None = None) -> int:
         return _fail(f"I/O error: {exc}", IO_ERROR)
     except se.SelfEncryptionError as exc:
         return _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return _fail("interrupted", INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        return _fail(_SIGNAL_MESSAGES.get(signum, "interrupted"), 128 + signum)
+
+
+# -- signals -------------------------------------------------------------------------
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be.
+
+    Every cleanup that an interrupt runs (stopping workers, removing
+    temporary files and partial outputs) then runs for these signals too.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_SIGNAL_MESSAGES = {int(getattr(signal, name)): message
+                    for name, message in (("SIGTERM", "terminated (SIGTERM)"),
+                                          ("SIGHUP", "hung up (SIGHUP)"))
+                    if hasattr(signal, name)}
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM and SIGHUP into Terminated in the main thread.
+
+    The first one raises; the default action is put back at once, so a
+    second signal of either kind ends the process without waiting for the
+    cleanup. Only the main thread can install handlers: elsewhere nothing
+    changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame) -> None:
+        for number in _SIGNAL_MESSAGES:
+            signal.signal(number, signal.SIG_DFL)
+        raise Terminated(signum)
+
+    for number in _SIGNAL_MESSAGES:
+        signal.signal(number, handler)
 
 
 def _subject(args) -> str:

@@ -108,6 +108,9 @@ class ExitCode(NamedTuple):
 
 EXIT_OK = ExitCode(0, "success")
 EXIT_INTERRUPTED = ExitCode(130, "interrupted")
+#: Ended by SIGHUP or SIGTERM: 128 + the signal number, as shells report it.
+EXIT_HUNG_UP = ExitCode(129, "hung up (SIGHUP)")
+EXIT_TERMINATED = ExitCode(143, "terminated (SIGTERM)")
 
 #: Every exit code of the command line, in order.
 EXIT_CODES: tuple[ExitCode, ...] = (
@@ -118,5 +121,7 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(ChunkNotFoundError.exit_code, "missing chunk"),
     ExitCode(ChunkIntegrityError.exit_code, "corrupt chunk"),
     ExitCode(StoreError.exit_code, "I/O error (a file, a folder or the store could not be used)"),
+    EXIT_HUNG_UP,
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
 )
