@@ -240,3 +240,17 @@ def test_the_largest_root_fills_the_reservation_exactly():
     records = tuple(se.ChunkInfo(1, 1, bytes(32), "ab" * 32) for _ in range(4))
     largest = se.DataMap(0, 4, records)  # binary fields are fixed-width: any values do
     assert len(largest.to_text()) + 1 == 432
+
+
+def test_encrypt_file_passes_check_existing_on(tmp_path):
+    store = se.DirStore(tmp_path / "store")
+    data = os.urandom(20_000)
+    (tmp_path / "f").write_bytes(data)
+    root = se.encrypt_file(tmp_path / "f", store, **SMALL)
+    victim = root.chunks[-1].name  # a map chunk
+    path = tmp_path / "store" / victim[:2] / victim
+    path.write_bytes(path.read_bytes()[::-1])
+    assert se.encrypt_file(tmp_path / "f", store, **SMALL) == root
+    assert not se.verify(root, store, full=True).ok  # trusted as present
+    assert se.encrypt_file(tmp_path / "f", store, check_existing=True, **SMALL) == root
+    assert se.verify(root, store, full=True).ok and se.decrypt(root, store) == data
