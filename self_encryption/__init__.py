@@ -19,7 +19,15 @@ from ._chunking import cut_points
 from ._datamap import ChunkInfo, DataMap
 from ._decryptor import ChunkSource, decrypt, decrypt_file, decrypt_into
 from ._editor import SelfEncryptor
-from ._encryptor import Encryptor, EncryptStats, encrypt, encrypt_file, encrypt_to_store
+from ._encryptor import (
+    Encryptor,
+    EncryptStats,
+    ReservedMapFile,
+    encrypt,
+    encrypt_file,
+    encrypt_to_store,
+    reserve_map_file,
+)
 from ._errors import (
     EXIT_CODES,
     ChunkError,
@@ -29,9 +37,10 @@ from ._errors import (
     ExitCode,
     InvalidArgumentError,
     SelfEncryptionError,
+    StoreBusyError,
     StoreError,
 )
-from ._maintenance import VerifyReport, chunk_names, verify, walk_levels
+from ._maintenance import GcReport, VerifyReport, chunk_names, collect_garbage, verify, walk_levels
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Progress
 from ._reader import ChunkReader
 from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
@@ -59,17 +68,21 @@ __all__ = [
     "EncryptedChunk",
     "Encryptor",
     "ExitCode",
+    "GcReport",
     "InvalidArgumentError",
     "MemoryStore",
     "Progress",
+    "ReservedMapFile",
     "S3Store",
     "SelfEncryptionError",
     "SelfEncryptor",
+    "StoreBusyError",
     "StoreError",
     "VerifyReport",
     "__version__",
     "backend",
     "chunk_names",
+    "collect_garbage",
     "cut_points",
     "decrypt",
     "decrypt_file",
@@ -79,6 +92,7 @@ __all__ = [
     "encrypt_to_store",
     "open_store",
     "openssl_version",
+    "reserve_map_file",
     "verify",
     "walk_levels",
 ]

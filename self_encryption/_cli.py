@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -42,7 +43,7 @@ class CommandError(Exception):
 
 
 OK = se.EXIT_CODES[0].code  # "success" heads the table
-INTERRUPTED = se.EXIT_CODES[-1].code  # and "interrupted" ends it
+INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report Ctrl-C
 USAGE = se.InvalidArgumentError.exit_code
 IO_ERROR = se.StoreError.exit_code
 BAD_MAP = se.DataMapError.exit_code
@@ -55,6 +56,8 @@ def _store(args, *, create: bool = False):
     options: dict[str, Any] = {}
     if args.store.startswith("s3:"):
         options = {"endpoint_url": args.endpoint_url, "max_workers": args.workers}
+        if args.retry_for is not None:
+            options["retry_seconds"] = args.retry_for
     return se.open_store(args.store, create=create, **options)
 
 
@@ -184,59 +187,108 @@ def _options(args) -> dict[str, Any]:
     return options
 
 
+def _map_targets(args) -> list[tuple[str, str]]:
+    """(file, data-map destination) for each FILE; refuses to replace a map without --force."""
+    pairs = [(path, args.output or f"{path}{MAP_SUFFIX}") for path in args.files]
+    for path, target in pairs:
+        if target == "-":
+            continue
+        if os.path.isdir(target):
+            raise CommandError(f"cannot write data map {target}: it is a folder", USAGE)
+        if path != "-" and os.path.exists(target) and os.path.exists(path) \
+                and os.path.samefile(path, target):
+            raise CommandError(f"the data map of {path} would replace {path} itself: "
+                               "choose another -o", USAGE)
+        if os.path.lexists(target) and not args.force:
+            raise CommandError(f"data map {target} already exists: add --force to replace it", USAGE)
+    return pairs
+
+
+def _reserve_map(target: str, force: bool) -> se.ReservedMapFile:
+    """The data map's place, claimed before any chunk is stored (so a bad -o fails first)."""
+    try:
+        return se.reserve_map_file(target, replace=force)
+    except FileExistsError:
+        raise CommandError(f"data map {target} already exists: add --force to replace it", USAGE) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write data map {target}: {exc.strerror or exc}; "
+                           "nothing was stored", IO_ERROR) from None
+
+
+def _save_map(reserved: se.ReservedMapFile, root: se.DataMap, target: str, path: str) -> bool:
+    """Save the map where it was reserved; if that fails, put it on stderr rather than lose it."""
+    try:
+        reserved.save(root)
+        return True
+    except OSError as exc:
+        reason = "it exists now (add --force to replace it)" if isinstance(exc, FileExistsError) \
+            else exc.strerror or str(exc)
+        sys.stderr.write(f"self-encryption: warning: cannot write data map {target}: {reason}; "
+                         f"the map of {path} is on the next line, keep it safe: it is the only "
+                         f"way back to the file\n{root.to_text()}\n")
+        sys.stderr.flush()
+        return False
+
+
 def cmd_encrypt(args, out: TextIO) -> int:
     if args.output and len(args.files) > 1:
         raise CommandError("-o names one data map: give one FILE, or leave -o out", USAGE)
     if "-" in args.files and not args.output:
         raise CommandError("encrypting standard input needs -o for the data map", USAGE)
+    pairs = _map_targets(args)
     options = _options(args)
     store = _store(args, create=True)
     results = []
-    for path in args.files:
-        target = args.output or f"{path}{MAP_SUFFIX}"
+    lost_maps = 0
+    for path, target in pairs:
         progress = ProgressBar(os.path.basename(path), not args.quiet and not args.json)
         started = time.monotonic()
-        try:
-            with contextlib.ExitStack() as stack:
+        with contextlib.ExitStack() as stack:
+            stack.callback(progress.close)
+            try:
                 if path == "-":
                     source, size = sys.stdin.buffer, None
                 else:
                     source = stack.enter_context(open(path, "rb"))
                     size = os.fstat(source.fileno()).st_size
-                encryptor = stack.enter_context(se.Encryptor(
-                    store, workers=args.workers, progress=progress, total_size=size, **options))
+            except OSError as exc:
+                raise CommandError(f"cannot read {path}: {exc.strerror or exc}", IO_ERROR) from None
+            reserved = None if target == "-" else stack.enter_context(_reserve_map(target, args.force))
+            # Held until the map is saved, so that a gc waiting meanwhile sees the new map.
+            stack.enter_context(store.writing())
+            encryptor = stack.enter_context(se.Encryptor(
+                store, workers=args.workers, progress=progress, total_size=size,
+                check_existing=args.check_existing, **options))
+            try:
                 encryptor.write_from(source)
-        except OSError as exc:
-            raise CommandError(f"cannot read {path}: {exc.strerror or exc}", IO_ERROR) from None
-        finally:
+            except OSError as exc:
+                raise CommandError(f"cannot read {path}: {exc.strerror or exc}", IO_ERROR) from None
+            root, stats = encryptor.finish(), encryptor.stats
             progress.close()
-        seconds = time.monotonic() - started
-        root, stats = encryptor.data_map, encryptor.stats
-        assert root is not None
-        try:
+            seconds = time.monotonic() - started
             if target == "-":
                 out.write(root.to_text() + "\n")
-            else:
-                root.save(target)
-        except OSError as exc:
-            raise CommandError(f"cannot write data map {target}: {exc.strerror or exc}", IO_ERROR) from None
+            elif reserved is not None and not _save_map(reserved, root, target, path):
+                lost_maps += 1
         result = {
             "file": path, "data_map": target, "size": stats.bytes_read, "chunks": stats.chunks,
             "chunks_written": stats.chunks_written, "chunks_present": stats.chunks_present,
+            "chunks_repaired": stats.chunks_repaired,
             "bytes_written": stats.bytes_written, "seconds": round(seconds, 6),
             "level": root.level,
         }
         results.append(result)
         if not args.json and not args.quiet:
             note = sys.stderr if target == "-" else out
+            repaired = f", {stats.chunks_repaired} damaged replaced" if stats.chunks_repaired else ""
             note.write(
                 f"{path}: {human_size(stats.bytes_read)} in {plural(stats.chunks, 'chunk')} "
-                f"({stats.chunks_written} written, {stats.chunks_present} already present), "
+                f"({stats.chunks_written} written, {stats.chunks_present} already present{repaired}), "
                 f"{human_size(stats.bytes_written)} written, {speed(stats.bytes_read, seconds)}"
                 + ("" if target == "-" else f" -> {target}") + "\n")
     if args.json:
         _emit_json(out, {"command": "encrypt", "store": args.store, "files": results})
-    return OK
+    return IO_ERROR if lost_maps else OK
 
 
 def _is_standard_output(path: str) -> bool:
@@ -340,20 +392,31 @@ def _problem(exc) -> dict[str, Any]:
 
 
 def cmd_verify(args, out: TextIO) -> int:
+    if args.repair and not args.full:
+        raise CommandError("--repair needs --full: only opening every chunk finds the damaged ones",
+                           USAGE)
     root = read_map(args.map)
-    report = se.verify(root, _store(args), full=args.full, workers=args.workers)
+    report = se.verify(root, _store(args), full=args.full, workers=args.workers, repair=args.repair)
     problems = [_problem(exc) for exc in report.problems]
     code = (OK if report.ok
             else se.ChunkIntegrityError.exit_code if report.corrupt
             else se.ChunkNotFoundError.exit_code)
     if args.json:
         _emit_json(out, {"command": "verify", "mode": "full" if args.full else "quick",
-                         "ok": report.ok, "checked": report.checked, "problems": problems})
+                         "ok": report.ok, "checked": report.checked, "problems": problems,
+                         "quarantined": [{"name": name, "action": action}
+                                         for name, action in report.quarantined]})
         return code
     label = map_label(args.map)
     for p in problems:
         sys.stderr.write(f"self-encryption: {p['kind']} chunk {p['index']} at level {p['level']} "
                          f"(name {p['name']}): {p['reason']}\n")
+    for name, action in report.quarantined:
+        sys.stderr.write(f"self-encryption: damaged chunk {name} set aside: {action}\n")
+    if report.quarantined:
+        sys.stderr.write(f"self-encryption: {label}: {plural(len(report.quarantined), 'damaged chunk')} "
+                         "set aside; encrypt the source file into this store again, with the same "
+                         "options, to restore them, then verify --full\n")
     if report.ok:
         out.write(f"{label}: all {report.checked} chunks checked are sound"
                   if args.full else
@@ -365,36 +428,66 @@ def cmd_verify(args, out: TextIO) -> int:
     return code
 
 
+def _kept_maps(sources: list[str], current: list[str]) -> Iterable[se.DataMap]:
+    """The maps --keep names, read one at a time (gc reads them only once it holds the store lock).
+
+    A folder stands for every *.sedm file under it. ``current`` holds the
+    source of the map being read or walked, for error messages.
+    """
+    for source in sources:
+        if source not in ("-",) and not source.startswith("se1:") and os.path.isdir(source):
+            found = []
+            for folder, subfolders, files in os.walk(source):
+                subfolders.sort()
+                found += [os.path.join(folder, f) for f in sorted(files) if f.endswith(MAP_SUFFIX)]
+            if not found:
+                raise CommandError(f"--keep {source}: no data map (*{MAP_SUFFIX}) under this folder; "
+                                   "refusing to collect garbage, since every chunk would look unused",
+                                   USAGE)
+            for path in found:
+                current[:] = [path]
+                yield read_map(path)
+        else:
+            current[:] = [source]
+            yield read_map(source)
+
+
 def cmd_gc(args, out: TextIO) -> int:
     store = _store(args)
-    keep: set[str] = set()
-    for path in args.keep:
-        root = read_map(path)
-        try:
-            keep |= se.chunk_names(root, store)
-        except (se.ChunkNotFoundError, se.ChunkIntegrityError) as exc:
-            raise CommandError(
-                f"{map_label(path)}: cannot read every level ({describe_chunk_error(exc)}); "
-                "refusing to collect garbage, since chunks only that level names would look unused",
-                exc.exit_code) from None
-    names = list(store)
-    garbage = [name for name in names if name not in keep]
-    size_of = getattr(store, "size", None)
-    freed = sum(size_of(name) if size_of else len(store.get(name)) for name in garbage)
-    if args.yes:
-        for name in garbage:
-            store.delete(name)
+    current: list[str] = []
+    try:
+        report = se.collect_garbage(store, _kept_maps(args.keep, current), delete=args.yes,
+                                    grace=args.grace, workers=args.workers, lock_wait=args.lock_wait)
+    except (se.ChunkNotFoundError, se.ChunkIntegrityError) as exc:
+        label = map_label(current[0]) if current else "a kept map"
+        raise CommandError(
+            f"{label}: cannot read every level ({describe_chunk_error(exc)}); "
+            "refusing to collect garbage, since chunks only that level names would look unused",
+            exc.exit_code) from None
+    except se.StoreBusyError as exc:
+        raise CommandError(f"{exc}; try again when it is done, or wait longer with --lock-wait",
+                           IO_ERROR) from None
+    garbage = list(report.names)
     if args.json:
-        _emit_json(out, {"command": "gc", "chunks": len(names), "kept": len(names) - len(garbage),
-                         "unreferenced": len(garbage), "bytes": freed, "deleted": bool(args.yes),
-                         "names": garbage})
+        _emit_json(out, {"command": "gc", "chunks": report.chunks_total, "kept": report.chunks_kept,
+                         "referenced": report.chunks_referenced, "young": report.chunks_young,
+                         "unreferenced": len(garbage), "bytes": report.bytes_freed,
+                         "deleted": report.deleted, "grace": report.grace,
+                         "temp_files": report.temp_files_removed, "names": garbage})
         return OK
     if args.verbose:
         for name in garbage:
             out.write(f"{name}\n")
     verb = "deleted" if args.yes else "would be deleted (add --yes to delete them)"
-    out.write(f"{plural(len(names), 'chunk')} in the store, {len(names) - len(garbage)} referenced "
-              f"by the kept maps; {len(garbage)} unreferenced ({human_size(freed)}) {verb}\n")
+    young = (f"; {report.chunks_young} more unreferenced but younger than {_duration_text(report.grace)} "
+             "stay (--grace)" if report.chunks_young else "")
+    temps = ""
+    if report.temp_files_removed:
+        temps = (f"; {plural(report.temp_files_removed, 'leftover temporary file')} "
+                 + ("removed" if args.yes else "would be removed"))
+    out.write(f"{plural(report.chunks_total, 'chunk')} in the store, {report.chunks_referenced} referenced "
+              f"by the kept maps; {len(garbage)} unreferenced ({human_size(report.bytes_freed)}) "
+              f"{verb}{young}{temps}\n")
     return OK
 
 
@@ -425,37 +518,38 @@ def cmd_import_upstream(args, out: TextIO) -> int:
         source = se.open_store(source, **({"endpoint_url": args.endpoint_url}
                                           if source.startswith("s3:") else {}))
     target = args.output or (args.map[:-5] if args.map.endswith(".json") else args.map) + MAP_SUFFIX
+    if target != "-" and os.path.lexists(target) and not args.force:
+        raise CommandError(f"data map {target} already exists: add --force to replace it", USAGE)
     options = _options(args)
     levels = upstream.data_maps(old_map, source)  # every level, map chunks fetched and checked
     file_map = upstream.resolve(old_map, source)
     store = _store(args, create=True)
     progress = ProgressBar(os.path.basename(args.map), not args.quiet and not args.json)
     started = time.monotonic()
-    try:
-        # One verified upstream chunk at a time, straight into the encryptor.
-        with se.Encryptor(store, workers=args.workers, progress=progress,
-                          total_size=file_map.size, **options) as encryptor:
-            for piece in upstream.iter_decrypt(file_map, source):
-                encryptor.write_owned(piece)
-    finally:
-        progress.close()
-    root, stats = encryptor.data_map, encryptor.stats
-    assert root is not None
-    if stats.bytes_read != file_map.size:
-        raise CommandError(f"{args.map}: the upstream file has {stats.bytes_read} bytes, its map "
-                           f"says {file_map.size}", BAD_MAP)
-    report = se.verify(root, store, workers=args.workers)
-    if not report.ok:
-        raise CommandError(f"the new data map does not verify in {args.store}: "
-                           f"{len(report.problems)} chunks missing or corrupt; nothing written",
-                           se.ChunkNotFoundError.exit_code)
-    try:
+    with contextlib.ExitStack() as stack:
+        reserved = None if target == "-" else stack.enter_context(_reserve_map(target, args.force))
+        try:
+            # One verified upstream chunk at a time, straight into the encryptor.
+            with se.Encryptor(store, workers=args.workers, progress=progress,
+                              total_size=file_map.size, **options) as encryptor:
+                for piece in upstream.iter_decrypt(file_map, source):
+                    encryptor.write_owned(piece)
+        finally:
+            progress.close()
+        root, stats = encryptor.data_map, encryptor.stats
+        assert root is not None
+        if stats.bytes_read != file_map.size:
+            raise CommandError(f"{args.map}: the upstream file has {stats.bytes_read} bytes, its map "
+                               f"says {file_map.size}", BAD_MAP)
+        report = se.verify(root, store, workers=args.workers)
+        if not report.ok:
+            raise CommandError(f"the new data map does not verify in {args.store}: "
+                               f"{len(report.problems)} chunks missing or corrupt; no map written",
+                               se.ChunkNotFoundError.exit_code)
         if target == "-":
             out.write(root.to_text() + "\n")
-        else:
-            root.save(target)
-    except OSError as exc:
-        raise CommandError(f"cannot write data map {target}: {exc.strerror or exc}", IO_ERROR) from None
+        elif reserved is not None and not _save_map(reserved, root, target, args.map):
+            return IO_ERROR
     seconds = time.monotonic() - started
     upstream_chunks = len({name for _, level_map in levels for name in level_map.names()})
     result = {"command": "import-upstream", "upstream_map": args.map, "data_map": target,
@@ -503,6 +597,24 @@ def _positive(text: str) -> int:
     return value
 
 
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """Seconds, or a number with s, m, h or d: "90", "30m", "1h", "2d"."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use seconds, or s/m/h/d: 30m, 1h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def _describe_backend() -> str:
     if se.backend == "c":
         return f"C backend, {se.openssl_version()}"
@@ -530,6 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--endpoint-url", default=None, metavar="URL",
                         help="S3 endpoint for s3:// stores on non-AWS servers "
                              "(default: $AWS_ENDPOINT_URL, else AWS)")
+    common.add_argument("--retry-for", type=_duration, default=None, metavar="SECONDS",
+                        help="s3:// stores: keep retrying a failing request for this long "
+                             "before giving up (default 120)")
     store_help = ("chunk store: a folder (the default store), s3://BUCKET[/PREFIX], "
                   "or memory: for tests")
 
@@ -551,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("-o", "--output", metavar="MAP",
                      help="where to write the data map (one FILE only; - for standard output)")
     _encryption_options(enc)
+    enc.add_argument("--force", action="store_true", help="replace a data map file that exists")
+    enc.add_argument("--check-existing", action="store_true",
+                     help="read back every chunk the store already has and replace damaged ones")
     enc.set_defaults(run=cmd_encrypt)
 
     dec = command("decrypt", "Restore a file from its data map; nothing is written unless all of it checks out.")
@@ -580,12 +698,22 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
     ver.add_argument("--store", required=True, help=store_help)
     ver.add_argument("--full", action="store_true", help="fetch, check and open every chunk")
+    ver.add_argument("--repair", action="store_true",
+                     help="with --full: set corrupt or unreadable chunks aside (into STORE/quarantine/; "
+                          "deleted on S3), so that encrypting the file again restores them")
     ver.set_defaults(run=cmd_verify)
 
-    gc = command("gc", "List (and with --yes delete) the chunks no kept data map references.")
+    gc = command("gc", "List (and with --yes delete) the chunks no kept data map references, "
+                       "and the store's leftover temporary files.")
     gc.add_argument("--store", required=True, help=store_help)
-    gc.add_argument("--keep", nargs="+", required=True, metavar="MAP", help="data maps whose chunks stay")
+    gc.add_argument("--keep", nargs="+", required=True, metavar="MAP",
+                    help="data maps whose chunks stay; a folder means every *.sedm file under it")
     gc.add_argument("--yes", action="store_true", help="really delete the unreferenced chunks")
+    gc.add_argument("--grace", type=_duration, default=3600.0, metavar="AGE",
+                    help="never delete a chunk stored or refreshed less than AGE ago: seconds, "
+                         "or with s/m/h/d (default 1h; 0 relies on the store lock alone)")
+    gc.add_argument("--lock-wait", type=_duration, default=60.0, metavar="SECONDS",
+                    help="how long to wait for running encrypts to finish (default 60)")
     gc.add_argument("-v", "--verbose", action="store_true", help="list the unreferenced chunk names")
     gc.set_defaults(run=cmd_gc)
 
@@ -600,6 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", metavar="MAP",
                      help="where to write our data map (default: MAP with .sedm for .json; - for "
                           "standard output)")
+    imp.add_argument("--force", action="store_true", help="replace a data map file that exists")
     _encryption_options(imp)
     imp.set_defaults(run=cmd_import_upstream)
     return parser
@@ -610,6 +739,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
     out = sys.stdout
+    install_signal_handlers()
     try:
         code: int = args.run(args, out)
         return code
@@ -620,10 +750,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     except se.ChunkNotFoundError as exc:
         return _fail(f"{_subject(args)}missing {describe_chunk_error(exc)}; the store "
                      f"{args.store} does not hold the whole file: check --store, or encrypt the "
-                     "file into it again", exc.exit_code)
+                     "file into it again with the same options", exc.exit_code)
     except se.ChunkIntegrityError as exc:
-        return _fail(f"{_subject(args)}corrupt {describe_chunk_error(exc)}; restore that chunk "
-                     "from a good copy of the store, or encrypt the file into it again", exc.exit_code)
+        return _fail(f"{_subject(args)}corrupt {describe_chunk_error(exc)}; to restore it, run "
+                     "verify --full --repair on this map and then encrypt the file again with the "
+                     "same options (or encrypt it again with --check-existing)", exc.exit_code)
     except BrokenPipeError:  # the reader of our output went away, as `| head` does
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -634,8 +765,49 @@ def main(argv: Iterable[str] | None = None) -> int:
         return _fail(f"I/O error: {exc}", IO_ERROR)
     except se.SelfEncryptionError as exc:
         return _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return _fail("interrupted", INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        return _fail(_SIGNAL_MESSAGES.get(signum, "interrupted"), 128 + signum)
+
+
+# -- signals -------------------------------------------------------------------------
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be.
+
+    Every cleanup that an interrupt runs (stopping workers, removing
+    temporary files and partial outputs) then runs for these signals too.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_SIGNAL_MESSAGES = {int(getattr(signal, name)): message
+                    for name, message in (("SIGTERM", "terminated (SIGTERM)"),
+                                          ("SIGHUP", "hung up (SIGHUP)"))
+                    if hasattr(signal, name)}
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM and SIGHUP into Terminated in the main thread.
+
+    The first one raises; the default action is put back at once, so a
+    second signal of either kind ends the process without waiting for the
+    cleanup. Only the main thread can install handlers: elsewhere nothing
+    changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame) -> None:
+        for number in _SIGNAL_MESSAGES:
+            signal.signal(number, signal.SIG_DFL)
+        raise Terminated(signum)
+
+    for number in _SIGNAL_MESSAGES:
+        signal.signal(number, handler)
 
 
 def _subject(args) -> str:

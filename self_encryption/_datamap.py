@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from ._errors import DataMapError, InvalidArgumentError
-from ._files import atomic_write
+from ._files import PARTIAL_SUFFIX, atomic_write, map_temp_prefix
 
 MAGIC = b"SEDM"
 VERSION = 1
@@ -199,7 +199,7 @@ class DataMap:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the text form to a file, atomically and readable by its owner only."""
-        with atomic_write(os.fspath(path), prefix=".sedm-", mode=0o600) as out:
+        with atomic_write(os.fspath(path), prefix=map_temp_prefix(os.fspath(path)), suffix=PARTIAL_SUFFIX, mode=0o600) as out:
             out.write(self.to_text().encode("ascii") + b"\n")
 
     @classmethod

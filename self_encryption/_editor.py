@@ -26,7 +26,7 @@ from ._errors import InvalidArgumentError, SelfEncryptionError
 from ._levels import Level0View, check_root, fetch_chunk, fetcher, level_zero, load_chunk
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, make_options
 from ._sealing import neighbour_seeds, prepare_chunk, reseal, seal_prepared, shrink_map
-from ._stores import ChunkStore, put_if_absent
+from ._stores import ChunkStore, put_if_absent, writing
 
 _CACHED_CHUNKS = 8
 
@@ -154,11 +154,16 @@ class SelfEncryptor:
                 self._size = size
 
     def flush(self) -> DataMap:
-        """Store what changed and return the data map of the current content."""
+        """Store what changed and return the data map of the current content.
+
+        While it stores chunks it holds the store's writer lock
+        (``store.writing()``), so a garbage collection waits for it.
+        """
         with self._lock:
             self._check_open()
             if self._changed():
-                self._reencrypt()
+                with writing(self._store):
+                    self._reencrypt()
             return self._root
 
     def close(self) -> DataMap:

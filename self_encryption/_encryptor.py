@@ -9,6 +9,7 @@ two key seeds, known only at the end) and 72 bytes of record per chunk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections import deque
@@ -20,8 +21,9 @@ from typing import IO, Any, NamedTuple
 from . import _backend
 from ._buffers import as_bytes_view
 from ._chunking import Cutter
-from ._datamap import ChunkInfo, DataMap
+from ._datamap import HEADER, MAX_ROOT_RECORDS, RECORD, TEXT_PREFIX, TRAILER_SIZE, ChunkInfo, DataMap
 from ._errors import InvalidArgumentError, SelfEncryptionError
+from ._files import ReservedFile, map_temp_prefix
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Options, Progress, make_options
 from ._sealing import (
     EncryptedChunk,
@@ -31,7 +33,7 @@ from ._sealing import (
     seal_prepared,
     shrink_map,
 )
-from ._stores import ChunkStore, put_if_absent
+from ._stores import ChunkStore, store_chunk, writing
 from ._workers import InlineExecutor, check_workers, in_flight, make_executor, stop
 
 #: Bytes read from a file at a time.
@@ -44,13 +46,16 @@ class EncryptStats:
 
     ``chunks_written`` were new to the store and put; ``chunks_present``
     were already there and not put again; ``bytes_written`` is the size of
-    what was put; ``bytes_read`` the size of the input.
+    what was put; ``bytes_read`` the size of the input. ``chunks_repaired``
+    (with ``check_existing``) counts the present chunks found damaged and
+    put again; they are among ``chunks_written``.
     """
 
     chunks_written: int = 0
     chunks_present: int = 0
     bytes_written: int = 0
     bytes_read: int = 0
+    chunks_repaired: int = 0
 
     @property
     def chunks(self) -> int:
@@ -66,11 +71,12 @@ class _Held(NamedTuple):
 
 
 class _Stored(NamedTuple):
-    """A chunk sealed and handed to the store: its record and the bytes written (0: present)."""
+    """A chunk sealed and handed to the store: its record and what storing it did."""
 
     index: int
     record: ChunkInfo
-    written: int
+    written: int  # bytes put; 0 when it was present
+    repaired: bool  # a damaged copy was replaced
 
 
 class Encryptor:
@@ -82,6 +88,12 @@ class Encryptor:
     writes, whatever their sizes. As a context manager it finishes on a
     clean exit (the root is then in ``data_map``) and stops its workers on
     an error.
+
+    From creation to finish() or abort() it holds the store's writer lock
+    (``store.writing()``, shared), so a garbage collection waits for it.
+    Chunks the store already has are refreshed (``touch``) rather than put;
+    with ``check_existing`` they are first read back and checked against
+    their names, and damaged ones are replaced.
     """
 
     def __init__(
@@ -94,12 +106,16 @@ class Encryptor:
         workers: int | None = None,
         progress: Progress | None = None,
         total_size: int | None = None,
+        check_existing: bool = False,
     ) -> None:
         self._options: Options = make_options(convergence_secret, compression_level, chunk_sizes)
         for method in ("put", "has"):
             if not callable(getattr(store, method, None)):
                 raise InvalidArgumentError(f"store has no {method}() method")
+        if check_existing and not callable(getattr(store, "get", None)):
+            raise InvalidArgumentError("check_existing needs a store with a get() method")
         self._store = store
+        self._check_existing = bool(check_existing)
         self._backend = _backend.active
         self._workers = check_workers(workers)
         # Large writes are scanned for cuts on the same pool that seals chunks.
@@ -120,6 +136,8 @@ class Encryptor:
         self.stats = EncryptStats()
         self.data_map: DataMap | None = None
         self.level0: DataMap | None = None
+        self._lock = contextlib.ExitStack()  # last: a failure above leaves nothing held
+        self._lock.enter_context(writing(store))
 
     # -- public --------------------------------------------------------------
 
@@ -157,10 +175,11 @@ class Encryptor:
             self.level0 = level0 = DataMap(0, self.stats.bytes_read, tuple(self._records))
             root, upper = shrink_map(self._backend, level0, self._options)
             for chunk in upper:
-                self._account(put_if_absent(self._store, chunk.name, chunk.content))
+                self._account(*self._store_chunk(chunk.name, chunk.content))
         self._executor.shutdown()
         self._state = "finished"
         self.data_map = root
+        self._lock.close()
         return root
 
     def abort(self, error: BaseException | None = None) -> None:
@@ -171,7 +190,10 @@ class Encryptor:
         """
         if self._state == "open":
             self._state = "failed"
-        stop(self._executor, error)
+        try:
+            stop(self._executor, error)
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> Encryptor:
         return self
@@ -284,7 +306,10 @@ class Encryptor:
 
     def _seal_and_put(self, index: int, prepared: PreparedChunk, prev1: bytes, prev2: bytes) -> _Stored:
         record, content = seal_prepared(self._backend, prepared, prev1, prev2)
-        return _Stored(index, record, put_if_absent(self._store, record.name, content))
+        return _Stored(index, record, *self._store_chunk(record.name, content))
+
+    def _store_chunk(self, name: str, content) -> tuple[int, bool]:
+        return store_chunk(self._store, name, content, check=self._check_existing)
 
     def _seal_first_chunks(self) -> None:
         seeds = _SeedList(self._seeds, self._count)
@@ -294,15 +319,16 @@ class Encryptor:
 
     def _record(self, stored: _Stored) -> None:
         self._records[stored.index] = stored.record
-        self._account(stored.written)
+        self._account(stored.written, stored.repaired)
         self._sealed_bytes += stored.record.plain_size
         if self._progress is not None:
             self._progress(self._sealed_bytes, self._total)
 
-    def _account(self, written: int) -> None:
+    def _account(self, written: int, repaired: bool = False) -> None:
         if written:
             self.stats.chunks_written += 1
             self.stats.bytes_written += written
+            self.stats.chunks_repaired += repaired
         else:
             self.stats.chunks_present += 1
 
@@ -376,15 +402,18 @@ def encrypt_to_store(
     chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
     workers: int | None = None,
     progress: Progress | None = None,
+    check_existing: bool = False,
 ) -> DataMap:
     """Self-encrypt data into a store and return the root data map.
 
-    Chunks the store already has are not put again; file chunks go in
-    before data-map chunks, so the root never names a chunk not yet stored.
+    Chunks the store already has are not put again (with
+    ``check_existing``, they are read back and replaced if damaged); file
+    chunks go in before data-map chunks, so the root never names a chunk
+    not yet stored.
     """
     encryptor = _encrypt_buffer(
         data, store, convergence_secret=convergence_secret, compression_level=compression_level,
-        chunk_sizes=chunk_sizes, workers=workers, progress=progress)
+        chunk_sizes=chunk_sizes, workers=workers, progress=progress, check_existing=check_existing)
     assert encryptor.data_map is not None
     return encryptor.data_map
 
@@ -400,7 +429,11 @@ def _encrypt_buffer(data, store, **options: Any) -> Encryptor:
 def encrypt_file(source: str | os.PathLike[str] | IO[bytes], store: ChunkStore, *,
                  workers: int | None = None, progress: Progress | None = None,
                  **options: Any) -> DataMap:
-    """Self-encrypt a file (a path or a readable binary file) into a store; returns the root."""
+    """Self-encrypt a file (a path or a readable binary file) into a store; returns the root.
+
+    ``options`` are the Encryptor's: ``convergence_secret``,
+    ``compression_level``, ``chunk_sizes`` and ``check_existing``.
+    """
     if hasattr(source, "read"):
         return _encrypt_stream(source, store, None, workers, progress, options)
     if not isinstance(source, (str, bytes, os.PathLike)):
@@ -415,3 +448,35 @@ def _encrypt_stream(handle, store, size, workers, progress, options) -> DataMap:
         encryptor.write_from(handle)
     assert encryptor.data_map is not None
     return encryptor.data_map
+
+
+# -- map files --------------------------------------------------------------------
+
+#: The longest text form of a root data map: "se1:" and the base64url of 4 records.
+MAX_ROOT_TEXT = len(TEXT_PREFIX) + (4 * (HEADER.size + MAX_ROOT_RECORDS * RECORD.size + TRAILER_SIZE) + 2) // 3
+
+
+class ReservedMapFile(ReservedFile):
+    """A data map file's place, claimed before encrypting: see :func:`reserve_map_file`."""
+
+    def save(self, data_map: DataMap) -> None:
+        """Write the map's text form (and a newline) into the reserved place and rename it in."""
+        self.commit(data_map.to_text().encode("ascii") + b"\n")
+
+
+def reserve_map_file(path: str | os.PathLike[str], *, replace: bool = False) -> ReservedMapFile:
+    """Claim the file a data map will be saved to, before any chunk is stored.
+
+    A temporary beside ``path`` (``.NAME.sedm-XXXXXXXX.partial``, mode 0600)
+    receives a placeholder as large as the largest root map and is flushed
+    to disk, so that a folder that cannot be written, or a full disk, fails
+    now (OSError) and not after the work. ``save(data_map)`` then writes the
+    map over it and renames it to ``path``; without ``replace`` an existing
+    ``path`` is never replaced (FileExistsError). Use it as a context
+    manager: leaving the block without saving removes the temporary.
+    """
+    target = os.fspath(path)
+    if not replace and os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
+    return ReservedMapFile(target, prefix=map_temp_prefix(target), size=MAX_ROOT_TEXT + 1,
+                           mode=0o600, replace=replace)

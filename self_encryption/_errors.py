@@ -36,6 +36,10 @@ class StoreError(SelfEncryptionError):
     exit_code = 6
 
 
+class StoreBusyError(StoreError):
+    """A store's lock stayed held longer than the caller would wait (gc while encrypts run)."""
+
+
 class ChunkError(SelfEncryptionError):
     """A problem with one stored chunk.
 
@@ -104,6 +108,9 @@ class ExitCode(NamedTuple):
 
 EXIT_OK = ExitCode(0, "success")
 EXIT_INTERRUPTED = ExitCode(130, "interrupted")
+#: Ended by SIGHUP or SIGTERM: 128 + the signal number, as shells report it.
+EXIT_HUNG_UP = ExitCode(129, "hung up (SIGHUP)")
+EXIT_TERMINATED = ExitCode(143, "terminated (SIGTERM)")
 
 #: Every exit code of the command line, in order.
 EXIT_CODES: tuple[ExitCode, ...] = (
@@ -114,5 +121,7 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(ChunkNotFoundError.exit_code, "missing chunk"),
     ExitCode(ChunkIntegrityError.exit_code, "corrupt chunk"),
     ExitCode(StoreError.exit_code, "I/O error (a file, a folder or the store could not be used)"),
+    EXIT_HUNG_UP,
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
 )

@@ -3,16 +3,25 @@
 Chunks, data maps and decrypted outputs are all written the same way: into
 a temporary file beside the target, flushed to disk, renamed over the
 target, and the folder flushed so that the rename itself survives a crash.
+A :class:`ReservedFile` does the same in two steps, claiming the space
+before the content exists. This module also names those temporaries and
+reads the process's umask, so that files meant to be shared honour it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from typing import BinaryIO
+
+#: The suffix of every temporary that stands for a data map or a decrypted file.
+PARTIAL_SUFFIX = ".partial"
+#: How many bytes of the target's name a temporary's name repeats (names are at most 255 bytes).
+_NAME_BYTES = 150
 
 
 @contextlib.contextmanager
@@ -29,12 +38,12 @@ def atomic_write(target: str, *, prefix: str, suffix: str = "", mode: int | None
     handle, temp_path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     try:
         with os.fdopen(handle, "wb") as temp:
+            if mode is not None:
+                _set_mode(temp.fileno(), temp_path, mode)
             yield temp
             if durable:
                 temp.flush()
                 os.fsync(temp.fileno())
-        if mode is not None:
-            os.chmod(temp_path, mode)
         os.replace(temp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -71,3 +80,139 @@ def sync_folder(folder: str) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _set_mode(descriptor: int, path: str, mode: int) -> None:
+    if hasattr(os, "fchmod"):
+        os.fchmod(descriptor, mode)
+    else:  # Windows: only the read-only bit exists
+        os.chmod(path, mode)
+
+
+def hidden_prefix(target: str, tag: str = "") -> str:
+    """``.NAME.TAG``: the start of a temporary's name beside target, NAME being target's name.
+
+    NAME is cut to a length that keeps the whole temporary name a valid file name.
+    """
+    name = os.fsencode(os.path.basename(os.path.abspath(target)))[:_NAME_BYTES]
+    return f".{os.fsdecode(name)}.{tag}"
+
+
+def map_temp_prefix(target: str) -> str:
+    """``.NAME.sedm-``: temporaries of a data map file (NAME without its .sedm), then PARTIAL_SUFFIX."""
+    base = os.path.basename(os.path.abspath(target))
+    stem = base[:-len(".sedm")] if base.endswith(".sedm") and len(base) > len(".sedm") else base
+    return hidden_prefix(os.path.join(os.path.dirname(os.path.abspath(target)), stem), "sedm-")
+
+
+class ReservedFile:
+    """A file's place claimed before its content is known, filled in later.
+
+    The temporary beside ``target`` (named ``prefix...suffix``, mode 0600)
+    receives ``size`` placeholder bytes and is flushed to disk at once, so a
+    folder that cannot be written, or a disk without room, fails here,
+    before any work was done. :meth:`commit` writes the content over the
+    placeholder and renames it into place (over an existing target only
+    with ``replace``); :meth:`discard` removes the temporary. As a context
+    manager it discards on any exit that did not commit.
+    """
+
+    def __init__(self, target: str | os.PathLike[str], *, prefix: str, suffix: str = PARTIAL_SUFFIX,
+                 size: int, mode: int = 0o600, replace: bool = True) -> None:
+        self.target = os.path.abspath(os.fspath(target))
+        self.replace = replace
+        self._mode = mode
+        self._folder = os.path.dirname(self.target)
+        if os.path.isdir(self.target):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), self.target)
+        handle, self.temp_path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self._folder)
+        self._file: BinaryIO | None = os.fdopen(handle, "r+b")
+        try:
+            note = b"self-encryption: this file is being written\n"
+            self._file.write((note + b" " * size)[:max(size - 1, 0)] + b"\n"[:size])
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self, content: bytes) -> None:
+        """Write content over the placeholder, flush it and rename it to the target.
+
+        Without ``replace``, an existing target is left alone and
+        FileExistsError is raised. On any error the temporary is removed.
+        """
+        if self._file is None:
+            raise ValueError("this ReservedFile was already committed or discarded")
+        try:
+            temp, self._file = self._file, None
+            with temp:
+                temp.seek(0)
+                temp.write(content)
+                temp.truncate()
+                _set_mode(temp.fileno(), self.temp_path, self._mode)
+                temp.flush()
+                os.fsync(temp.fileno())
+            if self.replace:
+                os.replace(self.temp_path, self.target)
+            else:
+                self._rename_exclusive()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp_path)
+            raise
+        sync_folder(self._folder)
+
+    def _rename_exclusive(self) -> None:
+        """Rename without replacing: a hard link fails if the target exists."""
+        try:
+            os.link(self.temp_path, self.target)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: check, then rename
+            if os.path.lexists(self.target):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), self.target) from None
+            os.replace(self.temp_path, self.target)
+            return
+        os.unlink(self.temp_path)
+
+    def discard(self) -> None:
+        """Remove the temporary, unless commit() already renamed it."""
+        temp, self._file = self._file, None
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                temp.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp_path)
+
+    def __enter__(self) -> ReservedFile:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.discard()
+
+
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where possible.
+
+    Linux shows it in /proc/self/status; elsewhere it is set and restored
+    under a lock (other threads creating files at that instant would see
+    the same mask, since it is put back unchanged).
+    """
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def shared_mode(umask: int | None = None) -> int:
+    """The mode of a new file readable as the umask allows: 0o666 less the umask (0644 under 022)."""
+    return 0o666 & ~(current_umask() if umask is None else umask)

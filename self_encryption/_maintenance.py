@@ -1,4 +1,4 @@
-"""Looking after a store: is a file wholly there, and which chunks does it need.
+"""Looking after a store: is a file wholly there, which chunks does it need, what can go.
 
 These are the library functions behind ``self-encryption verify``, ``gc``
 and ``info --deep``; the command line only formats what they return.
@@ -6,15 +6,16 @@ and ``info --deep``; the command line only formats what they return.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import _backend
 from ._datamap import DataMap
-from ._errors import ChunkIntegrityError, ChunkNotFoundError
+from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
 from ._levels import BATCH, Fetcher, batches, check_root, fetcher, load_chunk, walk_levels as _walk
-from ._stores import store_call
+from ._stores import ChunkEntry, collecting, set_aside, store_call
 from ._workers import check_workers, in_flight, make_executor, ordered_map, stop
 
 ChunkProblem = ChunkNotFoundError | ChunkIntegrityError
@@ -37,6 +38,9 @@ class VerifyReport:
     corrupt: tuple[ChunkIntegrityError, ...]
     #: False when a map chunk that could not be read kept the levels below it out of reach.
     complete: bool = True
+    #: With repair: (name, what was done) for each damaged chunk set aside, such as
+    #: "moved to STORE/quarantine/NAME" in a folder store, or "deleted s3://..." in a bucket.
+    quarantined: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -69,6 +73,22 @@ def chunk_names(data_map: DataMap, store: Any) -> set[str]:
     return {record.name for level in walk_levels(data_map, store) for record in level.chunks}
 
 
+def _unreadable_is_damaged(fetch: Fetcher) -> Fetcher:
+    """fetch, where a chunk the store fails to read is a ChunkIntegrityError naming it.
+
+    A folder store's StoreError on a read is a file that cannot be read;
+    for repair that is damage to set aside. (A bucket's quarantine reads the
+    object again first and keeps it if the failure was passing.)
+    """
+    def fetch_or_damaged(name: str, size: int | None = None) -> object:
+        try:
+            return fetch(name, size)
+        except StoreError as exc:
+            raise ChunkIntegrityError(f"unreadable: {exc}", name=name) from exc
+
+    return Fetcher(fetch_or_damaged, fetch.many)
+
+
 def _sample(count: int) -> list[int]:
     """First, middle and last record indices."""
     return sorted({0, count // 2, count - 1}) if count else []
@@ -88,7 +108,7 @@ def _check_level(level: DataMap, indices: Any, check: Callable[..., ChunkProblem
 
 
 def verify(data_map: DataMap, store: Any, *, full: bool = False,
-           workers: int | None = None) -> VerifyReport:
+           workers: int | None = None, repair: bool = False) -> VerifyReport:
     """Check that a file is wholly in a store, going on past the first problem.
 
     Quick mode asks the store whether the first, middle and last chunks of
@@ -96,12 +116,28 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
     (a window at a time from a store with ``get_many``).
     The map levels themselves are always fetched and opened, since the
     levels below are read from them.
+
+    ``repair`` (full mode only) sets each corrupt chunk, and each one the
+    store fails to read, out of the way (``store.quarantine``: a folder
+    store moves it into ``quarantine/``, S3 deletes it), so that encrypting
+    the same file again, with the same options, stores it afresh. The
+    report lists them in ``quarantined``; they still count as corrupt.
     """
+    if repair and not full:
+        raise InvalidArgumentError("repair needs full=True: only opening every chunk finds the damaged ones")
     root = check_root(data_map)
     fetch = fetcher(store)
     backend = _backend.active
     workers = check_workers(workers)
     has = getattr(store, "has", None)
+    quarantined: dict[str, str] = {}
+    if repair:
+        fetch = _unreadable_is_damaged(fetch)
+
+    def set_aside_once(problem: ChunkProblem) -> None:
+        if repair and isinstance(problem, ChunkIntegrityError) and problem.name \
+                and problem.name not in quarantined:
+            quarantined[problem.name] = set_aside(store, problem.name)
 
     def check(level: DataMap, index: int, batch: Mapping[str, object] | None = None) -> ChunkProblem | None:
         record = level.chunks[index]
@@ -140,12 +176,14 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
             except (ChunkNotFoundError, ChunkIntegrityError) as exc:
                 # A map chunk that cannot be read: the levels below are out of reach.
                 problems.setdefault(exc.name or "", exc)
+                set_aside_once(exc)
                 complete = False
                 break
             indices = range(len(level.chunks)) if full else _sample(len(level.chunks))
             for found in _check_level(level, indices, check, fetch, executor, workers, full):
                 if found is not None:
                     problems.setdefault(found.name or "", found)
+                    set_aside_once(found)
             checked += len(indices)
     except BaseException as exc:
         error = exc
@@ -154,4 +192,150 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
         stop(executor, error)
     missing = tuple(p for p in problems.values() if isinstance(p, ChunkNotFoundError))
     corrupt = tuple(p for p in problems.values() if isinstance(p, ChunkIntegrityError))
-    return VerifyReport(full, checked, missing, corrupt, complete)
+    return VerifyReport(full, checked, missing, corrupt, complete, tuple(quarantined.items()))
+
+
+#: How long an unreferenced chunk is left alone by default: one hour.
+DEFAULT_GRACE = 3600.0
+#: How long gc waits for the store lock by default.
+DEFAULT_LOCK_WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What :func:`collect_garbage` found, and did.
+
+    ``names`` are the unreferenced chunks old enough to go: deleted, or in
+    a dry run the ones that would be; ``bytes_freed`` is their size.
+    ``chunks_young`` were unreferenced too but younger than the grace
+    period (or refreshed by an encrypt while gc ran), and stay.
+    ``temp_files_removed`` counts the store's leftover temporary files older
+    than the grace period (removed, or that would be).
+    """
+
+    deleted: bool
+    names: tuple[str, ...]
+    bytes_freed: int
+    chunks_total: int
+    chunks_referenced: int
+    chunks_young: int
+    temp_files_removed: int
+    grace: float
+
+    @property
+    def chunks_kept(self) -> int:
+        """Chunks that stay: referenced, or too young to go."""
+        return self.chunks_total - len(self.names)
+
+
+def collect_garbage(store: Any, keep: Iterable[DataMap], *, delete: bool = False,
+                    grace: float = DEFAULT_GRACE, workers: int | None = None,
+                    lock_wait: float = DEFAULT_LOCK_WAIT) -> GcReport:
+    """Find (and with ``delete`` remove) the chunks no kept data map needs.
+
+    ``keep`` is every data map whose chunks must stay; each is walked to
+    level 0, and a map whose levels cannot all be read raises (a
+    ChunkNotFoundError or ChunkIntegrityError naming the chunk), since the
+    chunks only it names would look unused. Nothing is deleted then.
+
+    Two rules protect what encryptions still running need:
+
+    * The store lock (``store.collecting(lock_wait)``, a folder store's
+      ``.lock``) is held exclusive from before ``keep`` is read to the
+      last delete; writers hold it shared, so gc waits for them (and they
+      for gc). After ``lock_wait`` seconds it gives up with StoreBusyError.
+      ``keep`` is consumed under the lock, one map at a time: a generator
+      that loads map files sees maps that encrypts finished meanwhile.
+    * A chunk younger than ``grace`` seconds (by ``store.mtime``) is never
+      deleted, and its time is read again just before each delete: an
+      encrypt that finds a chunk present refreshes it (``store.touch``).
+      This is the only protection where the store has no lock (S3). A store
+      that cannot tell a chunk's age needs ``grace=0``.
+
+    Leftover temporary files of the store older than ``grace`` are removed
+    too (with ``delete``). ``workers`` threads check and delete at once.
+    """
+    grace = _seconds("grace", grace)
+    lock_wait = _seconds("lock_wait", lock_wait)
+    workers = check_workers(workers)
+    mtime = getattr(store, "mtime", None)
+    if grace > 0 and not callable(mtime):
+        raise InvalidArgumentError(
+            "this store cannot tell when a chunk was stored (it has no mtime method): "
+            "pass grace=0 to collect garbage without the grace period")
+    with collecting(store, lock_wait):
+        referenced: set[str] = set()
+        for data_map in keep:
+            referenced |= chunk_names(data_map, store)
+        now = time.time()
+        total = 0
+        candidates: list[ChunkEntry] = []
+        for entry in _entries(store):
+            total += 1
+            if entry.name not in referenced:
+                candidates.append(entry)
+        old = [entry for entry in candidates if entry.mtime is None or now - entry.mtime >= grace]
+
+        def collect(entry: ChunkEntry) -> ChunkEntry | None:
+            """The entry, deleted if delete; None if it turned young or vanished meanwhile."""
+            if grace > 0:
+                try:
+                    stamp = store_call("check", entry.name, mtime, entry.name)
+                except ChunkNotFoundError:
+                    return None
+                if time.time() - stamp < grace:
+                    return None
+            size = entry.size if entry.size is not None else _size(store, entry.name)
+            if size is None:
+                return None
+            if delete:
+                store_call("delete", entry.name, store.delete, entry.name)
+            return ChunkEntry(entry.name, size, entry.mtime)
+
+        gone: list[ChunkEntry] = []
+        executor = make_executor(workers)
+        try:
+            for result in ordered_map(executor, collect, old, in_flight(workers)):
+                if result is not None:
+                    gone.append(result)
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        temporaries = 0
+        remove_temporaries = getattr(store, "remove_temporaries", None)
+        if callable(remove_temporaries):
+            temporaries = remove_temporaries(grace, delete=delete)
+    return GcReport(
+        deleted=delete, names=tuple(entry.name for entry in gone),
+        bytes_freed=sum(entry.size for entry in gone), chunks_total=total,
+        chunks_referenced=total - len(candidates), chunks_young=len(candidates) - len(gone),
+        temp_files_removed=temporaries, grace=grace)
+
+
+def _seconds(label: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise InvalidArgumentError(f"{label} must be a number of seconds >= 0, not {value!r}")
+    return float(value)
+
+
+def _entries(store: Any) -> Iterator[ChunkEntry]:
+    """(name, size, mtime) of every chunk: from one listing where the store can, else name by name.
+
+    Sizes and times left as None are looked up later, only for the chunks
+    that may go.
+    """
+    scan = getattr(store, "scan", None)
+    if callable(scan):
+        yield from scan()
+        return
+    for name in store:
+        yield ChunkEntry(name, None, None)  # type: ignore[arg-type]
+
+
+def _size(store: Any, name: str) -> int | None:
+    size_of = getattr(store, "size", None)
+    try:
+        if callable(size_of):
+            return store_call("check", name, size_of, name)
+        return len(store_call("get", name, store.get, name))
+    except ChunkNotFoundError:
+        return None

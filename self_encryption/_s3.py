@@ -8,16 +8,30 @@ Needs boto3: ``pip install self-encryption-cffi[s3]``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ContextManager, TypeVar
 
 from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
 from ._datamap import check_name, is_chunk_name
+from ._stores import ChunkEntry
 
-#: Attempts per request, the first included, before a throttled or failing call gives up.
+#: Attempts per request, the first included, that botocore makes at once (quick retries).
 MAX_ATTEMPTS = 8
+#: Seconds a request keeps being retried, with growing pauses, before it fails.
+RETRY_SECONDS = 120.0
+#: Longest pause between two rounds of attempts.
+_MAX_PAUSE = 10.0
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                    "RequestTimeoutException", "InternalError", "ServiceUnavailable",
+                    "RequestLimitExceeded", "TooManyRequestsException", "BandwidthLimitExceeded"}
+
+T = TypeVar("T")
 
 
 class S3Store:
@@ -28,21 +42,29 @@ class S3Store:
     ``AWS_ENDPOINT_URL`` environment variable) points at a non-AWS server.
     Pass ``client`` to bring a configured boto3 S3 client of your own. The
     connection pool holds ``max_workers`` connections, so one store serves
-    that many threads at once; throttling and 5xx answers are retried with
-    backoff (adaptive mode, ``max_attempts`` attempts in all) before
-    StoreError. A botocore ``config`` in ``client_options`` is merged over
-    these settings.
+    that many threads at once. Throttling, 5xx answers, timeouts and lost
+    connections are retried: botocore first makes ``max_attempts`` quick
+    attempts (adaptive mode), and then the store goes on trying, with
+    pauses growing to 10 s, until ``retry_seconds`` have passed since the
+    request began (0: no more than botocore's attempts); then StoreError.
+    A botocore ``config`` in ``client_options`` is merged over these
+    settings.
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  client=None, max_workers: int | None = None, max_attempts: int = MAX_ATTEMPTS,
-                 **client_options) -> None:
+                 retry_seconds: float = RETRY_SECONDS, **client_options) -> None:
         if not bucket or not isinstance(bucket, str):
             raise InvalidArgumentError("S3Store needs a bucket name")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidArgumentError(f"max_attempts must be a positive int, not {max_attempts!r}")
+        if (isinstance(retry_seconds, bool) or not isinstance(retry_seconds, (int, float))
+                or not 0 <= retry_seconds < float("inf")):
+            raise InvalidArgumentError(f"retry_seconds must be a number of seconds >= 0, "
+                                       f"not {retry_seconds!r}")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.retry_seconds = float(retry_seconds)
         self._errors = _botocore_errors()
         if client is None:
             import boto3
@@ -64,93 +86,186 @@ class S3Store:
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
 
-    def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
+    def _fail(self, action: str, key: str, exc: Exception, waited: float = 0.0) -> StoreError:
         if isinstance(exc, self._errors.ClientError):
             error = exc.response.get("Error", {})
             detail = f"{error.get('Code', '?')} {error.get('Message', '')}".strip()
         else:
             detail = str(exc)
-        return StoreError(f"S3 {action} of s3://{self.bucket}/{key} failed: {detail}")
+        retried = f" (retried for {waited:.0f} s)" if waited >= 1 else ""
+        return StoreError(f"S3 {action} of s3://{self.bucket}/{key} failed: {detail}{retried}")
 
     def _missing(self, exc: Exception) -> bool:
         return (isinstance(exc, self._errors.ClientError)
                 and str(exc.response.get("Error", {}).get("Code")) in _MISSING)
 
+    def _transient(self, exc: Exception) -> bool:
+        """Whether trying again later may succeed: the server or the way to it was in trouble."""
+        if isinstance(exc, self._errors.ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            code = str(exc.response.get("Error", {}).get("Code"))
+            return status >= 500 or status == 429 or code in _TRANSIENT_CODES
+        return isinstance(exc, self._errors.transient)
+
+    def _call(self, action: str, key: str, request: Callable[[], T]) -> T:
+        """request(), retried while the failure is transient and retry_seconds have not passed.
+
+        A missing object is not retried: its ClientError goes to the caller.
+        """
+        started = time.monotonic()
+        pause = 0.5
+        while True:
+            try:
+                return request()
+            except self._errors.caught as exc:
+                waited = time.monotonic() - started
+                if not self._transient(exc):
+                    if self._missing(exc):
+                        raise
+                    raise self._fail(action, key, exc, waited) from exc
+                sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
+                if waited + sleep > self.retry_seconds:
+                    raise self._fail(action, key, exc, waited) from exc
+                time.sleep(sleep)
+                pause *= 2
+
     def put(self, name: str, data) -> None:
         """Store data under name. Writing the same chunk again is harmless."""
         key = self._key(name)
-        try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
-        except self._errors.caught as exc:
-            raise self._fail("put", key, exc) from exc
+        body = bytes(data)
+        self._call("put", key, lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=body))
 
     def get(self, name: str) -> bytes:
         """The chunk's content, checked against its name."""
         key = self._key(name)
         try:
-            content = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except self._errors.caught as exc:
-            if self._missing(exc):
-                raise ChunkNotFoundError(f"no object s3://{self.bucket}/{key}", name=name) from None
-            raise self._fail("get", key, exc) from exc
+            content = self._call("get", key, lambda: self._client.get_object(
+                Bucket=self.bucket, Key=key)["Body"].read())
+        except self._errors.ClientError as exc:  # only a missing object gets here
+            raise ChunkNotFoundError(f"no object s3://{self.bucket}/{key}", name=name) from exc
         if hashlib.sha256(content).hexdigest() != name:
             raise ChunkIntegrityError(f"object s3://{self.bucket}/{key} does not match its name",
                                       name=name)
         return content
 
-    def has(self, name: str) -> bool:
+    def _head(self, name: str) -> dict[str, Any] | None:
         key = self._key(name)
         try:
-            self._client.head_object(Bucket=self.bucket, Key=key)
-        except self._errors.caught as exc:
-            if self._missing(exc):
-                return False
-            raise self._fail("head", key, exc) from exc
-        return True
+            return self._call("head", key, lambda: self._client.head_object(Bucket=self.bucket, Key=key))
+        except self._errors.ClientError:
+            return None
+
+    def has(self, name: str) -> bool:
+        return self._head(name) is not None
+
+    def _head_or_missing(self, name: str) -> dict[str, Any]:
+        head = self._head(name)
+        if head is None:
+            raise ChunkNotFoundError(f"no object s3://{self.bucket}/{self._key(name)}", name=name)
+        return head
 
     def size(self, name: str) -> int:
+        return self._head_or_missing(name)["ContentLength"]
+
+    def mtime(self, name: str) -> float:
+        """The object's LastModified, in seconds since the epoch (whole seconds on most servers)."""
+        return self._head_or_missing(name)["LastModified"].timestamp()
+
+    def touch(self, name: str) -> bool:
+        """Refresh the object's LastModified by copying it onto itself; False if it is not there.
+
+        The copy happens inside the server (no chunk bytes travel). Our
+        objects carry no metadata of their own, so replacing it keeps them
+        as they were.
+        """
         key = self._key(name)
+        source = {"Bucket": self.bucket, "Key": key}
         try:
-            return self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
-        except self._errors.caught as exc:
-            if self._missing(exc):
-                raise ChunkNotFoundError(f"no object s3://{self.bucket}/{key}", name=name) from None
-            raise self._fail("head", key, exc) from exc
+            self._call("refresh", key, lambda: self._client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource=source, MetadataDirective="REPLACE"))
+        except self._errors.ClientError:
+            return False
+        return True
 
     def delete(self, name: str) -> None:
         key = self._key(name)
+        with contextlib.suppress(self._errors.ClientError):  # missing: nothing to do
+            self._call("delete", key, lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+
+    def quarantine(self, name: str) -> str:
+        """Delete a damaged object (a bucket has no place to set it aside); says what was done.
+
+        The object is read again first and kept if it now matches its
+        name, so a chunk is never deleted because of a passing failure
+        (one that persists raises StoreError, and nothing is deleted).
+        """
+        where = f"s3://{self.bucket}/{self._key(name)}"
         try:
-            self._client.delete_object(Bucket=self.bucket, Key=key)
-        except self._errors.caught as exc:
-            if not self._missing(exc):
-                raise self._fail("delete", key, exc) from exc
+            self.get(name)
+        except ChunkIntegrityError:
+            self.delete(name)
+            return f"deleted {where}"
+        except ChunkNotFoundError:
+            return "not in the store"
+        return f"kept {where}: it reads back sound now"
+
+    def _pages(self) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
+            if token:
+                options["ContinuationToken"] = token
+            try:
+                page = self._call("list", self.prefix or "/",
+                                  lambda: self._client.list_objects_v2(**options))
+            except self._errors.ClientError as exc:
+                raise self._fail("list", self.prefix or "/", exc) from exc
+            yield page
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
 
     def __iter__(self) -> Iterator[str]:
-        try:
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix)
-            for page in pages:
-                for item in page.get("Contents", ()):
-                    name = item["Key"][len(self.prefix):]
-                    if is_chunk_name(name):
-                        yield name
-        except self._errors.caught as exc:
-            raise self._fail("list", self.prefix or "/", exc) from exc
+        for entry in self.scan():
+            yield entry.name
+
+    def scan(self) -> Iterator[ChunkEntry]:
+        """(name, size, LastModified) of every chunk object, from the listing."""
+        for page in self._pages():
+            for item in page.get("Contents", ()):
+                name = item["Key"][len(self.prefix):]
+                if is_chunk_name(name):
+                    yield ChunkEntry(name, item["Size"], item["LastModified"].timestamp())
+
+    def writing(self) -> ContextManager[Any]:
+        """No lock: a bucket has none (gc relies on chunk ages, see the README)."""
+        return contextlib.nullcontext()
+
+    def collecting(self, timeout: float = 60.0) -> ContextManager[Any]:
+        return contextlib.nullcontext()
 
     def check(self) -> None:
         """Raise StoreError unless the bucket can be reached."""
         try:
-            self._client.head_bucket(Bucket=self.bucket)
-        except self._errors.caught as exc:
+            self._call("check", "", lambda: self._client.head_bucket(Bucket=self.bucket))
+        except self._errors.ClientError as exc:
             raise self._fail("check", "", exc) from exc
 
 
 class _BotocoreErrors:
     def __init__(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectionError,
+            HTTPClientError,
+            IncompleteReadError,
+        )
 
         self.ClientError = ClientError
         self.caught = (ClientError, BotoCoreError)
+        # Timeouts, refused and reset connections, truncated answers.
+        self.transient = (ConnectionError, HTTPClientError, IncompleteReadError)
 
 
 def _botocore_errors() -> _BotocoreErrors:

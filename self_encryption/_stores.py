@@ -4,26 +4,39 @@ A store needs ``put``, ``get``, ``has``, ``delete`` and iteration over its
 names, and must be safe to call from several threads. Chunk content is
 already encrypted and named by its own SHA-256, so a store may be anything
 that keeps bytes: a folder, a bucket, a peer-to-peer network.
+
+Our stores also have the optional methods that keeping a store healthy
+needs (see :class:`MaintainedStore`); the helpers here fall back to
+something safe when a store lacks them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ContextManager, NamedTuple, Protocol, runtime_checkable
 
 from ._errors import (
     ChunkIntegrityError,
     ChunkNotFoundError,
     InvalidArgumentError,
     SelfEncryptionError,
+    StoreBusyError,
     StoreError,
 )
 from ._datamap import check_name, is_chunk_name
-from ._files import atomic_write
+from ._files import atomic_write, shared_mode, sync_folder
+
+try:
+    import fcntl
+except ImportError:  # Windows: no store lock (see the README)
+    fcntl = None  # type: ignore[assignment]
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -67,12 +80,77 @@ def store_call(what: str, name: str, function: Callable, *args):
         raise StoreError(f"the store failed to {what} chunk {name}: {exc!r}{hint}") from exc
 
 
-def put_if_absent(store, name: str, content) -> int:
+def put_if_absent(store, name: str, content, *, check: bool = False) -> int:
     """Put content unless the store has it; returns the bytes written (0 if present)."""
+    return store_chunk(store, name, content, check=check)[0]
+
+
+def store_chunk(store, name: str, content, *, check: bool = False) -> tuple[int, bool]:
+    """Make sure the store holds content under name: (bytes written, whether a damaged copy was replaced).
+
+    A chunk already present has its modification time refreshed (``touch``)
+    before it counts as stored, so that a garbage collection judging age
+    sees it as new; if it vanished meanwhile, it is put. With ``check``,
+    a present chunk is read back and checked against its name first, and a
+    damaged or unreadable one is set aside (``quarantine``) and replaced.
+    """
     if store_call("check", name, store.has, name):
-        return 0
+        if check and not chunk_is_sound(store, name):
+            set_aside(store, name)
+            store_call("put", name, store.put, name, content)
+            return len(content), True
+        refresh = getattr(store, "touch", None)
+        if refresh is None or store_call("touch", name, refresh, name):
+            return 0, False
     store_call("put", name, store.put, name, content)
-    return len(content)
+    return len(content), False
+
+
+def chunk_is_sound(store, name: str) -> bool:
+    """Whether the store gives back content whose SHA-256 is name.
+
+    A chunk that is absent, fails its store's own check or cannot be read
+    (a StoreError) is not sound.
+    """
+    try:
+        content = store_call("get", name, store.get, name)
+    except (ChunkNotFoundError, ChunkIntegrityError, StoreError):
+        return False
+    return content is not None and hashlib.sha256(content).hexdigest() == name
+
+
+def set_aside(store, name: str) -> str:
+    """Move a damaged chunk out of the way (``quarantine``), or delete it; says what was done."""
+    quarantine = getattr(store, "quarantine", None)
+    if callable(quarantine):
+        return store_call("quarantine", name, quarantine, name)
+    delete = getattr(store, "delete", None)
+    if not callable(delete):
+        raise StoreError(f"cannot set damaged chunk {name} aside: the store can neither "
+                         "quarantine nor delete it")
+    store_call("delete", name, delete, name)
+    return "deleted"
+
+
+def writing(store) -> ContextManager[Any]:
+    """The store's shared writer lock (``store.writing()``), or nothing if it has none."""
+    method = getattr(store, "writing", None)
+    return method() if callable(method) else contextlib.nullcontext()
+
+
+def collecting(store, timeout: float) -> ContextManager[Any]:
+    """The store's exclusive collector lock (``store.collecting(timeout)``), or nothing."""
+    method = getattr(store, "collecting", None)
+    return method(timeout) if callable(method) else contextlib.nullcontext()
+
+
+class ChunkEntry(NamedTuple):
+    """One stored chunk, as ``scan()`` lists them."""
+
+    name: str
+    size: int
+    #: Seconds since the epoch at which it was last stored or refreshed.
+    mtime: float
 
 
 @runtime_checkable
@@ -98,18 +176,50 @@ class ChunkStore(Protocol):
     # has among those asked; decryption, readers and verify use it when present.
 
 
+class MaintainedStore(ChunkStore, Protocol):
+    """The optional methods our stores add, for garbage collection and repair.
+
+    A store without them still works: it is simply not locked, chunk ages
+    are unknown (gc then needs ``grace=0``) and damaged chunks are deleted
+    rather than set aside.
+    """
+
+    def writing(self) -> ContextManager[Any]:
+        """Held (shared) by every writer while it stores chunks."""
+
+    def collecting(self, timeout: float) -> ContextManager[Any]:
+        """Held (exclusive) by gc; StoreBusyError after timeout seconds of waiting."""
+
+    def mtime(self, name: str) -> float:
+        """When name was last stored or refreshed, in seconds since the epoch."""
+
+    def touch(self, name: str) -> bool:
+        """Refresh name's modification time; False if it is not there."""
+
+    def quarantine(self, name: str) -> str:
+        """Move a damaged chunk out of the store's names; says what was done ("moved to PATH")."""
+
+    def scan(self) -> Iterator[ChunkEntry]:
+        """(name, size, mtime) of every stored chunk."""
+
+
 class MemoryStore:
     """A thread-safe in-memory store, for tests and small jobs."""
 
     def __init__(self) -> None:
         self._chunks: dict[str, bytes] = {}
+        self._times: dict[str, float] = {}
+        #: Chunks set aside by quarantine(), by name.
+        self.quarantined: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def put(self, name: str, data: bytes) -> None:
         check_name(name)
         content = bytes(data)
         with self._lock:
-            self._chunks.setdefault(name, content)
+            if name not in self._chunks:
+                self._chunks[name] = content
+                self._times[name] = time.time()
 
     def get(self, name: str) -> bytes:
         with self._lock:
@@ -125,10 +235,46 @@ class MemoryStore:
     def delete(self, name: str) -> None:
         with self._lock:
             self._chunks.pop(check_name(name), None)
+            self._times.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
         with self._lock:
             return iter(list(self._chunks))
+
+    def mtime(self, name: str) -> float:
+        with self._lock:
+            stamp = self._times.get(check_name(name))
+        if stamp is None:
+            raise ChunkNotFoundError("chunk not found in the memory store", name=name)
+        return stamp
+
+    def touch(self, name: str) -> bool:
+        with self._lock:
+            if check_name(name) not in self._chunks:
+                return False
+            self._times[name] = time.time()
+            return True
+
+    def quarantine(self, name: str) -> str:
+        with self._lock:
+            content = self._chunks.pop(check_name(name), None)
+            self._times.pop(name, None)
+            if content is None:
+                return "not in the store"
+            self.quarantined[name] = content
+        return "moved to the memory store's quarantined chunks"
+
+    def scan(self) -> Iterator[ChunkEntry]:
+        with self._lock:
+            entries = [ChunkEntry(n, len(c), self._times[n]) for n, c in self._chunks.items()]
+        return iter(entries)
+
+    def writing(self) -> ContextManager[Any]:
+        """No lock: one process holds a memory store."""
+        return contextlib.nullcontext()
+
+    def collecting(self, timeout: float) -> ContextManager[Any]:
+        return contextlib.nullcontext()
 
     def __len__(self) -> int:
         with self._lock:
@@ -148,8 +294,11 @@ class CallbackStore:
     ``names`` those operations raise StoreError. Names from ``names`` are
     checked. ``get_many(names)``, when given, returns a mapping of name to
     bytes for the names it has (leaving out the missing ones); readers then
-    ask for a window of chunks in one call. The callbacks are called from several threads at once unless
-    the caller passes ``workers=1``.
+    ask for a window of chunks in one call. ``mtime(name)`` (seconds since
+    the epoch) and ``touch(name)`` (refresh it; return False if absent) let
+    gc judge chunk ages; without them gc runs only with ``grace=0``. The
+    callbacks are called from several threads at once unless the caller
+    passes ``workers=1``.
     """
 
     def __init__(
@@ -160,6 +309,8 @@ class CallbackStore:
         delete: Callable[[str], object] | None = None,
         names: Callable[[], object] | None = None,
         get_many: Callable[[list[str]], Mapping[str, bytes]] | None = None,
+        mtime: Callable[[str], float] | None = None,
+        touch: Callable[[str], object] | None = None,
     ) -> None:
         if not callable(get) or (put is not None and not callable(put)):
             raise InvalidArgumentError("CallbackStore needs a callable get (and put, when given)")
@@ -169,6 +320,10 @@ class CallbackStore:
             if not callable(get_many):
                 raise InvalidArgumentError("CallbackStore's get_many must be callable")
             self.get_many = get_many  # readers ask for several chunks at once when it is there
+        if mtime is not None:
+            self.mtime = lambda name: mtime(check_name(name))  # type: ignore[method-assign]
+        if touch is not None:
+            self.touch = lambda name: touch(check_name(name)) is not False  # type: ignore[method-assign]
 
     def put(self, name: str, data: bytes) -> None:
         if self._put is None:
@@ -209,6 +364,13 @@ class CallbackStore:
                 raise StoreError(f"the names callback gave {name!r}, which is not a chunk name")
             yield name
 
+    def writing(self) -> ContextManager[Any]:
+        """No lock: callbacks have none to offer."""
+        return contextlib.nullcontext()
+
+    def collecting(self, timeout: float) -> ContextManager[Any]:
+        return contextlib.nullcontext()
+
 
 class DirStore:
     """The embedded default store: one file per chunk under a folder.
@@ -217,10 +379,19 @@ class DirStore:
     their name. A write goes to a temporary file in the same sub-folder, is
     flushed to disk (unless ``fsync=False``) and renamed into place, so a
     reader never sees a partial chunk and several writers, threads or
-    processes, may store the same chunk at once.
+    processes, may store the same chunk at once. Chunk files and folders
+    get the modes the umask (read when the store is opened) gives new files,
+    0644 and 0755 under umask 022, so that a store can be shared.
+
+    ``STORE/.lock`` is the store lock: writers hold it shared
+    (:meth:`writing`), garbage collection exclusive (:meth:`collecting`).
+    Damaged chunks set aside by :meth:`quarantine` go to
+    ``STORE/quarantine/``, which is not part of the store's names.
     """
 
     _TEMP_PREFIX = ".tmp-"
+    LOCK_NAME = ".lock"
+    QUARANTINE_NAME = "quarantine"
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, create: bool = True) -> None:
         self.path = os.fspath(path)
@@ -233,6 +404,9 @@ class DirStore:
                 raise StoreError(f"cannot create store folder {self.path!r}: {exc.strerror}") from exc
         if not os.path.isdir(self.path):
             raise StoreError(f"no store folder at {self.path!r}")
+        self._file_mode = shared_mode()
+        self.lock_path = os.path.join(self.path, self.LOCK_NAME)
+        self.quarantine_path = os.path.join(self.path, self.QUARANTINE_NAME)
 
     def __repr__(self) -> str:
         return f"DirStore({self.path!r})"
@@ -242,12 +416,20 @@ class DirStore:
         return os.path.join(self.path, name[:2], name)
 
     def put(self, name: str, data: bytes) -> None:
+        """Store data under name; an empty file there (never a chunk) is replaced.
+
+        Anything else in the chunk's place that is not a file (a folder, a
+        dangling link) is first moved into the quarantine folder.
+        """
         target = self._path_of(name)
-        if os.path.isfile(target):
+        if _holds_content(target):
             return
+        if os.path.lexists(target) and not os.path.isfile(target):
+            self.quarantine(name)
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with atomic_write(target, prefix=self._TEMP_PREFIX, durable=self.fsync) as temp:
+            with atomic_write(target, prefix=self._TEMP_PREFIX, mode=self._file_mode,
+                              durable=self.fsync) as temp:
                 temp.write(data)
         except OSError as exc:
             raise StoreError(f"cannot store chunk {name} in {self.path!r}: {exc}") from exc
@@ -289,16 +471,34 @@ class DirStore:
         return self._root
 
     def has(self, name: str) -> bool:
-        return os.path.isfile(self._path_of(name))
+        """Whether a chunk file is there; an empty one counts as absent (no chunk is empty)."""
+        return _holds_content(self._path_of(name))
 
     def size(self, name: str) -> int:
         """Bytes stored under name, without reading them."""
+        return self._stat(name).st_size
+
+    def mtime(self, name: str) -> float:
+        """When the chunk was stored or last refreshed (:meth:`touch`)."""
+        return self._stat(name).st_mtime
+
+    def _stat(self, name: str) -> os.stat_result:
         try:
-            return os.stat(self._path_of(name)).st_size
+            return os.stat(self._path_of(name))
         except FileNotFoundError:
             raise ChunkNotFoundError(f"chunk not found in {self.path!r}", name=name) from None
         except OSError as exc:
             raise StoreError(f"cannot read chunk {name} from {self.path!r}: {exc}") from exc
+
+    def touch(self, name: str) -> bool:
+        """Set the chunk's modification time to now; False if it is not there."""
+        try:
+            os.utime(self._path_of(name))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"cannot refresh chunk {name} in {self.path!r}: {exc}") from exc
+        return True
 
     def delete(self, name: str) -> None:
         try:
@@ -308,21 +508,142 @@ class DirStore:
         except OSError as exc:
             raise StoreError(f"cannot delete chunk {name} from {self.path!r}: {exc}") from exc
 
-    def __iter__(self) -> Iterator[str]:
+    def quarantine(self, name: str) -> str:
+        """Move the chunk file into ``quarantine/``; says where ("moved to PATH")."""
+        source = self._path_of(name)
+        try:
+            os.makedirs(self.quarantine_path, exist_ok=True)
+            target = os.path.join(self.quarantine_path, name)
+            serial = 0
+            while os.path.lexists(target):
+                serial += 1
+                target = os.path.join(self.quarantine_path, f"{name}.{serial}")
+            os.replace(source, target)
+        except FileNotFoundError:
+            if not os.path.lexists(source):
+                return "not in the store"
+            raise StoreError(f"cannot move chunk {name} to {self.quarantine_path!r}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot move chunk {name} to {self.quarantine_path!r}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            sync_folder(os.path.dirname(source))
+            sync_folder(self.quarantine_path)
+        return f"moved to {target}"
+
+    def _fanout(self) -> list[str]:
         try:
             folders = sorted(entry.name for entry in os.scandir(self.path) if entry.is_dir())
         except OSError as exc:
             raise StoreError(f"cannot list {self.path!r}: {exc}") from exc
-        for prefix in folders:
-            if len(prefix) != 2 or not _HEX.issuperset(prefix):
-                continue
+        return [prefix for prefix in folders if len(prefix) == 2 and _HEX.issuperset(prefix)]
+
+    def __iter__(self) -> Iterator[str]:
+        for prefix in self._fanout():
             for entry in os.scandir(os.path.join(self.path, prefix)):
                 name = entry.name
                 if name.startswith(prefix) and is_chunk_name(name):
                     yield name
 
+    def scan(self) -> Iterator[ChunkEntry]:
+        """(name, size, mtime) of every chunk file, from one listing."""
+        for prefix in self._fanout():
+            for entry in os.scandir(os.path.join(self.path, prefix)):
+                name = entry.name
+                if name.startswith(prefix) and is_chunk_name(name):
+                    try:
+                        info = entry.stat()
+                    except FileNotFoundError:  # deleted since the listing
+                        continue
+                    yield ChunkEntry(name, info.st_size, info.st_mtime)
+
+    def temporaries(self) -> Iterator[tuple[str, float]]:
+        """(path, mtime) of every temporary file a write left in the fan-out folders."""
+        for prefix in self._fanout():
+            for entry in os.scandir(os.path.join(self.path, prefix)):
+                if entry.name.startswith(self._TEMP_PREFIX):
+                    try:
+                        yield entry.path, entry.stat(follow_symlinks=False).st_mtime
+                    except FileNotFoundError:
+                        continue
+
+    def remove_temporaries(self, older_than: float, *, delete: bool = True) -> int:
+        """Remove (or with delete=False only count) temporaries unchanged for older_than seconds.
+
+        A write in progress keeps changing its temporary; one left by a
+        killed process stays as it was. Returns how many there were.
+        """
+        cutoff = time.time() - older_than
+        count = 0
+        for path, mtime in list(self.temporaries()):
+            if mtime > cutoff:
+                continue
+            if delete:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StoreError(f"cannot remove temporary file {path!r}: {exc}") from exc
+            count += 1
+        return count
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the store lock shared while storing chunks, waiting out a running gc."""
+        if fcntl is None:
+            yield
+            return
+        descriptor = self._open_lock()
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(descriptor)
+
+    @contextlib.contextmanager
+    def collecting(self, timeout: float = 60.0) -> Iterator[None]:
+        """Hold the store lock exclusive, so that no writer runs; StoreBusyError after timeout seconds."""
+        if fcntl is None:
+            yield
+            return
+        descriptor = self._open_lock()
+        try:
+            deadline = time.monotonic() + max(0.0, timeout)
+            pause = 0.01
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise StoreBusyError(
+                            f"store {self.path!r} is busy: its lock {self.lock_path!r} is held "
+                            f"by a writer (an encrypt is running); waited {timeout:g} s") from None
+                    time.sleep(min(pause, left))
+                    pause = min(pause * 2, 0.25)
+            yield
+        finally:
+            os.close(descriptor)
+
+    def _open_lock(self) -> int:
+        try:
+            return os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                           0o666)
+        except OSError as exc:
+            raise StoreError(f"cannot open the store lock {self.lock_path!r}: {exc.strerror or exc}") from exc
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.has(name)
+
+
+def _holds_content(path: str) -> bool:
+    """A regular file with at least one byte at path."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
 
 
 def _memory_store(rest: str, create: bool, options: dict[str, Any]) -> MemoryStore:
@@ -361,7 +682,7 @@ def open_store(url: str | os.PathLike[str], *, create: bool = False, **options: 
 
     ``create`` makes a missing folder store. Other keyword options go to the
     store's class (``fsync`` for folders; ``endpoint_url``, ``max_workers``,
-    ``max_attempts`` and boto3 client options for S3). An S3 store is
+    ``max_attempts``, ``retry_seconds`` and boto3 client options for S3). An S3 store is
     checked before it is returned, so a wrong bucket or endpoint fails here.
     """
     if isinstance(url, os.PathLike):

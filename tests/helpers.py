@@ -71,3 +71,18 @@ class CountingStore(se.MemoryStore):
         if failing:
             raise ConnectionError("injected put failure")
         super().put(name, data)
+
+
+def store_lock_is_held(path) -> bool:
+    """Whether someone holds a folder store's lock (tried exclusively, without waiting)."""
+    import fcntl
+    import os
+
+    descriptor = os.open(os.path.join(path, ".lock"), os.O_RDONLY | os.O_CREAT)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False

@@ -8,6 +8,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -75,7 +76,8 @@ def test_round_trip_of_several_sizes(workdir):
         assert map_file.read_text().startswith("se1:")
         ok("decrypt", map_file, "--store", store, "-o", workdir / f"{name}.out")
         assert (workdir / f"{name}.out").read_bytes() == data
-    again = ok("encrypt", workdir / "medium", "--store", store, "--chunk-sizes", SMALL, "--json")
+    again = ok("encrypt", workdir / "medium", "--store", store, "--chunk-sizes", SMALL, "--json",
+               "--force")
     report = json.loads(again.stdout)
     assert report["files"][0]["chunks_written"] == 0 and report["files"][0]["chunks_present"] > 0
 
@@ -195,10 +197,15 @@ def test_gc_keeps_what_kept_maps_reach(workdir):
     (workdir / "drop").write_bytes(drop_data)
     ok("encrypt", workdir / "keep", workdir / "drop", "--store", store, "--chunk-sizes", SMALL)
     before = set(se.DirStore(store))
-    dry = json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--json").stdout)
-    assert dry["unreferenced"] > 0 and not dry["deleted"] and set(se.DirStore(store)) == before
+    # Just stored: younger than the default grace period of an hour, so nothing goes.
+    young = json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--json").stdout)
+    assert young["unreferenced"] == 0 and young["young"] > 0 and young["grace"] == 3600
+    dry = json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--json",
+                        "--grace", "0").stdout)
+    assert dry["unreferenced"] == young["young"] and not dry["deleted"]
+    assert set(se.DirStore(store)) == before
     assert dry["bytes"] == sum((store / n[:2] / n).stat().st_size for n in dry["names"])
-    done = ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--yes")
+    done = ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--yes", "--grace", "0s")
     assert f"{dry['unreferenced']} unreferenced" in done.stdout.decode()
     assert set(se.DirStore(store)) == before - set(dry["names"])
     ok("decrypt", workdir / "keep.sedm", "--store", store, "-o", workdir / "keep.out")
@@ -206,7 +213,7 @@ def test_gc_keeps_what_kept_maps_reach(workdir):
     one_line_error(run("decrypt", workdir / "drop.sedm", "--store", store, "-o", workdir / "x"), 4)
     # Keeping both maps keeps everything that is left.
     assert json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm",
-                         "--json").stdout)["unreferenced"] == 0
+                         "--json", "--grace", "0").stdout)["unreferenced"] == 0
 
 
 def test_gc_refuses_when_a_kept_map_cannot_be_walked(stored):
@@ -342,3 +349,193 @@ def test_import_upstream_refuses_incomplete_sources(workdir):
     (folder / "bad.json").write_text('{"chunk_identifiers": 3}')
     bad = run("import-upstream", folder / "bad.json", "--from", folder / "chunks", "--store", workdir / "s")
     assert bad.returncode == se.DataMapError.exit_code and "bad upstream data map" in bad.stderr.decode()
+
+
+# -- the map is never lost nor silently replaced -------------------------------------------
+
+def _chunk_files(store: pathlib.Path) -> list[pathlib.Path]:
+    return [p for p in store.rglob("*") if p.is_file() and p.name != ".lock"] if store.exists() else []
+
+
+def test_encrypt_refuses_to_replace_a_map_without_force(workdir):
+    (workdir / "a").write_bytes(os.urandom(3000))
+    (workdir / "b").write_bytes(os.urandom(3000))
+    (workdir / "b.sedm").write_text("precious\n")
+    store = workdir / "store"
+    line = one_line_error(run("encrypt", workdir / "a", workdir / "b", "--store", store), 2)
+    assert str(workdir / "b.sedm") in line and "--force" in line
+    # Refused before any work: a's map was not written, nothing was stored.
+    assert (workdir / "b.sedm").read_text() == "precious\n" and not (workdir / "a.sedm").exists()
+    assert _chunk_files(store) == []
+    one_line_error(run("encrypt", workdir / "a", "--store", store, "-o", workdir / "b.sedm"), 2)
+    one_line_error(run("encrypt", workdir / "a", "--store", store, "-o", workdir / "a"), 2)
+    ok("encrypt", workdir / "a", workdir / "b", "--store", store, "--force")
+    assert (workdir / "b.sedm").read_text().startswith("se1:")
+    assert sorted(p.name for p in workdir.iterdir()) == ["a", "a.sedm", "b", "b.sedm", "store"]
+
+
+def test_an_unwritable_map_destination_fails_before_anything_is_stored(workdir):
+    (workdir / "f").write_bytes(os.urandom(50_000))
+    store = workdir / "store"
+    line = one_line_error(run("encrypt", workdir / "f", "--store", store, "-o",
+                              workdir / "missing" / "f.sedm"), 6)
+    assert "nothing was stored" in line and str(workdir / "missing" / "f.sedm") in line
+    assert _chunk_files(store) == []
+    one_line_error(run("encrypt", workdir / "f", "--store", store, "-o", workdir), 2)  # a folder
+    assert _chunk_files(store) == []
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A 64 KiB tmpfs filled to the last byte (needs root and mount)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.name != "posix" or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
+    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                           capture_output=True, text=True)
+    if tried.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {tried.stderr.strip()}")
+    try:
+        with open(mount / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 512)
+            except OSError:
+                pass
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_for_the_map_fails_before_anything_is_stored(workdir, full_tmpfs):
+    (workdir / "f").write_bytes(os.urandom(50_000))
+    store = workdir / "store"
+    line = one_line_error(run("encrypt", workdir / "f", "--store", store, "-o", full_tmpfs / "f.sedm"), 6)
+    assert "No space left" in line and "nothing was stored" in line
+    assert _chunk_files(store) == [] and sorted(os.listdir(full_tmpfs)) == ["filler"]
+    os.truncate(full_tmpfs / "filler", 0)  # room again: the same command works
+    ok("encrypt", workdir / "f", "--store", store, "-o", full_tmpfs / "f.sedm", "--chunk-sizes", SMALL)
+    ok("verify", full_tmpfs / "f.sedm", "--store", store, "--full")
+
+
+def test_a_map_that_cannot_be_saved_goes_to_stderr(workdir):
+    data = os.urandom(100_000)
+    store = workdir / "store"
+    target = workdir / "maps" / "f.sedm"
+    target.parent.mkdir()
+    process = subprocess.Popen([*COMMAND, "encrypt", "-", "--store", str(store), "-o", str(target),
+                                "--chunk-sizes", SMALL], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdin.write(data[:1000])
+    process.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(target.parent.glob(".f.sedm-*.partial")):  # the place is claimed first
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    # The map's folder goes away while the work runs: saving will fail.
+    for temp in target.parent.iterdir():
+        temp.unlink()
+    target.parent.rmdir()
+    out, err = process.communicate(data[1000:], timeout=120)
+    assert process.returncode == 6, err.decode()
+    lines = _own_lines(err)
+    assert len(lines) == 2 and lines[0].startswith("self-encryption: warning: cannot write data map")
+    assert str(target) in lines[0] and "keep it" in lines[0]
+    root = se.DataMap.from_text(lines[1])
+    assert se.decrypt(root, se.DirStore(store)) == data
+
+
+def test_maps_stay_private_and_chunks_follow_the_umask(workdir):
+    (workdir / "f").write_bytes(os.urandom(20_000))
+    store = workdir / "store"
+    result = subprocess.run([*COMMAND, "encrypt", str(workdir / "f"), "--store", str(store),
+                             "--chunk-sizes", SMALL], capture_output=True, timeout=120,
+                            preexec_fn=lambda: os.umask(0o022))
+    assert result.returncode == 0, result.stderr.decode()
+    assert (workdir / "f.sedm").stat().st_mode & 0o777 == 0o600
+    assert {p.stat().st_mode & 0o777 for p in _chunk_files(store)} == {0o644}
+    assert {p.stat().st_mode & 0o777 for p in store.rglob("*") if p.is_dir()} == {0o755}
+
+
+# -- repair ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
+def test_following_the_advice_for_a_corrupt_chunk_restores_the_file(stored, damage):
+    data, map_file, store_path = stored
+    root, level0, store = _level0(map_file, store_path)
+    victim = level0.chunks[4]
+    path = store_path / victim.name[:2] / victim.name
+    content = path.read_bytes()
+    path.write_bytes({"flip": content[:-1] + bytes([content[-1] ^ 1]), "truncate": content[:5],
+                      "empty": b""}[damage])
+    out = store_path.parent / "out"
+    line = one_line_error(run("decrypt", map_file, "--store", store_path, "-o", out), 5)
+    assert "verify --full --repair" in line and "encrypt the file again with the same options" in line
+    repaired = run("verify", map_file, "--store", store_path, "--full", "--repair")
+    assert repaired.returncode == 5
+    assert f"{victim.name} set aside: moved to {store_path / 'quarantine' / victim.name}" \
+        in repaired.stderr.decode()
+    assert "encrypt the source file into this store again" in repaired.stderr.decode()
+    assert not path.exists() and (store_path / "quarantine" / victim.name).exists()
+    again = ok("encrypt", store_path.parent / "f", "--store", store_path, "--chunk-sizes", SMALL,
+               "--force", "--json")
+    assert json.loads(again.stdout)["files"][0]["chunks_written"] == 1
+    ok("verify", map_file, "--store", store_path, "--full")
+    ok("decrypt", map_file, "--store", store_path, "-o", out)
+    assert out.read_bytes() == data
+
+
+def test_check_existing_replaces_what_verify_would_find(stored):
+    data, map_file, store_path = stored
+    root, level0, store = _level0(map_file, store_path)
+    victim = level0.chunks[2]
+    path = store_path / victim.name[:2] / victim.name
+    path.write_bytes(path.read_bytes()[:-3])
+    plain = json.loads(ok("encrypt", store_path.parent / "f", "--store", store_path, "--chunk-sizes",
+                          SMALL, "-o", "-", "--json").stdout.splitlines()[-1])
+    assert plain["files"][0]["chunks_written"] == 0  # present is trusted by default
+    checked = ok("encrypt", store_path.parent / "f", "--store", store_path, "--chunk-sizes", SMALL,
+                 "--force", "--check-existing")
+    assert "1 damaged replaced" in checked.stdout.decode()
+    ok("verify", map_file, "--store", store_path, "--full")
+    one_line_error(run("verify", map_file, "--store", store_path, "--repair"), 2)  # needs --full
+
+
+# -- gc ----------------------------------------------------------------------------------
+
+def test_gc_keeps_every_map_in_a_folder_and_waits_for_writers(workdir):
+    store, maps = workdir / "store", workdir / "maps"
+    (maps / "sub").mkdir(parents=True)
+    for name, where in (("a", maps), ("b", maps / "sub"), ("c", workdir)):
+        (workdir / name).write_bytes(os.urandom(20_000))
+        ok("encrypt", workdir / name, "--store", store, "--chunk-sizes", SMALL, "-o", where / f"{name}.sedm")
+    (maps / "notes.txt").write_text("not a map")
+    c_only = se.chunk_names(se.DataMap.load(workdir / "c.sedm"), se.DirStore(store)) - set().union(
+        *(se.chunk_names(se.DataMap.load(m), se.DirStore(store)) for m in maps.rglob("*.sedm")))
+    report = json.loads(ok("gc", "--store", store, "--keep", maps, "--grace", "0", "--yes", "--json").stdout)
+    assert set(report["names"]) == c_only
+    ok("verify", maps / "sub" / "b.sedm", "--store", store, "--full")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(store)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        line = one_line_error(run("gc", "--store", store, "--keep", maps, "--lock-wait", "0.5"), 6)
+        assert "busy" in line and str(store / ".lock") in line and "--lock-wait" in line
+    finally:
+        holder.communicate(b"", timeout=30)
+    for bad in ("1w", "-1", "soon"):
+        assert run("gc", "--store", store, "--keep", maps, "--grace", bad).returncode == 2
+    (workdir / "no-maps").mkdir()
+    before = set(se.DirStore(store))
+    line = one_line_error(run("gc", "--store", store, "--keep", workdir / "no-maps", "--yes",
+                              "--grace", "0"), 2)
+    assert "no data map" in line and set(se.DirStore(store)) == before
+
+
+_HOLD_LOCK = """
+import sys, self_encryption as se
+with se.DirStore(sys.argv[1]).writing():
+    print("held", flush=True)
+    sys.stdin.read()
+"""

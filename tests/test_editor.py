@@ -11,7 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import self_encryption as se
 
-from helpers import SMALL_SIZES, in_threads, level0_of
+from helpers import SMALL_SIZES, in_threads, level0_of, store_lock_is_held
 
 SMALL = dict(chunk_sizes=SMALL_SIZES)
 
@@ -189,3 +189,24 @@ def test_threads_share_one_editor():
             expected[k * 100 + i * 10:k * 100 + i * 10 + 10] = bytes([k + i]) * 10
     assert editor.read(0, 8000) == expected
     assert editor.close() == se.encrypt(bytes(expected), **SMALL)[0]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the store lock is POSIX flock")
+def test_flush_stores_under_the_store_lock(tmp_path):
+    held = []
+
+    class Watched(se.DirStore):
+        def put(self, name, data):
+            held.append(store_lock_is_held(self.path))
+            super().put(name, data)
+
+    store = Watched(tmp_path)
+    root = se.encrypt_to_store(os.urandom(20_000), store, **SMALL)
+    assert held and all(held)
+    held.clear()
+    with se.SelfEncryptor(store, root, **SMALL) as editor:
+        editor.write(b"changed", 10_000)
+        assert not store_lock_is_held(tmp_path)
+        editor.flush()
+        assert not store_lock_is_held(tmp_path)
+    assert held and all(held)

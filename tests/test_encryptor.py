@@ -12,7 +12,7 @@ import self_encryption as se
 from self_encryption import _backend, _options
 
 import reference
-from helpers import SMALL_SIZES, in_threads, CountingStore
+from helpers import SMALL_SIZES, in_threads, CountingStore, store_lock_is_held
 
 SMALL = dict(chunk_sizes=SMALL_SIZES)
 
@@ -216,3 +216,63 @@ def test_cuts_scanned_on_the_pool_give_the_same_output(tmp_path, how):
             root = encryptor.data_map
         got = (root, {name: store.get(name) for name in store})
     assert got == expected
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the store lock is POSIX flock")
+def test_an_encryptor_holds_the_store_lock_until_it_is_done(tmp_path):
+    store = se.DirStore(tmp_path)
+    assert not store_lock_is_held(tmp_path)
+    encryptor = se.Encryptor(store, **SMALL)
+    assert store_lock_is_held(tmp_path)
+    encryptor.write(os.urandom(5000))
+    encryptor.finish()
+    assert not store_lock_is_held(tmp_path)
+    with pytest.raises(RuntimeError):
+        with se.Encryptor(store, **SMALL) as failing:
+            failing.write(os.urandom(5000))
+            assert store_lock_is_held(tmp_path)
+            raise RuntimeError("stop")
+    assert not store_lock_is_held(tmp_path)
+    se.encrypt_to_store(b"x" * 3000, store, **SMALL)
+    assert not store_lock_is_held(tmp_path)
+
+
+def test_reserved_map_file(tmp_path):
+    target = tmp_path / "f.sedm"
+    with se.reserve_map_file(target) as reserved:
+        temps = os.listdir(tmp_path)
+        assert len(temps) == 1 and temps[0].startswith(".f.sedm-") and temps[0].endswith(".partial")
+        # As large as the largest root map's text and its newline.
+        assert (tmp_path / temps[0]).stat().st_size == 432
+        root = se.encrypt_to_store(os.urandom(50_000), se.MemoryStore(), **SMALL)
+        reserved.save(root)
+    assert se.DataMap.load(target) == root and os.listdir(tmp_path) == ["f.sedm"]
+    assert target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        se.reserve_map_file(target)
+    with se.reserve_map_file(target, replace=True) as reserved:
+        reserved.save(se.encrypt(b"other")[0])
+    assert se.DataMap.load(target) == se.encrypt(b"other")[0]
+    with pytest.raises(FileNotFoundError):
+        se.reserve_map_file(tmp_path / "no" / "f.sedm")
+    assert os.listdir(tmp_path) == ["f.sedm"]
+
+
+def test_the_largest_root_fills_the_reservation_exactly():
+    records = tuple(se.ChunkInfo(1, 1, bytes(32), "ab" * 32) for _ in range(4))
+    largest = se.DataMap(0, 4, records)  # binary fields are fixed-width: any values do
+    assert len(largest.to_text()) + 1 == 432
+
+
+def test_encrypt_file_passes_check_existing_on(tmp_path):
+    store = se.DirStore(tmp_path / "store")
+    data = os.urandom(20_000)
+    (tmp_path / "f").write_bytes(data)
+    root = se.encrypt_file(tmp_path / "f", store, **SMALL)
+    victim = root.chunks[-1].name  # a map chunk
+    path = tmp_path / "store" / victim[:2] / victim
+    path.write_bytes(path.read_bytes()[::-1])
+    assert se.encrypt_file(tmp_path / "f", store, **SMALL) == root
+    assert not se.verify(root, store, full=True).ok  # trusted as present
+    assert se.encrypt_file(tmp_path / "f", store, check_existing=True, **SMALL) == root
+    assert se.verify(root, store, full=True).ok and se.decrypt(root, store) == data

@@ -31,3 +31,90 @@ def test_temp_file_sits_beside_the_target_with_its_name(tmp_path):
         names = os.listdir(tmp_path)
         temp.write(b"x")
     assert len(names) == 1 and names[0].startswith(".sedm-")
+
+
+def test_atomic_write_flushes_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    # Watch the real calls (each still runs): what was flushed, and when the rename came.
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        return real_fsync(descriptor)
+
+    def replace(source, target):
+        events.append(("rename", str(target)))
+        return real_replace(source, target)
+
+    if not os.path.exists("/proc/self/fd"):
+        pytest.skip("needs /proc to name the flushed descriptors")
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "chunk"
+    with _files.atomic_write(str(target), prefix=".tmp-") as temp:
+        temp.write(b"content")
+    monkeypatch.undo()
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["fsync", "rename", "fsync"], events
+    assert os.path.basename(events[0][1]).startswith(".tmp-")  # the temporary file's data
+    assert events[1][1] == str(target)
+    assert events[2][1] == str(tmp_path)  # the folder, so that the rename survives a crash
+    assert target.read_bytes() == b"content"
+
+
+def test_reserved_file_claims_its_space_first_and_fills_it_later(tmp_path):
+    target = tmp_path / "file.sedm"
+    reserved = _files.ReservedFile(target, prefix=_files.map_temp_prefix(str(target)), size=432)
+    names = os.listdir(tmp_path)
+    assert len(names) == 1 and names[0].startswith(".file.sedm-") and names[0].endswith(".partial")
+    temp = tmp_path / names[0]
+    assert temp.stat().st_size == 432 and temp.stat().st_mode & 0o777 == 0o600
+    assert not target.exists()
+    reserved.commit(b"se1:map\n")
+    assert target.read_bytes() == b"se1:map\n" and target.stat().st_mode & 0o777 == 0o600
+    assert os.listdir(tmp_path) == ["file.sedm"]
+    with pytest.raises(ValueError):
+        reserved.commit(b"again")
+
+
+def test_reserved_file_never_replaces_unless_asked(tmp_path):
+    target = tmp_path / "m"
+    with _files.ReservedFile(target, prefix=".m.", size=10, replace=False) as reserved:
+        target.write_bytes(b"someone else's")  # appears while the work runs
+        with pytest.raises(FileExistsError):
+            reserved.commit(b"ours")
+    assert target.read_bytes() == b"someone else's" and os.listdir(tmp_path) == ["m"]
+    with _files.ReservedFile(target, prefix=".m.", size=10, replace=True) as reserved:
+        reserved.commit(b"ours")
+    assert target.read_bytes() == b"ours" and os.listdir(tmp_path) == ["m"]
+    with _files.ReservedFile(target, prefix=".m.", size=10):
+        pass  # not committed: the temporary goes
+    assert os.listdir(tmp_path) == ["m"]
+
+
+def test_reserved_file_fails_at_once_where_it_cannot_be_written(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        _files.ReservedFile(tmp_path / "missing" / "m", prefix=".m.", size=10)
+    with pytest.raises(IsADirectoryError):
+        _files.ReservedFile(tmp_path, prefix=".m.", size=10)
+
+
+def test_temporary_names_say_what_they_stand_for(tmp_path):
+    assert _files.map_temp_prefix(str(tmp_path / "photo.jpg.sedm")) == ".photo.jpg.sedm-"
+    assert _files.map_temp_prefix(str(tmp_path / "key")) == ".key.sedm-"
+    long = _files.map_temp_prefix(str(tmp_path / ("é" * 127 + ".sedm")))
+    assert len(os.fsencode(long)) < 200  # room left for the random part and the suffix
+    with _files.ReservedFile(tmp_path / ("é" * 127), prefix=long, size=1) as reserved:
+        reserved.commit(b"x")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+def test_umask_is_read_without_changing_it():
+    saved = os.umask(0o027)
+    try:
+        assert _files.current_umask() == 0o027
+        assert _files.shared_mode() == 0o640
+        assert os.umask(0o027) == 0o027  # unchanged
+    finally:
+        os.umask(saved)
+    assert _files.shared_mode(0o022) == 0o644

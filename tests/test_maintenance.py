@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 
 import pytest
 
 import self_encryption as se
-from helpers import SMALL_SIZES, levels_of
+from helpers import SMALL_SIZES, levels_of, store_lock_is_held
 
 
 @pytest.fixture
@@ -110,3 +112,154 @@ def test_open_store_names(tmp_path):
     data = os.urandom(5000)
     root = se.encrypt_to_store(data, folder, chunk_sizes=SMALL_SIZES)
     assert se.decrypt(root, se.open_store(str(tmp_path / "a"))) == data
+
+
+# -- repair --------------------------------------------------------------------------
+
+def _break(path, damage: str) -> None:
+    content = path.read_bytes()
+    if damage == "flip":
+        path.write_bytes(content[:20] + bytes([content[20] ^ 1]) + content[21:])
+    elif damage == "truncate":
+        path.write_bytes(content[:len(content) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # "unreadable": a folder where the chunk file should be
+        path.unlink()
+        path.mkdir()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "unreadable"])
+@pytest.mark.parametrize("level", [0, 1])
+def test_repair_sets_damage_aside_and_encrypting_again_restores_it(tmp_path, damage, level):
+    store = se.DirStore(tmp_path / "store")
+    data = os.urandom(30_000)
+    root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES)
+    levels = levels_of(root, store)
+    victim = _at(levels, level, 1)
+    path = tmp_path / "store" / victim[:2] / victim
+    _break(path, damage)
+    before = se.verify(root, store, full=True, repair=False) if damage != "unreadable" else None
+    if before is not None:
+        assert [e.name for e in before.corrupt] == [victim] and not before.quarantined
+    report = se.verify(root, store, full=True, repair=True)
+    assert [e.name for e in report.corrupt] == [victim]
+    assert report.quarantined == ((victim, f"moved to {store.quarantine_path}/{victim}"),)
+    assert os.listdir(store.quarantine_path) == [victim]
+    assert not os.path.lexists(path) and victim not in set(store)
+    # Now it is simply missing, and encrypting the file again puts it back.
+    assert [e.name for e in se.verify(root, store, full=True).missing] == [victim]
+    assert se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES) == root
+    assert se.verify(root, store, full=True).ok and se.decrypt(root, store) == data
+
+
+def test_repair_needs_full_mode_and_a_store_that_can_set_aside(stored):
+    _, root, store = stored
+    with pytest.raises(se.InvalidArgumentError, match="full"):
+        se.verify(root, store, repair=True)
+    name = _at(levels_of(root, store), 0, 0)
+    _damage(store, name)
+    report = se.verify(root, store, full=True, repair=True)
+    assert report.quarantined == ((name, "moved to the memory store's quarantined chunks"),)
+    plain = {n: store.get(n) for n in store}  # a mapping can be read, not repaired
+    plain[_at(levels_of(root, store), 0, 1)] = b"bad"
+    with pytest.raises(se.StoreError, match="neither quarantine nor delete"):
+        se.verify(root, plain, full=True, repair=True)
+
+
+# -- garbage collection --------------------------------------------------------------
+
+def _age_all(store: se.DirStore, seconds: float) -> None:
+    for name in store:
+        path = store._path_of(name)
+        stamp = os.stat(path).st_mtime - seconds
+        os.utime(path, (stamp, stamp))
+
+
+@pytest.fixture
+def two_files(tmp_path):
+    """keep and drop, sharing content, in one folder store: (store, keep, drop) with (data, root)."""
+    store = se.DirStore(tmp_path / "store")
+    shared = os.urandom(20_000)
+    keep_data, drop_data = shared + os.urandom(8000), os.urandom(8000) + shared
+    keep = keep_data, se.encrypt_to_store(keep_data, store, chunk_sizes=SMALL_SIZES)
+    drop = drop_data, se.encrypt_to_store(drop_data, store, chunk_sizes=SMALL_SIZES)
+    return store, keep, drop
+
+
+def test_collect_garbage_deletes_only_old_unreferenced_chunks(two_files):
+    store, (keep_data, keep_root), (drop_data, drop_root) = two_files
+    needed = se.chunk_names(keep_root, store)
+    unreferenced = set(store) - needed
+    assert unreferenced
+    young = se.collect_garbage(store, [keep_root], delete=True)  # default grace: an hour
+    assert young.names == () and young.chunks_young == len(unreferenced)
+    assert young.chunks_total == young.chunks_kept == len(needed) + len(unreferenced)
+    assert young.chunks_referenced == len(needed) and set(store) == needed | unreferenced
+    _age_all(store, 7200)
+    dry = se.collect_garbage(store, iter([keep_root]))
+    assert set(dry.names) == unreferenced and not dry.deleted
+    assert dry.bytes_freed == sum(store.size(n) for n in unreferenced)
+    assert set(store) == needed | unreferenced
+    done = se.collect_garbage(store, [keep_root], delete=True, workers=3)
+    assert set(done.names) == unreferenced and done.deleted and done.bytes_freed == dry.bytes_freed
+    assert set(store) == needed and se.decrypt(keep_root, store) == keep_data
+
+
+def test_an_encrypt_refreshes_chunks_so_gc_spares_them(two_files):
+    store, (_, keep_root), (drop_data, drop_root) = two_files
+    _age_all(store, 7200)
+    se.encrypt_to_store(drop_data, store, chunk_sizes=SMALL_SIZES)  # the dropped file, again
+    report = se.collect_garbage(store, [keep_root], delete=True)
+    assert report.names == () and se.decrypt(drop_root, store) == drop_data
+
+
+def test_collect_garbage_removes_old_leftover_temporaries(two_files):
+    store, (_, keep_root), _ = two_files
+    folder = os.path.join(store.path, next(iter(store))[:2])
+    old, new = os.path.join(folder, ".tmp-killed"), os.path.join(folder, ".tmp-writing")
+    for path in (old, new):
+        with open(path, "wb") as handle:
+            handle.write(b"part of a chunk")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert se.collect_garbage(store, [keep_root]).temp_files_removed == 1  # would be
+    assert os.path.exists(old)
+    assert se.collect_garbage(store, [keep_root], delete=True).temp_files_removed == 1
+    assert not os.path.exists(old) and os.path.exists(new)
+    assert se.collect_garbage(store, [keep_root], delete=True, grace=0).temp_files_removed == 1
+    assert not os.path.exists(new)
+
+
+def test_kept_maps_are_read_under_the_lock_and_a_busy_store_fails(two_files):
+    store, (_, keep_root), _ = two_files
+
+    def kept():
+        assert store_lock_is_held(store.path)  # consumed only once gc holds the lock
+        yield keep_root
+
+    se.collect_garbage(store, kept(), delete=True, grace=0)
+    with store.writing():
+        started = time.monotonic()
+        with pytest.raises(se.StoreBusyError, match=re.escape(store.lock_path)):
+            se.collect_garbage(store, [keep_root], delete=True, grace=0, lock_wait=0.3)
+        assert time.monotonic() - started >= 0.3
+
+
+def test_collect_garbage_refuses_what_it_cannot_judge(two_files):
+    store, (_, keep_root), (_, drop_root) = two_files
+    top = drop_root.chunks[0].name
+    os.unlink(store._path_of(top))
+    before = set(store)
+    with pytest.raises(se.ChunkNotFoundError) as caught:
+        se.collect_garbage(store, [keep_root, drop_root], delete=True, grace=0)
+    assert caught.value.name == top and set(store) == before
+    backing = {n: store.get(n) for n in store}
+    ageless = se.CallbackStore(get=backing.get, put=backing.__setitem__, delete=backing.pop,
+                               names=lambda: list(backing))
+    with pytest.raises(se.InvalidArgumentError, match="grace=0"):
+        se.collect_garbage(ageless, [keep_root])
+    report = se.collect_garbage(ageless, [keep_root], delete=True, grace=0)
+    assert set(backing) == se.chunk_names(keep_root, store) and report.bytes_freed > 0
+    for bad in (-1, "1h", float("nan")):
+        with pytest.raises(se.InvalidArgumentError):
+            se.collect_garbage(store, [keep_root], grace=bad)

@@ -314,7 +314,7 @@ def test_persistent_errors_give_up_as_a_store_error_naming_bucket_and_key(
     if method != "PUT":
         se.S3Store(bucket, "chunks/").put(name, content)
     proxy = faulty_proxy(lambda m, k, attempt: (status, code) if (m, k) == (method, key) else None)
-    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, max_attempts=3)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, max_attempts=3, retry_seconds=0)
     action = {"GET": store.get, "PUT": lambda n: store.put(n, content), "HEAD": store.has}[method]
     with pytest.raises(se.StoreError) as caught:
         action(name)
@@ -363,12 +363,184 @@ def test_cli_on_an_s3_store(s3_server, bucket, tmp_path):
         checked = _cli(s3_server, "verify", tmp_path / "keep.sedm", "--store", url, *mode)
         assert checked.returncode == 0, checked.stderr
     dry = json.loads(_cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm",
-                          "--json").stdout)
+                          "--json", "--grace", "0").stdout)
     assert dry["unreferenced"] > 0
-    assert _cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--yes").returncode == 0
+    assert _cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--yes",
+                "--grace", "0").returncode == 0
     out = _cli(s3_server, "decrypt", tmp_path / "keep.sedm", "--store", url, "-o", "-")
     assert out.returncode == 0 and out.stdout == keep
     gone = _cli(s3_server, "verify", tmp_path / "drop.sedm", "--store", url)
     assert gone.returncode == 4 and b"missing chunk" in gone.stderr
     nobucket = _cli(s3_server, "verify", tmp_path / "keep.sedm", "--store", "s3://no-such-bucket")
     assert nobucket.returncode == 6 and b"s3://no-such-bucket" in nobucket.stderr
+
+
+def test_bad_retry_seconds(bucket):
+    for bad in (-1, float("inf"), float("nan"), True, "3"):
+        with pytest.raises(se.InvalidArgumentError, match="retry_seconds"):
+            se.S3Store(bucket, retry_seconds=bad)
+    assert se.S3Store(bucket).retry_seconds == 120
+    assert se.open_store(f"s3://{bucket}", retry_seconds=7).retry_seconds == 7
+
+
+def test_persistent_errors_are_retried_for_retry_seconds_then_fail(bucket, faulty_proxy):
+    content = b"chunk behind a failing server"
+    name = hashlib.sha256(content).hexdigest()
+    key = f"/{bucket}/chunks/{name}"
+    proxy = faulty_proxy(lambda m, k, attempt: (503, "SlowDown") if k == key else None)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, max_attempts=2, retry_seconds=3)
+    started = time.monotonic()
+    with pytest.raises(se.StoreError, match=r"SlowDown.*\(retried for \d+ s\)"):
+        store.put(name, content)
+    took = time.monotonic() - started
+    assert 1.5 < took < 15 and proxy.attempts["PUT", key] > 2
+
+
+def test_an_error_that_ends_within_retry_seconds_costs_only_time(bucket, faulty_proxy):
+    content = b"chunk behind a server that recovers"
+    name = hashlib.sha256(content).hexdigest()
+    key = f"/{bucket}/chunks/{name}"
+    recovers = time.monotonic() + 3
+    proxy = faulty_proxy(lambda m, k, attempt: (500, "InternalError")
+                         if k == key and time.monotonic() < recovers else None)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, max_attempts=2, retry_seconds=30)
+    store.put(name, content)
+    assert time.monotonic() >= recovers and store.get(name) == content
+
+
+def test_not_found_and_access_errors_are_not_retried(bucket, faulty_proxy):
+    name = hashlib.sha256(b"absent").hexdigest()
+    proxy = faulty_proxy(lambda m, k, attempt: (403, "AccessDenied") if m == "PUT" else None)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, retry_seconds=60)
+    started = time.monotonic()
+    assert not store.has(name)
+    with pytest.raises(se.ChunkNotFoundError):
+        store.get(name)
+    with pytest.raises(se.StoreError, match="AccessDenied"):
+        store.put(name, b"absent")
+    assert time.monotonic() - started < 5
+
+
+def test_mtime_touch_scan_and_quarantine(store, s3_server, bucket):
+    content = b"an aging object"
+    name = hashlib.sha256(content).hexdigest()
+    assert store.touch(name) is False
+    with pytest.raises(se.ChunkNotFoundError):
+        store.mtime(name)
+    store.put(name, content)
+    first = store.mtime(name)
+    assert abs(first - time.time()) < 60
+    assert [(e.name, e.size) for e in store.scan()] == [(name, len(content))]
+    time.sleep(1.1)  # LastModified has whole seconds
+    assert store.touch(name) is True
+    assert store.mtime(name) > first and store.get(name) == content
+    assert store.quarantine(name).startswith("kept s3://")  # sound: never deleted
+    _raw_client(s3_server).put_object(Bucket=bucket, Key=f"chunks/{name}", Body=b"damaged")
+    assert store.quarantine(name) == f"deleted s3://{bucket}/chunks/{name}"
+    assert not store.has(name) and store.quarantine(name) == "not in the store"
+
+
+def test_gc_on_a_bucket_spares_young_and_refreshed_chunks(store):
+    keep, drop = os.urandom(30_000), os.urandom(30_000)
+    keep_root = se.encrypt_to_store(keep, store, **SMALL)
+    drop_root = se.encrypt_to_store(drop, store, **SMALL)
+    dropped = se.chunk_names(drop_root, store)
+    young = se.collect_garbage(store, [keep_root], delete=True, grace=3600)
+    assert young.names == () and young.chunks_young == len(dropped)
+    time.sleep(2.1)
+    # Everything is now older than 2 s; an encrypt of the dropped file refreshes its chunks.
+    again = se.Encryptor(store, **SMALL)
+    again.write(drop)
+    assert again.finish() == drop_root and again.stats.chunks_written == 0
+    report = se.collect_garbage(store, [keep_root], delete=True, grace=2, workers=4)
+    assert report.names == () and report.chunks_young == len(dropped)
+    assert se.decrypt(drop_root, store) == drop
+    gone = se.collect_garbage(store, [keep_root], delete=True, grace=0, workers=4)
+    assert set(gone.names) == dropped and gone.bytes_freed > 0
+    assert se.decrypt(keep_root, store) == keep
+
+
+def _serve(rclone: str, root, port: int, log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [rclone, "serve", "s3", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}",
+         "--addr", f"127.0.0.1:{port}", "--config", os.devnull, str(root)],
+        stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            boto3.client("s3", endpoint_url=url).list_buckets()
+            return
+        except Exception:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_an_encrypt_rides_out_a_server_stopped_for_15_seconds(s3_server, tmp_path):
+    """The S3 server goes away mid-encrypt and comes back on the same port 15 s later."""
+    rclone = _rclone()
+    root, port = tmp_path / "s3-root", _free_port()
+    root.mkdir()
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "rclone.log", "ab") as log:
+        server = _serve(rclone, root, port, log)
+        try:
+            _wait_until_up(url, server)
+            boto3.client("s3", endpoint_url=url).create_bucket(Bucket="outage")
+            data = os.urandom(12 << 20)
+            command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
+            if not os.path.exists(command[0]):
+                command = [sys.executable, "-m", "self_encryption"]
+            env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+            encrypt = subprocess.Popen(
+                [*command, "encrypt", "-", "-o", tmp_path / "f.sedm", "--store", "s3://outage/c",
+                 "--endpoint-url", url, "--retry-for", "90", "--chunk-sizes", "16K,64K,256K",
+                 "--workers", "4", "--json"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            down = threading.Event()
+            feeder = threading.Thread(target=_feed, args=(encrypt.stdin, data, down))
+            feeder.start()
+            # Stop the server once part of the first 8 MiB is stored; then the rest is sent.
+            while not _stored(root / "outage" / "c") >= 10:
+                assert encrypt.poll() is None, encrypt.stderr.read()
+                time.sleep(0.05)
+            server.terminate()
+            server.wait(timeout=30)
+            stopped = time.monotonic()
+            stored_before = _stored(root / "outage" / "c")
+            down.set()
+            time.sleep(15)
+            assert encrypt.poll() is None  # still waiting for the server, not failed
+            server = _serve(rclone, root, port, log)
+            feeder.join(180)
+            encrypt.stdin = None  # closed by the feeder
+            out, err = encrypt.communicate(timeout=180)
+            assert encrypt.returncode == 0, err.decode()
+            assert time.monotonic() - stopped >= 15
+            assert _stored(root / "outage" / "c") > stored_before + 50  # most went in after the outage
+            report = json.loads(out)["files"][0]
+            assert report["size"] == len(data)
+            store = se.S3Store("outage", "c", endpoint_url=url)
+            root_map = se.DataMap.load(tmp_path / "f.sedm")
+            assert se.verify(root_map, store, full=True).ok
+            assert se.decrypt(root_map, store) == data
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _stored(folder: pathlib.Path) -> int:
+    return len(os.listdir(folder)) if folder.is_dir() else 0
+
+
+def _feed(stdin, data: bytes, down: threading.Event) -> None:
+    """9 MiB (the command reads 8 MiB at a time), then (once the server is down) the rest."""
+    half = 9 << 20
+    stdin.write(data[:half])
+    stdin.flush()
+    down.wait(120)
+    stdin.write(data[half:])
+    stdin.close()

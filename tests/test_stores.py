@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
 import self_encryption as se
 
-from helpers import SMALL_SIZES, in_threads
+from helpers import SMALL_SIZES, in_threads, level0_of, levels_of
 
 
 def _chunk(text: bytes) -> tuple[str, bytes]:
@@ -71,7 +75,8 @@ def test_round_trip_through_each_store(store):
 def test_dir_store_layout_and_no_temporaries(tmp_path):
     store = se.DirStore(tmp_path)
     data_map = se.encrypt_to_store(os.urandom(20_000), store, chunk_sizes=SMALL_SIZES)
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != tmp_path / ".lock"]
+    assert (tmp_path / ".lock").is_file()  # the store lock, taken by writers
     assert files and all(p.parent.name == p.name[:2] and p.parent.parent == tmp_path for p in files)
     assert all(hashlib.sha256(p.read_bytes()).hexdigest() == p.name for p in files)
     assert sorted(store) == sorted(p.name for p in files)
@@ -197,3 +202,190 @@ def test_a_store_that_cannot_serve_threads_points_to_workers_1(tmp_path):
         se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES, workers=4)
     root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES, workers=1)
     assert se.decrypt(root, store, workers=1) == data
+
+
+# -- health: ages, refreshing, quarantine, repair, locks, modes -----------------------
+
+def _age(store, name: str, seconds: float) -> None:
+    """Make a stored chunk look stored seconds ago."""
+    if isinstance(store, se.DirStore):
+        stamp = os.stat(store._path_of(name)).st_mtime - seconds
+        os.utime(store._path_of(name), (stamp, stamp))
+    else:
+        store._times[name] -= seconds
+
+
+@pytest.mark.parametrize("kind", ["memory", "dir"])
+def test_mtime_touch_and_scan(kind, tmp_path):
+    store = se.MemoryStore() if kind == "memory" else se.DirStore(tmp_path / "s")
+    name, content = _chunk(b"aging")
+    with pytest.raises(se.ChunkNotFoundError):
+        store.mtime(name)
+    assert store.touch(name) is False
+    store.put(name, content)
+    assert abs(store.mtime(name) - time.time()) < 5
+    _age(store, name, 7200)
+    assert time.time() - store.mtime(name) > 7000
+    assert [tuple(e) for e in store.scan()] == [(name, len(content), store.mtime(name))]
+    store.put(name, content)  # a put of a present chunk changes nothing...
+    assert time.time() - store.mtime(name) > 7000
+    assert store.touch(name) is True  # ...a touch makes it new
+    assert time.time() - store.mtime(name) < 5
+
+
+def test_re_encrypting_refreshes_every_present_chunk(tmp_path):
+    store = se.DirStore(tmp_path)
+    data = os.urandom(20_000)
+    se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES)
+    for name in list(store):
+        _age(store, name, 7200)
+    again = se.Encryptor(store, chunk_sizes=SMALL_SIZES)
+    again.write(data)
+    again.finish()
+    assert again.stats.chunks_written == 0
+    assert all(time.time() - store.mtime(name) < 60 for name in store)
+
+
+def test_an_empty_chunk_file_counts_as_absent_and_is_replaced(tmp_path):
+    store = se.DirStore(tmp_path)
+    data = os.urandom(20_000)
+    root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES)
+    victim = level0_of(root, store).chunks[3].name
+    path = tmp_path / victim[:2] / victim
+    path.write_bytes(b"")  # a crash of a store without fsync can leave this
+    assert not store.has(victim) and victim not in store
+    with pytest.raises(se.ChunkIntegrityError):
+        se.decrypt(root, store)
+    encryptor = se.Encryptor(store, chunk_sizes=SMALL_SIZES)
+    encryptor.write(data)
+    assert encryptor.finish() == root
+    assert encryptor.stats.chunks_written == 1
+    assert path.stat().st_size > 0 and se.decrypt(root, store) == data
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "folder"])
+def test_check_existing_reads_back_and_replaces_damaged_chunks(tmp_path, damage):
+    store = se.DirStore(tmp_path)
+    data = os.urandom(20_000)
+    root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES)
+    victim = level0_of(root, store).chunks[2].name
+    path = tmp_path / victim[:2] / victim
+    content = path.read_bytes()
+    if damage == "flip":
+        path.write_bytes(content[:10] + bytes([content[10] ^ 0x40]) + content[11:])
+    elif damage == "truncate":
+        path.write_bytes(content[:-7])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # unreadable: a folder where the chunk file should be
+        path.unlink()
+        path.mkdir()
+    # Without the check, a present (non-empty) chunk is trusted.
+    encryptor = se.Encryptor(store, chunk_sizes=SMALL_SIZES, check_existing=True)
+    encryptor.write(data)
+    assert encryptor.finish() == root
+    assert encryptor.stats.chunks_written == 1
+    # An empty file or a folder is not a chunk: the store says it is absent, and replaces it.
+    assert encryptor.stats.chunks_repaired == (0 if damage in ("empty", "folder") else 1)
+    assert path.read_bytes() == content and se.decrypt(root, store) == data
+    if damage != "empty":
+        assert os.listdir(store.quarantine_path) == [victim]  # set aside, not destroyed
+    assert set(store) == {c.name for m in levels_of(root, store) for c in m.chunks}
+
+
+def test_check_existing_on_a_memory_store():
+    store = se.MemoryStore()
+    data = os.urandom(20_000)
+    root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES)
+    victim = root.chunks[0].name
+    store._chunks[victim] = b"garbage"
+    assert se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES, check_existing=True) == root
+    assert store.get(victim) != b"garbage" and store.quarantined == {victim: b"garbage"}
+    assert se.decrypt(root, store) == data
+
+
+def test_quarantine_moves_aside_and_out_of_the_names(tmp_path):
+    store = se.DirStore(tmp_path)
+    name, content = _chunk(b"soon damaged")
+    store.put(name, content)
+    for round_ in range(2):
+        store.put(name, content)
+        action = store.quarantine(name)
+        expected = tmp_path / "quarantine" / (name if round_ == 0 else f"{name}.1")
+        assert action == f"moved to {expected}" and expected.read_bytes() == content
+        assert not store.has(name) and list(store) == [] and list(store.scan()) == []
+    assert store.quarantine(name) == "not in the store"
+
+
+def test_leftover_temporaries_are_listed_and_removed_by_age(tmp_path):
+    store = se.DirStore(tmp_path)
+    name, content = _chunk(b"x")
+    store.put(name, content)
+    old = tmp_path / name[:2] / ".tmp-old"
+    new = tmp_path / name[:2] / ".tmp-new"
+    old.write_bytes(b"half a chunk")
+    new.write_bytes(b"being written")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert sorted(os.path.basename(p) for p, _ in store.temporaries()) == [".tmp-new", ".tmp-old"]
+    assert store.remove_temporaries(3600, delete=False) == 1 and old.exists()
+    assert store.remove_temporaries(3600) == 1
+    assert not old.exists() and new.exists() and list(store) == [name]
+
+
+_HOLD_LOCK = """
+import sys, self_encryption as se
+store = se.DirStore(sys.argv[1])
+with store.writing():
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the store lock is POSIX flock")
+def test_store_lock_shared_by_writers_exclusive_for_gc(tmp_path):
+    store = se.DirStore(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(tmp_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        with store.writing():  # writers share it
+            pass
+        started = time.monotonic()
+        with pytest.raises(se.StoreBusyError) as caught:
+            with store.collecting(0.5):
+                pass
+        assert time.monotonic() - started >= 0.5
+        assert str(tmp_path / ".lock") in str(caught.value) and "busy" in str(caught.value)
+        assert isinstance(caught.value, se.StoreError) and caught.value.exit_code == 6
+    finally:
+        holder.communicate(b"", timeout=30)
+    with store.collecting(5):
+        # While gc holds it, a writer waits.
+        acquired = threading.Event()
+
+        def write() -> None:
+            with store.writing():
+                acquired.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not acquired.wait(0.5)
+    assert acquired.wait(10)
+    writer.join()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+@pytest.mark.parametrize("umask, file_mode, folder_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775),
+                                                           (0o077, 0o600, 0o700)])
+def test_chunk_files_and_folders_follow_the_umask(tmp_path, umask, file_mode, folder_mode):
+    saved = os.umask(umask)
+    try:
+        store = se.DirStore(tmp_path / "s")
+        se.encrypt_to_store(os.urandom(5000), store, chunk_sizes=SMALL_SIZES)
+    finally:
+        os.umask(saved)
+    files = [p for p in (tmp_path / "s").rglob("*") if p.is_file() and p.name != ".lock"]
+    folders = [p for p in (tmp_path / "s").rglob("*") if p.is_dir()]
+    assert files and folders
+    assert {p.stat().st_mode & 0o777 for p in files} == {file_mode}
+    assert {p.stat().st_mode & 0o777 for p in folders} == {folder_mode}

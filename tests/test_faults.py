@@ -1,0 +1,289 @@
+"""Faults from outside: the command killed or signalled at random moments, gc racing encrypts.
+
+Each test runs the real ``self-encryption`` command in subprocesses on a
+folder store and checks what is left behind, and that the documented
+recovery (gc, encrypt again, verify --full) brings everything back. The
+moments are random but seeded, so a failure can be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import self_encryption as se
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and the flock store lock")
+
+SCRIPT = pathlib.Path(sys.executable).with_name("self-encryption")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "self_encryption"]
+SIZES = "16K,64K,256K"  # hundreds of chunks: many moments to be stopped at
+SEED = 20261130
+#: Big enough that a run lasts about a second on either backend.
+FILE_SIZE = (16 << 20) if se.backend == "c" else (4 << 20)
+
+
+def run(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, *map(str, args)], capture_output=True, timeout=timeout)
+
+
+def ok(*args) -> subprocess.CompletedProcess:
+    result = run(*args)
+    assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def start(*args) -> subprocess.Popen:
+    return subprocess.Popen([*COMMAND, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(folder: pathlib.Path, pattern: str, process: subprocess.Popen, timeout: float = 60) -> bool:
+    """Wait until a file matching pattern appears in folder; False if the process ended first."""
+    deadline = time.monotonic() + timeout
+    while not list(folder.glob(pattern)):
+        if process.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, f"no {pattern} in {folder}"
+        time.sleep(0.005)
+    return True
+
+
+def store_temporaries(store: pathlib.Path) -> list[pathlib.Path]:
+    return list(store.glob("??/.tmp-*"))
+
+
+def map_temporaries(folder: pathlib.Path) -> list[pathlib.Path]:
+    return list(folder.glob(".*.sedm-*.partial"))  # as the README says to look for them
+
+
+def own_lines(stderr: bytes) -> list[str]:
+    lines = stderr.decode().strip().splitlines()
+    return [line for index, line in enumerate(lines)
+            if "RuntimeWarning" not in line
+            and not (index and "RuntimeWarning" in lines[index - 1] and line.startswith("  "))]
+
+
+def fresh_file(folder: pathlib.Path, name: str = "f") -> bytes:
+    """A new file of FILE_SIZE bytes, half random, half text: every chunk new to the store."""
+    data = os.urandom(FILE_SIZE // 2) + os.urandom(8).hex().encode() * (FILE_SIZE // 32)
+    (folder / name).write_bytes(data)
+    return data
+
+
+def active_seconds(args, folder: pathlib.Path, pattern: str) -> float:
+    """How long a command runs once its temporary (pattern in folder) has appeared."""
+    process = start(*args)
+    assert wait_for(folder, pattern, process)
+    started = time.monotonic()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err.decode()
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A kept file, and how long an encrypt and a decrypt run once they have begun."""
+    work = tmp_path_factory.mktemp("faults")
+    data = fresh_file(work)
+    (work / "k").write_bytes(os.urandom(100_000))
+    encrypt = active_seconds(("encrypt", work / "f", "--store", work / "calibration", "-o",
+                              work / "calibration.sedm", "--chunk-sizes", SIZES, "-q"),
+                             work, ".calibration.sedm-*.partial")
+    decrypt = active_seconds(("decrypt", work / "calibration.sedm", "--store", work / "calibration",
+                              "-o", work / "calibration.out"), work, ".calibration.out.*.partial")
+    assert (work / "calibration.out").read_bytes() == data
+    return {"work": work, "encrypt": encrypt, "decrypt": decrypt}
+
+
+@pytest.fixture
+def place(setup, tmp_path):
+    """A fresh store and maps folder holding the kept map of k: (store, maps)."""
+    store, maps = tmp_path / "store", tmp_path / "maps"
+    maps.mkdir()
+    ok("encrypt", setup["work"] / "k", "--store", store, "-o", maps / "k.sedm", "--chunk-sizes", SIZES, "-q")
+    return store, maps
+
+
+def _encrypt_args(store, maps):
+    return ("encrypt", maps.parent / "f", "--store", store, "-o", maps / "f.sedm", "--force",
+            "--chunk-sizes", SIZES, "-q")
+
+
+def _recover_and_check(store, maps) -> dict:
+    """The README's recovery: gc removes leftovers, encrypt again, verify --full."""
+    report = json.loads(ok("gc", "--store", store, "--keep", maps, "--grace", "0", "--yes",
+                           "--json").stdout)
+    assert store_temporaries(store) == []
+    ok(*_encrypt_args(store, maps))
+    ok("verify", maps / "f.sedm", "--store", store, "--full")
+    ok("verify", maps / "k.sedm", "--store", store, "--full")
+    return report
+
+
+def test_kill_9_during_encrypt(setup, place):
+    store, maps = place
+    rng = random.Random(SEED)
+    outcomes = []
+    for trial in range(4):
+        fresh_file(maps.parent)
+        process = start(*_encrypt_args(store, maps))
+        assert wait_for(maps, ".f.sedm-*.partial", process)
+        time.sleep(rng.uniform(0, setup["encrypt"] * 0.9))
+        process.kill()
+        process.wait(timeout=60)
+        left = (len(store_temporaries(store)), len(map_temporaries(maps)))
+        outcomes.append((process.returncode, *left))
+        if process.returncode == -signal.SIGKILL and not (maps / "f.sedm").exists():
+            assert left[1] == 1, (trial, outcomes)  # the map's claimed place stays behind
+        report = _recover_and_check(store, maps)
+        assert report["temp_files"] == left[0], (trial, outcomes)
+        for temp in map_temporaries(maps):  # the README: remove them by hand
+            temp.unlink()
+        (maps / "f.sedm").unlink()
+    print(f"kill -9 during encrypt, (exit, store temporaries, map temporaries): {outcomes}")
+    assert [code for code, *_ in outcomes].count(-signal.SIGKILL) >= 2, outcomes
+
+
+def test_kill_9_during_decrypt(setup, place):
+    store, maps = place
+    data = fresh_file(maps.parent)
+    ok(*_encrypt_args(store, maps))
+    rng = random.Random(SEED + 1)
+    out = maps.parent / "out"
+    killed = 0
+    for trial in range(3):
+        process = start("decrypt", maps / "f.sedm", "--store", store, "-o", out, "-q")
+        assert wait_for(maps.parent, ".out.*.partial", process)
+        time.sleep(rng.uniform(0, setup["decrypt"] * 0.9))
+        process.kill()
+        process.wait(timeout=60)
+        if out.exists():  # it finished first: then it is whole
+            assert out.read_bytes() == data
+            out.unlink()
+            continue
+        killed += 1
+        leftovers = list(maps.parent.glob(".*.partial"))  # never a partial file under the real name
+        assert len(leftovers) == 1 and leftovers[0].name.startswith(".out."), leftovers
+        leftovers[0].unlink()  # the README: remove them by hand
+    ok("decrypt", maps / "f.sedm", "--store", store, "-o", out)
+    print(f"kill -9 during decrypt: {killed} of 3 killed before the end")
+    assert out.read_bytes() == data and killed >= 1
+
+
+def _signalled(process: subprocess.Popen, signum: int) -> tuple[bool, bytes]:
+    """Whether the signal stopped the command (else it had finished its work first)."""
+    _, err = process.communicate(timeout=120)
+    if process.returncode in (0, -signum):  # done; the signal came at the very end, or after
+        return False, err
+    name = signal.Signals(signum).name
+    assert process.returncode == 128 + signum, err.decode()
+    message = {"SIGTERM": "terminated (SIGTERM)", "SIGHUP": "hung up (SIGHUP)"}[name]
+    assert own_lines(err) == [f"self-encryption: error: {message}"]
+    return True, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_during_encrypt_clean_up(setup, place, signum):
+    store, maps = place
+    rng = random.Random(SEED + signum)
+    stopped = 0
+    for trial in range(3):
+        fresh_file(maps.parent)
+        process = start(*_encrypt_args(store, maps))
+        assert wait_for(maps, ".f.sedm-*.partial", process)
+        time.sleep(rng.uniform(0, setup["encrypt"] * 0.8))
+        process.send_signal(signum)
+        interrupted, _ = _signalled(process, signum)
+        if interrupted:
+            stopped += 1
+            # Workers stopped, temporaries and the map's claimed place removed, no map.
+            assert store_temporaries(store) == [] and map_temporaries(maps) == []
+            assert not (maps / "f.sedm").exists()
+        report = _recover_and_check(store, maps)
+        assert report["temp_files"] == 0
+        (maps / "f.sedm").unlink()
+    print(f"{signal.Signals(signum).name} during encrypt: {stopped} of 3 stopped before the end")
+    assert stopped >= 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_during_decrypt_clean_up(setup, place, signum):
+    store, maps = place
+    data = fresh_file(maps.parent)
+    ok(*_encrypt_args(store, maps))
+    out = maps.parent / "out"
+    rng = random.Random(SEED + 10 * signum)
+    stopped = 0
+    for trial in range(2):
+        process = start("decrypt", maps / "f.sedm", "--store", store, "-o", out, "-q")
+        assert wait_for(maps.parent, ".out.*.partial", process)
+        time.sleep(rng.uniform(0, setup["decrypt"] * 0.6))
+        process.send_signal(signum)
+        interrupted, _ = _signalled(process, signum)
+        if interrupted:
+            stopped += 1
+            assert not out.exists() and list(maps.parent.glob(".*.partial")) == []
+        else:
+            assert out.read_bytes() == data
+            out.unlink()
+    print(f"{signal.Signals(signum).name} during decrypt: {stopped} of 2 stopped before the end")
+    assert stopped >= 1
+
+
+def test_gc_racing_encrypts_never_takes_what_a_new_map_needs(setup, place, tmp_path):
+    """gc --grace 0 in a loop while files are encrypted: only the store lock protects them.
+
+    Half the trials encrypt a new file; the other half encrypt again a file
+    whose map was just removed, so that its chunks are garbage that gc is
+    deleting while the encrypt finds them present.
+    """
+    store, maps = place
+    rng = random.Random(SEED + 99)
+    stop = threading.Event()
+    gc_runs: list[dict] = []
+    failures: list[str] = []
+
+    def gc_loop() -> None:
+        while not stop.is_set():
+            result = run("gc", "--store", store, "--keep", maps, "--grace", "0", "--yes", "--json",
+                         "--lock-wait", "120")
+            if result.returncode != 0:
+                failures.append(result.stderr.decode())
+                return
+            gc_runs.append(json.loads(result.stdout))
+
+    collector = threading.Thread(target=gc_loop)
+    collector.start()
+    try:
+        size = max(FILE_SIZE // 4, 1 << 20)
+        files = []
+        for trial in range(6):
+            if trial % 2 == 0:  # a new file
+                path = tmp_path / f"new{trial}"
+                path.write_bytes(os.urandom(size))
+                files.append(path)
+            else:  # a file stored before, whose map is gone: its chunks are garbage
+                path = files[-1]
+                (maps / f"{path.name}.sedm").unlink()
+                time.sleep(rng.uniform(0, 0.5))
+            ok("encrypt", path, "--store", store, "-o", maps / f"{path.name}.sedm", "--chunk-sizes", SIZES,
+               "-q")
+            # Verified while gc keeps running: the map is in the kept folder now.
+            ok("verify", maps / f"{path.name}.sedm", "--store", store, "--full")
+    finally:
+        stop.set()
+        collector.join(timeout=300)
+    assert not failures, failures
+    print(f"gc race: {len(gc_runs)} gc runs deleted {sum(len(r['names']) for r in gc_runs)} chunks")
+    assert len(gc_runs) >= 3 and sum(len(r["names"]) for r in gc_runs) > 0  # gc did delete garbage
+    for path in files:
+        ok("verify", maps / f"{path.name}.sedm", "--store", store, "--full")
