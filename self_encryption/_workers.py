@@ -7,6 +7,7 @@ parallel; results always come back in submission order.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,8 +79,24 @@ def ordered_map(executor: Executor, function: Callable[[I], T], items: Iterable[
             future.cancel()
 
 
+#: After an interrupt, how long workers get to finish the store call they are in
+#: (and clean up after it) before the command gives up on them.
+INTERRUPT_GRACE = 2.0
+
+
 def stop(executor: Executor, error: BaseException | None = None) -> None:
-    """Shut a pool down: drop queued jobs and wait for running ones, except after
-    an interrupt, when a worker may be stuck in a store call that never returns."""
+    """Shut a pool down: drop queued jobs and wait for the running ones.
+
+    After an interrupt (a KeyboardInterrupt, or a signal made into one) the
+    running jobs get INTERRUPT_GRACE seconds: long enough for a normal
+    store call to finish and remove its temporary file, short enough that a
+    call stuck on a dead server does not hold the command.
+    """
     interrupted = error is not None and not isinstance(error, Exception)
-    executor.shutdown(wait=not interrupted, cancel_futures=True)
+    if not interrupted:
+        executor.shutdown(wait=True, cancel_futures=True)
+        return
+    executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + INTERRUPT_GRACE
+    for thread in list(getattr(executor, "_threads", ())):  # ThreadPoolExecutor's workers
+        thread.join(max(0.0, deadline - time.monotonic()))
