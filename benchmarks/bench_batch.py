@@ -40,16 +40,20 @@ def main() -> None:
         return {name: memory.get(name) for name in names}
 
     results = {}
-    for label, store in (("get per chunk", se.CallbackStore(get)),
-                         ("get_many", se.CallbackStore(get, get_many=get_many))):
+    for label, store in (
+        ("get per chunk", se.CallbackStore(get)),
+        ("get_many", se.CallbackStore(get, get_many=get_many)),
+    ):
         calls.update(get=0, get_many=0)
         started = time.perf_counter()
         assert se.decrypt(root, store, workers=1) == data
         results[label] = time.perf_counter() - started
         print(f"{label:14} {results[label]:7.2f} s  ({calls['get']} get, {calls['get_many']} get_many calls)")
     chunks = sum(len(level.chunks) for level in se.walk_levels(root, memory))
-    print(f"{chunks} chunks, {args.latency_ms:g} ms a call, workers=1: get_many is "
-          f"{results['get per chunk'] / results['get_many']:.1f}x faster")
+    print(
+        f"{chunks} chunks, {args.latency_ms:g} ms a call, workers=1: get_many is "
+        f"{results['get per chunk'] / results['get_many']:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64, help="MiB of data (default 64)")
     parser.add_argument("--data", choices=["random", "text"], default="random")
     parser.add_argument("--repeat", type=int, default=3, help="timings per figure; the best counts")
-    parser.add_argument("--python-repeat", type=int, default=1,
-                        help="timings for the slow pure-Python backend")
+    parser.add_argument(
+        "--python-repeat", type=int, default=1, help="timings for the slow pure-Python backend"
+    )
     parser.add_argument("--skip-python", action="store_true", help="leave out the Python backend")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
@@ -76,8 +77,9 @@ def main() -> int:
     for name, seconds in prim.items():
         print(f"{'primitive ' + name:<34}{seconds:>10.3f}{rate(seconds):>10.0f}")
     print(f"{'limit: encrypt stages summed':<34}{enc_limit:>10.3f}{rate(enc_limit):>10.0f}")
-    print(f"{'limit: + cut search':<34}{enc_limit + prim['cut']:>10.3f}"
-          f"{rate(enc_limit + prim['cut']):>10.0f}")
+    print(
+        f"{'limit: + cut search':<34}{enc_limit + prim['cut']:>10.3f}{rate(enc_limit + prim['cut']):>10.0f}"
+    )
     print(f"{'limit: decrypt stages summed':<34}{dec_limit:>10.3f}{rate(dec_limit):>10.0f}")
     for name, times in runs.items():
         for step in ("encrypt", "decrypt"):
@@ -95,8 +97,18 @@ def main() -> int:
         print(f"ratio {name:<40}{value:>8.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"size": size, "data": args.data, "level": level, "primitives": prim,
-                       "backends": runs, "ratios": ratios}, handle, indent=2)
+            json.dump(
+                {
+                    "size": size,
+                    "data": args.data,
+                    "level": level,
+                    "primitives": prim,
+                    "backends": runs,
+                    "ratios": ratios,
+                },
+                handle,
+                indent=2,
+            )
     return 0
 
 

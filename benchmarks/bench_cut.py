@@ -79,8 +79,7 @@ def main() -> int:
         start = 0
         expect.clear()
         while start < size:
-            cut = c.find_cut(table, view[start:start + max_size + 1], min_size, avg_size,
-                             max_size, True)
+            cut = c.find_cut(table, view[start : start + max_size + 1], min_size, avg_size, max_size, True)
             expect.append(cut)
             start += cut
 
@@ -90,6 +89,7 @@ def main() -> int:
     def lengths(path):
         def run():
             assert c.cut_lengths(table, data, *sizes, True, path=path) == expect
+
         return run
 
     pool = ThreadPoolExecutor(args.threads)
@@ -97,8 +97,7 @@ def main() -> int:
     segments = [(a, min(a + step, size)) for a in range(0, size, step)]
 
     def scan_resolve():
-        parts = list(pool.map(
-            lambda seg: c.scan_candidates(table, data, seg[0], seg[1], avg_size), segments))
+        parts = list(pool.map(lambda seg: c.scan_candidates(table, data, seg[0], seg[1], avg_size), segments))
         assert c.resolve_cuts(table, data, parts, *sizes, True) == expect
 
     cases = {"scan scalar": scan("scalar"), "scan unrolled": scan("unrolled")}
@@ -113,8 +112,9 @@ def main() -> int:
     cases[f"scan+resolve, {args.threads} threads"] = scan_resolve
 
     find_cut_loop()  # fills expect, which the batch calls are checked against
-    assert c.scan_candidates(table, data, 0, size, avg_size, path="scalar") == \
-        c.scan_candidates(table, data, 0, size, avg_size, path="auto")
+    assert c.scan_candidates(table, data, 0, size, avg_size, path="scalar") == c.scan_candidates(
+        table, data, 0, size, avg_size, path="auto"
+    )
     fastest = {name: float("inf") for name in cases}
     for _ in range(args.repeat):
         for name, work in cases.items():
@@ -128,19 +128,28 @@ def main() -> int:
     pool.shutdown()
 
     base = fastest["scan scalar"]
-    print(f"{args.size} MiB of {args.data} data on {cpu_name()}, {os.cpu_count()} CPUs, "
-          f"best of {args.repeat}; auto path: {c.cut_path('auto')}; "
-          f"sizes {min_size}/{avg_size}/{max_size}, {len(expect)} chunks")
+    print(
+        f"{args.size} MiB of {args.data} data on {cpu_name()}, {os.cpu_count()} CPUs, "
+        f"best of {args.repeat}; auto path: {c.cut_path('auto')}; "
+        f"sizes {min_size}/{avg_size}/{max_size}, {len(expect)} chunks"
+    )
     print(f"{'':<34}{'seconds':>9}{'MB/s':>9}{'x scalar':>10}")
     for name, seconds in fastest.items():
         print(f"{name:<34}{seconds:>9.4f}{size / seconds / 1e6:>9.0f}{base / seconds:>10.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"size": size, "data": args.data, "cpu": cpu_name(),
-                       "path": c.cut_path("auto"),
-                       "seconds": fastest,
-                       "mb_per_s": {k: size / v / 1e6 for k, v in fastest.items()}},
-                      out, indent=2)
+            json.dump(
+                {
+                    "size": size,
+                    "data": args.data,
+                    "cpu": cpu_name(),
+                    "path": c.cut_path("auto"),
+                    "seconds": fastest,
+                    "mb_per_s": {k: size / v / 1e6 for k, v in fastest.items()},
+                },
+                out,
+                indent=2,
+            )
     return 0
 
 

@@ -66,11 +66,15 @@ def main() -> int:
         full_seconds = time.perf_counter() - started
         assert full_root == edited_root, "the edit and the full re-encryption disagree"
         print(f"{args.size} MiB file, 1 byte changed in the middle (same data map both ways)")
-        print(f"SelfEncryptor edit + flush: {edit_seconds:8.3f} s, {edit_puts} chunks written, "
-              f"{edit_gets} fetched")
-        print(f"encrypting it whole again:  {full_seconds:8.3f} s, {encryptor.stats.chunks} chunks "
-              f"sealed, {store.puts} written (the store already held the edit's chunks; "
-              "into an empty store all of them would be)")
+        print(
+            f"SelfEncryptor edit + flush: {edit_seconds:8.3f} s, {edit_puts} chunks written, "
+            f"{edit_gets} fetched"
+        )
+        print(
+            f"encrypting it whole again:  {full_seconds:8.3f} s, {encryptor.stats.chunks} chunks "
+            f"sealed, {store.puts} written (the store already held the edit's chunks; "
+            "into an empty store all of them would be)"
+        )
         print(f"edit is {full_seconds / edit_seconds:.0f}x faster")
     return 0
 

@@ -30,11 +30,25 @@ def start_server(root: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret",
-                      AWS_DEFAULT_REGION="us-east-1")
-    server = subprocess.Popen([command, "serve", "s3", "--auth-key", "bench,bench-secret",
-                               "--addr", f"127.0.0.1:{port}", "--config", os.devnull, root],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_DEFAULT_REGION="us-east-1"
+    )
+    server = subprocess.Popen(
+        [
+            command,
+            "serve",
+            "s3",
+            "--auth-key",
+            "bench,bench-secret",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--config",
+            os.devnull,
+            root,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -67,9 +81,12 @@ def main() -> int:
         server, url = start_server(str(work / "s3"))
         try:
             boto3.client("s3", endpoint_url=url).create_bucket(Bucket="bench")
-            stores = {"DirStore": se.DirStore(work / "dir"),
-                      "S3Store (rclone, loopback)": se.S3Store("bench", "chunks", endpoint_url=url,
-                                                                max_workers=args.workers)}
+            stores = {
+                "DirStore": se.DirStore(work / "dir"),
+                "S3Store (rclone, loopback)": se.S3Store(
+                    "bench", "chunks", endpoint_url=url, max_workers=args.workers
+                ),
+            }
             print(f"{args.size} MiB, half random, half text; workers={args.workers or os.cpu_count()}")
             print(f"{'store':<28}{'encrypt s':>10}{'MB/s':>8}{'decrypt s':>11}{'MB/s':>8}")
             size = args.size << 20

@@ -58,8 +58,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best counts")
     args = parser.parse_args()
     size = args.size * MiB
-    print(f"backend {se.backend}, cut path {se._backend.active.cut_path() if se.backend == 'c' else 'python'}, "
-          f"{os.cpu_count()} cores, {args.size} MiB per input, best of {args.repeat}")
+    print(
+        f"backend {se.backend}, cut path {se._backend.active.cut_path() if se.backend == 'c' else 'python'}, "
+        f"{os.cpu_count()} cores, {args.size} MiB per input, best of {args.repeat}"
+    )
     print(f"{'data':6} {'what':22} {'MB/s':>8} {'x 1 worker':>11}")
     for kind in ("random", "text"):
         data = sample(kind, size)

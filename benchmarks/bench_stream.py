@@ -105,6 +105,7 @@ def measure(data, kind, workers, store_kind, repeat, scratch) -> dict:
     size = len(data)
 
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
+
         def fresh_store():
             if store_kind == "null":
                 return NullStore()
@@ -113,8 +114,14 @@ def measure(data, kind, workers, store_kind, repeat, scratch) -> dict:
             return se.DirStore(tempfile.mkdtemp(dir=folder), fsync=False)
 
         encrypt_s = min(timed_encrypt(data, fresh_store(), workers) for _ in range(repeat))
-        row = {"data": kind, "size": size, "workers": workers, "store": store_kind,
-               "encrypt_s": encrypt_s, "encrypt_MBps": size / encrypt_s / 1e6}
+        row = {
+            "data": kind,
+            "size": size,
+            "workers": workers,
+            "store": store_kind,
+            "encrypt_s": encrypt_s,
+            "encrypt_MBps": size / encrypt_s / 1e6,
+        }
         if store_kind != "null":
             store = fresh_store()
             root = se.encrypt_to_store(data, store, workers=workers)
@@ -127,8 +134,11 @@ def print_row(row: dict) -> None:
     decrypt = f"{row['decrypt_MBps']:9.0f}" if "decrypt_MBps" in row else f"{'-':>9}"
     ratio_e = f"{row['encrypt_vs_limit']:6.2f}" if "encrypt_vs_limit" in row else f"{'-':>6}"
     ratio_d = f"{row['decrypt_vs_limit']:6.2f}" if "decrypt_vs_limit" in row else f"{'-':>6}"
-    print(f"{row['data']:<7}{human(row['size']):>9}{row['workers']:>4}  {row['store']:<7}"
-          f"{row['encrypt_MBps']:9.0f}{decrypt}  {ratio_e} {ratio_d}", flush=True)
+    print(
+        f"{row['data']:<7}{human(row['size']):>9}{row['workers']:>4}  {row['store']:<7}"
+        f"{row['encrypt_MBps']:9.0f}{decrypt}  {ratio_e} {ratio_d}",
+        flush=True,
+    )
 
 
 def human(size: int) -> str:
@@ -164,8 +174,9 @@ def peak_rss(size: int, scratch: str) -> dict:
     result = {"size": size}
     for mode, args in (("encrypt", (source, store, root_file)), ("decrypt", (root_file, store, restored))):
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, mode, *args],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_SCRIPT, mode, *args], check=True, capture_output=True, text=True
+        ).stdout
         result[f"{mode}_s"] = time.perf_counter() - started
         result[f"{mode}_peak_rss"] = int(out.strip().splitlines()[-1])
     same = subprocess.run(["cmp", "-s", source, restored]).returncode == 0
@@ -191,11 +202,15 @@ def random_reads(size: int, reads: int, scratch: str) -> dict:
             piece = reader.read(4096)
             latencies.append(time.perf_counter() - started)
             fetched.append(store.gets - before)
-            assert piece == data[offset:offset + 4096]
+            assert piece == data[offset : offset + 4096]
     subprocess.run(["rm", "-rf", folder], check=True)
-    return {"size": size, "reads": reads, "median_ms": statistics.median(latencies) * 1e3,
-            "p90_ms": sorted(latencies)[int(0.9 * reads)] * 1e3,
-            "fetches": {str(k): fetched.count(k) for k in sorted(set(fetched))}}
+    return {
+        "size": size,
+        "reads": reads,
+        "median_ms": statistics.median(latencies) * 1e3,
+        "p90_ms": sorted(latencies)[int(0.9 * reads)] * 1e3,
+        "fetches": {str(k): fetched.count(k) for k in sorted(set(fetched))},
+    }
 
 
 def main() -> int:
@@ -203,8 +218,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes only, no 4 GiB run")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--scratch", default=tempfile.gettempdir(), help="folder for stores and files")
-    parser.add_argument("--only", choices=["throughput", "rss", "reads"], action="append",
-                        help="run only these parts (repeatable; default: all)")
+    parser.add_argument(
+        "--only",
+        choices=["throughput", "rss", "reads"],
+        action="append",
+        help="run only these parts (repeatable; default: all)",
+    )
     args = parser.parse_args()
     parts = set(args.only or ["throughput", "rss", "reads"])
     if se.backend != "c":
@@ -219,15 +238,21 @@ def main() -> int:
     report: dict = {"backend": se.backend}
     rows = []
     if "throughput" in parts:
-        print(f"{'data':<7}{'size':>9}{'wk':>4}  {'store':<7}{'enc MB/s':>9}{'dec MB/s':>9}  "
-              f"{'enc/lim':>6} {'dec/lim':>6}")
+        print(
+            f"{'data':<7}{'size':>9}{'wk':>4}  {'store':<7}{'enc MB/s':>9}{'dec MB/s':>9}  "
+            f"{'enc/lim':>6} {'dec/lim':>6}"
+        )
         rows = report["throughput"] = throughput_table(sizes, ["random", "text"], [1, 2], args)
 
     speedups = {}
     for kind in ("random", "text"):
         for size in sizes:
-            one = [r for r in rows if (r["data"], r["size"], r["workers"], r["store"]) == (kind, size, 1, "null")]
-            two = [r for r in rows if (r["data"], r["size"], r["workers"], r["store"]) == (kind, size, 2, "null")]
+            one = [
+                r for r in rows if (r["data"], r["size"], r["workers"], r["store"]) == (kind, size, 1, "null")
+            ]
+            two = [
+                r for r in rows if (r["data"], r["size"], r["workers"], r["store"]) == (kind, size, 2, "null")
+            ]
             if one and two and size >= 16 * MiB:
                 speedups[f"{kind} {human(size)}"] = one[0]["encrypt_s"] / two[0]["encrypt_s"]
     for name, value in speedups.items():
@@ -236,16 +261,20 @@ def main() -> int:
 
     if rss_size and "rss" in parts:
         rss = peak_rss(rss_size, args.scratch)
-        print(f"{human(rss_size)} file: encrypt_file peak RSS {rss['encrypt_peak_rss'] / MiB:.0f} MiB "
-              f"({rss['encrypt_s']:.1f} s), decrypt_file peak RSS {rss['decrypt_peak_rss'] / MiB:.0f} MiB "
-              f"({rss['decrypt_s']:.1f} s), identical: {rss['identical']}")
+        print(
+            f"{human(rss_size)} file: encrypt_file peak RSS {rss['encrypt_peak_rss'] / MiB:.0f} MiB "
+            f"({rss['encrypt_s']:.1f} s), decrypt_file peak RSS {rss['decrypt_peak_rss'] / MiB:.0f} MiB "
+            f"({rss['decrypt_s']:.1f} s), identical: {rss['identical']}"
+        )
         report["peak_rss"] = rss
 
     if "reads" in parts:
         reads = random_reads(read_size, 300, args.scratch)
-        print(f"4 KiB random reads of a {human(read_size)} file in a DirStore: median "
-              f"{reads['median_ms']:.2f} ms, p90 {reads['p90_ms']:.2f} ms, "
-              f"chunks fetched per read: {reads['fetches']}")
+        print(
+            f"4 KiB random reads of a {human(read_size)} file in a DirStore: median "
+            f"{reads['median_ms']:.2f} ms, p90 {reads['p90_ms']:.2f} ms, "
+            f"chunks fetched per read: {reads['fetches']}"
+        )
         report["random_reads"] = reads
 
     if args.json:

@@ -72,8 +72,14 @@ def make_file(path: pathlib.Path, kind: str, size: int) -> None:
 def timed(command: list[str], env=None, cwd=None) -> tuple[float, int]:
     """(seconds, peak RSS in bytes) of a command, via GNU time."""
     with tempfile.NamedTemporaryFile("r") as report:
-        subprocess.run([GNU_TIME, "-f", "%e %M", "-o", report.name, *command], check=True,
-                       env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            [GNU_TIME, "-f", "%e %M", "-o", report.name, *command],
+            check=True,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         seconds, kilobytes = report.read().split()[-2:]
     return float(seconds), int(kilobytes) * 1024
 
@@ -97,33 +103,65 @@ class Ours(Tool):
 
     def __init__(self) -> None:
         self.command = shutil.which("self-encryption") or str(
-            pathlib.Path(sys.executable).with_name("self-encryption"))
+            pathlib.Path(sys.executable).with_name("self-encryption")
+        )
 
     def missing(self):
         return None if os.path.exists(self.command) else "the self-encryption command is not installed"
 
     def encrypt(self, source, work):
-        return timed([self.command, "encrypt", str(source), "--store", str(work / "store"),
-                      "-o", str(work / "map.sedm"), "--quiet"])
+        return timed(
+            [
+                self.command,
+                "encrypt",
+                str(source),
+                "--store",
+                str(work / "store"),
+                "-o",
+                str(work / "map.sedm"),
+                "--quiet",
+            ]
+        )
 
     def decrypt(self, work, target):
-        return timed([self.command, "decrypt", str(work / "map.sedm"), "--store", str(work / "store"),
-                      "-o", str(target), "--quiet"])
+        return timed(
+            [
+                self.command,
+                "decrypt",
+                str(work / "map.sedm"),
+                "--store",
+                str(work / "store"),
+                "-o",
+                str(target),
+                "--quiet",
+            ]
+        )
 
 
 class Borg(Tool):
     name = "borg (zstd,3)"
-    env = {**os.environ, "BORG_PASSPHRASE": "benchmark", "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
-           "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes"}
+    env = {
+        **os.environ,
+        "BORG_PASSPHRASE": "benchmark",
+        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
+        "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
+    }
 
     def missing(self):
         return None if shutil.which("borg") else "borg is not installed (apt-get install borgbackup)"
 
     def encrypt(self, source, work):
-        subprocess.run(["borg", "init", "--encryption=repokey-blake2", str(work / "repo")],
-                       check=True, env=self.env, capture_output=True)
-        return timed(["borg", "create", "--compression", "zstd,3", f"{work / 'repo'}::bench", source.name],
-                     env=self.env, cwd=source.parent)
+        subprocess.run(
+            ["borg", "init", "--encryption=repokey-blake2", str(work / "repo")],
+            check=True,
+            env=self.env,
+            capture_output=True,
+        )
+        return timed(
+            ["borg", "create", "--compression", "zstd,3", f"{work / 'repo'}::bench", source.name],
+            env=self.env,
+            cwd=source.parent,
+        )
 
     def decrypt(self, work, target):
         out = work / "extract"
@@ -141,15 +179,18 @@ class Restic(Tool):
         return None if shutil.which("restic") else "restic is not installed (apt-get install restic)"
 
     def encrypt(self, source, work):
-        subprocess.run(["restic", "init", "--repo", str(work / "repo")], check=True, env=self.env,
-                       capture_output=True)
-        return timed(["restic", "backup", "--repo", str(work / "repo"), source.name],
-                     env=self.env, cwd=source.parent)
+        subprocess.run(
+            ["restic", "init", "--repo", str(work / "repo")], check=True, env=self.env, capture_output=True
+        )
+        return timed(
+            ["restic", "backup", "--repo", str(work / "repo"), source.name], env=self.env, cwd=source.parent
+        )
 
     def decrypt(self, work, target):
         out = work / "restore"
-        result = timed(["restic", "restore", "latest", "--repo", str(work / "repo"), "--target", str(out)],
-                       env=self.env)
+        result = timed(
+            ["restic", "restore", "latest", "--repo", str(work / "repo"), "--target", str(out)], env=self.env
+        )
         restored = [p for p in out.rglob("*") if p.is_file()]
         os.replace(restored[0], target)
         return result
@@ -164,18 +205,25 @@ class Upstream(Tool):
     def missing(self):
         if not os.path.exists(self.python):
             return f"no Python at {self.python} (see this script's docstring to install it)"
-        probe = subprocess.run([self.python, "-c", "import self_encryption as s; s.encrypt_from_file"],
-                               capture_output=True, cwd=tempfile.gettempdir())
+        probe = subprocess.run(
+            [self.python, "-c", "import self_encryption as s; s.encrypt_from_file"],
+            capture_output=True,
+            cwd=tempfile.gettempdir(),
+        )
         return None if probe.returncode == 0 else f"{self.python} cannot import the upstream package"
 
     def encrypt(self, source, work):
         (work / "chunks").mkdir()
-        return timed([self.python, "-c", UPSTREAM_ENCRYPT, str(source), str(work / "chunks"),
-                      str(work / "map.json")], cwd=tempfile.gettempdir())
+        return timed(
+            [self.python, "-c", UPSTREAM_ENCRYPT, str(source), str(work / "chunks"), str(work / "map.json")],
+            cwd=tempfile.gettempdir(),
+        )
 
     def decrypt(self, work, target):
-        return timed([self.python, "-c", UPSTREAM_DECRYPT, str(work / "map.json"), str(work / "chunks"),
-                      str(target)], cwd=tempfile.gettempdir())
+        return timed(
+            [self.python, "-c", UPSTREAM_DECRYPT, str(work / "map.json"), str(work / "chunks"), str(target)],
+            cwd=tempfile.gettempdir(),
+        )
 
 
 class Copy(Tool):
@@ -192,8 +240,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024, help="MiB per file (default 1024)")
     parser.add_argument("--scratch", default=tempfile.gettempdir(), help="folder for files and stores")
-    parser.add_argument("--upstream-python", default="/tmp/upstream-venv/bin/python",
-                        help="a Python with the upstream self-encryption package")
+    parser.add_argument(
+        "--upstream-python",
+        default="/tmp/upstream-venv/bin/python",
+        help="a Python with the upstream self-encryption package",
+    )
     args = parser.parse_args()
     if not os.path.exists(GNU_TIME):
         print(f"{GNU_TIME} is missing (apt-get install time)")
@@ -217,14 +268,19 @@ def main() -> int:
                 work = root / tool.name.split()[0]
                 work.mkdir()
                 target = root / f"restored-{work.name}"
-                for phase, step in (("encrypt", lambda: tool.encrypt(source, work)),
-                                    ("decrypt", lambda: tool.decrypt(work, target))):
+                for phase, step in (
+                    ("encrypt", lambda: tool.encrypt(source, work)),
+                    ("decrypt", lambda: tool.decrypt(work, target)),
+                ):
                     seconds, rss = step()
                     if isinstance(tool, Ours):
                         ours[phase] = seconds
                     ratio = seconds / ours[phase] if ours.get(phase) else float("nan")
-                    print(f"{kind:<7}{tool.name:<26}{phase:<9}{seconds:>9.2f}{size / seconds / 1e6:>8.0f}"
-                          f"{rss / MiB:>8.0f} MiB{ratio:>11.2f}", flush=True)
+                    print(
+                        f"{kind:<7}{tool.name:<26}{phase:<9}{seconds:>9.2f}{size / seconds / 1e6:>8.0f}"
+                        f"{rss / MiB:>8.0f} MiB{ratio:>11.2f}",
+                        flush=True,
+                    )
                 if not filecmp.cmp(source, target, shallow=False):
                     print(f"WARNING: {tool.name} did not restore {kind} identically")
                 shutil.rmtree(work)

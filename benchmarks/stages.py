@@ -33,7 +33,7 @@ def stage_times(data: bytes, level: int = se.DEFAULT_COMPRESSION_LEVEL, repeat: 
     c = _backend.load_c()
     ffi, lib = c.ffi, c.lib
     view = memoryview(data)
-    pieces = [view[i:i + PIECE] for i in range(0, len(data), PIECE)] or [view]
+    pieces = [view[i : i + PIECE] for i in range(0, len(data), PIECE)] or [view]
     compressor = zstandard.ZstdCompressor(level=level)
     frames = [compressor.compress(p) for p in pieces]
     decompressor = zstandard.ZstdDecompressor()
@@ -47,7 +47,7 @@ def stage_times(data: bytes, level: int = se.DEFAULT_COMPRESSION_LEVEL, repeat: 
     def cut_every_byte():
         start = 0
         while start < len(data):  # min = 64: the search hashes nearly every byte
-            start += c.find_cut(table, view[start:start + maximum + 1], 64, avg, maximum, True)
+            start += c.find_cut(table, view[start : start + maximum + 1], 64, avg, maximum, True)
 
     def compress():
         for piece in pieces:
@@ -65,8 +65,7 @@ def stage_times(data: bytes, level: int = se.DEFAULT_COMPRESSION_LEVEL, repeat: 
         for piece in pieces:
             lib.se_aes256_ctr(key, counter, ffi.from_buffer(piece), len(piece), out_c)
 
-    stages = {"cut": cut_every_byte, "zstd": compress, "unzstd": decompress,
-              "sha256": sha256, "aes": aes}
+    stages = {"cut": cut_every_byte, "zstd": compress, "unzstd": decompress, "sha256": sha256, "aes": aes}
     return {name: best(repeat, work) for name, work in stages.items()}
 
 

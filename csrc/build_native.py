@@ -64,7 +64,7 @@ def read_version(path: str = VERSION_FILE) -> str:
         text = source.read()
     match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']\s*$""", text, re.M)
     if match is None:
-        raise RuntimeError(f"{path} has no __version__ = \"...\" line")
+        raise RuntimeError(f'{path} has no __version__ = "..." line')
     version = match.group(1)
     # It becomes a C string literal: allow only what PEP 440 versions use.
     if not re.fullmatch(r"[0-9A-Za-z.+!_-]+", version):
@@ -82,9 +82,7 @@ def _relative(path: str) -> str:
 
 def _from_prefix(prefix: str) -> dict[str, list[str]]:
     library_dirs = [
-        os.path.join(prefix, name)
-        for name in ("lib", "lib64")
-        if os.path.isdir(os.path.join(prefix, name))
+        os.path.join(prefix, name) for name in ("lib", "lib64") if os.path.isdir(os.path.join(prefix, name))
     ]
     libraries = ["libcrypto"] if sys.platform == "win32" else ["crypto"]
     if sys.platform == "win32":
@@ -103,16 +101,22 @@ def _from_pkg_config() -> dict[str, list[str]] | None:
     try:
         cflags = subprocess.run(
             [pkg_config, "--cflags", "libcrypto"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         libs = subprocess.run(
             [pkg_config, "--libs", "libcrypto"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     except subprocess.CalledProcessError:
         return None
     flags: dict[str, list[str]] = {
-        "include_dirs": [], "library_dirs": [], "libraries": [],
+        "include_dirs": [],
+        "library_dirs": [],
+        "libraries": [],
     }
     for word in shlex.split(cflags):
         if word.startswith("-I"):

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_ext"))
 
-import self_encryption  # noqa: E402
+import self_encryption
 
 project = "self-encryption-cffi"
 author = "the self-encryption-cffi developers"

@@ -19,16 +19,22 @@ import self_encryption as se
 
 
 def make_sample(path: pathlib.Path, size: int = 24 << 20) -> None:
-    lines = b"".join(b"sample line %08d: self-encryption keeps what it stores unreadable\n" % i
-                     for i in range(size // 2 // 64 + 1))[: size // 2]
+    lines = b"".join(
+        b"sample line %08d: self-encryption keeps what it stores unreadable\n" % i
+        for i in range(size // 2 // 64 + 1)
+    )[: size // 2]
     path.write_bytes(lines + os.urandom(size - len(lines)))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", type=pathlib.Path, help="file to encrypt (default: a sample)")
-    parser.add_argument("--store", type=pathlib.Path, default=pathlib.Path("demo-store"),
-                        help="folder for the chunk store (default: ./demo-store)")
+    parser.add_argument(
+        "--store",
+        type=pathlib.Path,
+        default=pathlib.Path("demo-store"),
+        help="folder for the chunk store (default: ./demo-store)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -53,10 +59,14 @@ def main() -> int:
         same = hashlib.sha256(output.read_bytes()).digest() == hashlib.sha256(original).digest()
 
     megabytes = len(original) / 1e6
-    print(f"encrypted in {encrypt_seconds:.2f} s ({megabytes / max(encrypt_seconds, 1e-9):.0f} MB/s), "
-          f"decrypted in {decrypt_seconds:.2f} s ({megabytes / max(decrypt_seconds, 1e-9):.0f} MB/s)")
-    print(f"root data map: level {data_map.level}, {len(data_map.chunks)} records, "
-          f"{len(data_map.to_bytes())} bytes; chunks in store: {sum(1 for _ in store)}")
+    print(
+        f"encrypted in {encrypt_seconds:.2f} s ({megabytes / max(encrypt_seconds, 1e-9):.0f} MB/s), "
+        f"decrypted in {decrypt_seconds:.2f} s ({megabytes / max(decrypt_seconds, 1e-9):.0f} MB/s)"
+    )
+    print(
+        f"root data map: level {data_map.level}, {len(data_map.chunks)} records, "
+        f"{len(data_map.to_bytes())} bytes; chunks in store: {sum(1 for _ in store)}"
+    )
     print(f"round trip: {'identical' if same else 'DIFFERENT'}")
     print("data map (keep it secret, it opens the file):")
     print(data_map.to_text())

@@ -1,6 +1,6 @@
 """Fuzz the data-map parsers (binary, text, JSON): a map or DataMapError, nothing else.
 
-    python fuzz/fuzz_datamap.py [libFuzzer options] [CORPUS_DIR]
+python fuzz/fuzz_datamap.py [libFuzzer options] [CORPUS_DIR]
 """
 
 from __future__ import annotations

@@ -35,8 +35,7 @@ def _read_paths(root: se.DataMap, store: se.MemoryStore) -> dict[str, object]:
     results: dict[str, object] = {}
     attempts = {
         "decrypt": lambda: se.decrypt(root, store, workers=1),
-        "decrypt_file": lambda: (se.decrypt_file(root, store, OUT, workers=1),
-                                 open(OUT, "rb").read())[1],
+        "decrypt_file": lambda: (se.decrypt_file(root, store, OUT, workers=1), open(OUT, "rb").read())[1],
         "open().read()": lambda: se.open(root, store, workers=1).read(),
         "SelfEncryptor.read": lambda: se.SelfEncryptor(store, root).read(0, root.file_size),
         "verify": lambda: se.verify(root, store, full=True, workers=1),

@@ -57,35 +57,57 @@ def _vectors(prefix: str, specs):
 
 def default_set():
     m = DEFAULT_MAX
-    return DEFAULT_MAX, list(_vectors("v", [
-        ("3-bytes", "random", 3, "smallest file upstream encrypts: three 1-byte chunks"),
-        ("4-bytes", "random", 4, "remainder goes to the third chunk: 1, 1, 2"),
-        ("1KiB", "random", 1024, "three chunks of 341, 341, 342"),
-        ("100000-random", "random", 100_000, "incompressible: brotli stores it nearly as is"),
-        ("3max-minus-1", "blocks", 3 * m - 1, "largest file kept in three chunks; last is MAX+1"),
-        ("3max", "blocks", 3 * m, "three chunks of exactly MAX_CHUNK_SIZE"),
-        ("3max-plus-1", "blocks", 3 * m + 1, "four chunks (MAX, MAX, MAX, 1): shrunk map, child 1"),
-        ("4max", "blocks", 4 * m, "four full chunks, no remainder: shrunk map, child 1"),
-        ("3max-plus-26", "blocks", 3 * m + 26,
-         "four chunks, shrunk; its size is 10 + 80 n, like a serialised map's, so a reader "
-         "cannot tell from sizes alone that the inner map is the file's"),
-        ("multi", "blocks", 5 * m + 12_345, "six chunks: shrunk map, child 1"),
-    ]))
+    return DEFAULT_MAX, list(
+        _vectors(
+            "v",
+            [
+                ("3-bytes", "random", 3, "smallest file upstream encrypts: three 1-byte chunks"),
+                ("4-bytes", "random", 4, "remainder goes to the third chunk: 1, 1, 2"),
+                ("1KiB", "random", 1024, "three chunks of 341, 341, 342"),
+                ("100000-random", "random", 100_000, "incompressible: brotli stores it nearly as is"),
+                ("3max-minus-1", "blocks", 3 * m - 1, "largest file kept in three chunks; last is MAX+1"),
+                ("3max", "blocks", 3 * m, "three chunks of exactly MAX_CHUNK_SIZE"),
+                ("3max-plus-1", "blocks", 3 * m + 1, "four chunks (MAX, MAX, MAX, 1): shrunk map, child 1"),
+                ("4max", "blocks", 4 * m, "four full chunks, no remainder: shrunk map, child 1"),
+                (
+                    "3max-plus-26",
+                    "blocks",
+                    3 * m + 26,
+                    "four chunks, shrunk; its size is 10 + 80 n, like a serialised map's, so a reader "
+                    "cannot tell from sizes alone that the inner map is the file's",
+                ),
+                ("multi", "blocks", 5 * m + 12_345, "six chunks: shrunk map, child 1"),
+            ],
+        )
+    )
 
 
 def small256_set():
     m = 256
-    return m, list(_vectors("s256", [
-        ("3-bytes", "random", 3, "three 1-byte chunks"),
-        ("769", "random", 3 * m + 1, "four chunks: one shrink round, child 1"),
-        ("1050", "random", 1050, "five chunks, one shrink round; size 10 + 80 n (ambiguous)"),
-        ("2-rounds", "random", 10 * m,
-         "ten chunks; their map needs four, whose map needs three: two shrink rounds, "
-         "written as child 1 over a level-1 map without child (upstream cannot read it back)"),
-        ("3-rounds", "random", 29 * m - 100,
-         "29 chunks; maps of 10, 4, then 3 chunks: three shrink rounds, root child 1 "
-         "(upstream cannot read it back)"),
-    ]))
+    return m, list(
+        _vectors(
+            "s256",
+            [
+                ("3-bytes", "random", 3, "three 1-byte chunks"),
+                ("769", "random", 3 * m + 1, "four chunks: one shrink round, child 1"),
+                ("1050", "random", 1050, "five chunks, one shrink round; size 10 + 80 n (ambiguous)"),
+                (
+                    "2-rounds",
+                    "random",
+                    10 * m,
+                    "ten chunks; their map needs four, whose map needs three: two shrink rounds, "
+                    "written as child 1 over a level-1 map without child (upstream cannot read it back)",
+                ),
+                (
+                    "3-rounds",
+                    "random",
+                    29 * m - 100,
+                    "29 chunks; maps of 10, 4, then 3 chunks: three shrink rounds, root child 1 "
+                    "(upstream cannot read it back)",
+                ),
+            ],
+        )
+    )
 
 
 SETS = {"default": default_set, "small256": small256_set}
@@ -101,24 +123,29 @@ def _check_max_chunk(upstream, expected: int, work: str) -> None:
         os.mkdir(out)
         data_map, _ = upstream.encrypt_from_file(source, out)
         if data_map.is_child() != shrunk:
-            sys.exit(f"this upstream build does not use MAX_CHUNK_SIZE={expected} "
-                     f"({size} bytes {'were' if not shrunk else 'were not'} shrunk)")
+            sys.exit(
+                f"this upstream build does not use MAX_CHUNK_SIZE={expected} "
+                f"({size} bytes {'were' if not shrunk else 'were not'} shrunk)"
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=sorted(SETS), default="default")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
-                                                      "data", "upstream"))
+    parser.add_argument(
+        "--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "upstream")
+    )
     args = parser.parse_args()
 
     import importlib.metadata
 
     import self_encryption as upstream  # the upstream package, in this interpreter
+
     version = importlib.metadata.version("self_encryption")
     if version != UPSTREAM_VERSION or not hasattr(upstream, "encrypt_from_file"):
-        sys.exit(f"this needs upstream self-encryption=={UPSTREAM_VERSION}, found {version} "
-                 f"at {upstream.__file__}")
+        sys.exit(
+            f"this needs upstream self-encryption=={UPSTREAM_VERSION}, found {version} at {upstream.__file__}"
+        )
 
     max_chunk, vectors = SETS[args.set]()
     os.makedirs(args.out, exist_ok=True)
@@ -147,8 +174,7 @@ def main() -> int:
                     return handle.read()
 
             try:
-                upstream.decrypt_from_storage(upstream.DataMap.from_json(map_json), restored,
-                                              get_chunk)
+                upstream.decrypt_from_storage(upstream.DataMap.from_json(map_json), restored, get_chunk)
                 with open(restored, "rb") as handle:
                     reads_back = handle.read() == data
             except OSError as exc:
@@ -171,8 +197,10 @@ def main() -> int:
                 json.dump(info, handle, indent=1)
                 handle.write("\n")
             stored = sum(os.path.getsize(os.path.join(chunks, n)) for n in os.listdir(chunks))
-            print(f"{name}: {len(data)} bytes -> {len(os.listdir(chunks))} chunks, "
-                  f"{stored} bytes stored, child={data_map.child()}")
+            print(
+                f"{name}: {len(data)} bytes -> {len(os.listdir(chunks))} chunks, "
+                f"{stored} bytes stored, child={data_map.child()}"
+            )
     return 0
 
 

@@ -30,8 +30,9 @@ def main() -> int:
     for backend in args.backends.split(","):
         print(f"== tests with SELF_ENCRYPTION_BACKEND={backend}", flush=True)
         env = {**os.environ, "SELF_ENCRYPTION_BACKEND": backend}
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                 "tests", *pytest_args], env=env)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", *pytest_args], env=env
+        )
         failed |= result.returncode
     return failed
 

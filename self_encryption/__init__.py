@@ -13,7 +13,7 @@ This module only gathers the public names; each lives in the module that
 owns its job (see the README's "Architecture" section).
 """
 
-from ._backend import BACKEND_NAME as backend
+from ._backend import BACKEND_NAME as backend  # noqa: N811 - a public name, lower case like io.DEFAULT_BUFFER_SIZE's neighbours
 from ._backend import openssl_version
 from ._chunking import cut_points
 from ._datamap import ChunkInfo, DataMap

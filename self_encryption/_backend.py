@@ -33,27 +33,49 @@ class Backend(Protocol):
 
     def aes256_ctr(self, key: Buffer, counter_block: Buffer, data: Buffer) -> bytearray: ...
 
-    def find_cut(self, table: Any, data: Buffer, min_size: int, avg_size: int, max_size: int,
-                 at_end: bool) -> int: ...
+    def find_cut(
+        self, table: Any, data: Buffer, min_size: int, avg_size: int, max_size: int, at_end: bool
+    ) -> int: ...
 
     def key_seed(self, secret: bytes, kind: int, body: Buffer) -> bytes: ...
 
-    def seal(self, seed: bytes, prev1: bytes, prev2: bytes, kind: int,
-             body: Buffer) -> tuple[bytearray, bytes]: ...
+    def seal(
+        self, seed: bytes, prev1: bytes, prev2: bytes, kind: int, body: Buffer
+    ) -> tuple[bytearray, bytes]: ...
 
-    def open_chunk(self, seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: bytes,
-                   out: Buffer | None = None) -> memoryview: ...
+    def open_chunk(
+        self, seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: bytes, out: Buffer | None = None
+    ) -> memoryview: ...
 
     def cut_path(self, path: str | None = None) -> str: ...
 
-    def cut_lengths(self, table: Any, data: Buffer, min_size: int, avg_size: int, max_size: int,
-                    at_end: bool, *, path: str | None = None) -> list[int]: ...
+    def cut_lengths(
+        self,
+        table: Any,
+        data: Buffer,
+        min_size: int,
+        avg_size: int,
+        max_size: int,
+        at_end: bool,
+        *,
+        path: str | None = None,
+    ) -> list[int]: ...
 
-    def scan_candidates(self, table: Any, data: Buffer, start: int, stop: int, avg_size: int,
-                        *, path: str | None = None) -> array[int]: ...
+    def scan_candidates(
+        self, table: Any, data: Buffer, start: int, stop: int, avg_size: int, *, path: str | None = None
+    ) -> array[int]: ...
 
-    def resolve_cuts(self, table: Any, data: Buffer, candidates: Iterable[Any], min_size: int,
-                     avg_size: int, max_size: int, at_end: bool, start: int = 0) -> list[int]: ...
+    def resolve_cuts(
+        self,
+        table: Any,
+        data: Buffer,
+        candidates: Iterable[Any],
+        min_size: int,
+        avg_size: int,
+        max_size: int,
+        at_end: bool,
+        start: int = 0,
+    ) -> list[int]: ...
 
 
 def load_c() -> ModuleType:
@@ -72,9 +94,7 @@ def select() -> ModuleType:
     """The backend module named by the environment, imported."""
     choice = os.environ.get(VARIABLE, "auto").strip().lower() or "auto"
     if choice not in CHOICES:
-        raise ImportError(
-            f"{VARIABLE}={os.environ[VARIABLE]!r} is not one of {', '.join(CHOICES)}"
-        )
+        raise ImportError(f"{VARIABLE}={os.environ[VARIABLE]!r} is not one of {', '.join(CHOICES)}")
     if choice == "python":
         return load_python()
     try:
@@ -83,12 +103,9 @@ def select() -> ModuleType:
         if type(exc).__name__ == "StaleCoreError":  # built, but for another version: fail loudly
             raise
         if choice == "c":
-            raise ImportError(
-                f"{VARIABLE}=c but the C backend cannot be loaded: {exc}"
-            ) from exc
+            raise ImportError(f"{VARIABLE}=c but the C backend cannot be loaded: {exc}") from exc
         warnings.warn(
-            f"self_encryption: C backend unavailable ({exc}); using the much "
-            "slower pure-Python backend",
+            f"self_encryption: C backend unavailable ({exc}); using the much slower pure-Python backend",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -13,10 +13,12 @@ if sys.version_info >= (3, 12):
 elif TYPE_CHECKING:
     from typing_extensions import Buffer
 else:
+
     class Buffer(Protocol):
         """Any object with the buffer protocol (collections.abc.Buffer from Python 3.12)."""
 
         def __buffer__(self, flags: int, /) -> memoryview: ...
+
 
 __all__ = ["Buffer", "Scratch", "ScratchPool", "as_bytes_view"]
 
@@ -28,9 +30,7 @@ def as_bytes_view(data: object) -> memoryview:
     try:
         view = memoryview(data)  # type: ignore[arg-type]
     except TypeError:
-        raise InvalidArgumentError(
-            f"data must be bytes-like, not {type(data).__name__}"
-        ) from None
+        raise InvalidArgumentError(f"data must be bytes-like, not {type(data).__name__}") from None
     if not view.c_contiguous:
         raise InvalidArgumentError("data must be a contiguous buffer")
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view

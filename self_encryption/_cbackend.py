@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from array import array
-
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -64,8 +63,10 @@ check_package_version(built_for_version())
 
 def openssl_versions() -> tuple[str, str]:
     """(the OpenSSL version compiled against, the one loaded at run time)."""
-    return (str(ffi.string(lib.se_openssl_build_version()).decode()),
-            str(ffi.string(lib.se_openssl_run_version()).decode()))
+    return (
+        str(ffi.string(lib.se_openssl_build_version()).decode()),
+        str(ffi.string(lib.se_openssl_run_version()).decode()),
+    )
 
 
 def crypto_error_text() -> str:
@@ -120,10 +121,15 @@ def aes256_ctr(key: Buffer, counter_block: Buffer, data: Buffer) -> bytearray:
     """AES-256-CTR over data; the whole 16-byte block is the counter."""
     data = memoryview(data)
     out = bytearray(len(data))
-    _check(lib.se_aes256_ctr(
-        _fixed(key, HASH_SIZE, "key"), _fixed(counter_block, IV_SIZE, "counter block"),
-        _in(data), len(data), ffi.from_buffer(out),
-    ))
+    _check(
+        lib.se_aes256_ctr(
+            _fixed(key, HASH_SIZE, "key"),
+            _fixed(counter_block, IV_SIZE, "counter block"),
+            _in(data),
+            len(data),
+            ffi.from_buffer(out),
+        )
+    )
     return out
 
 
@@ -141,14 +147,24 @@ class GearTable:
         return tuple(self.table.gear)
 
 
-def find_cut(table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int,
-             at_end: bool) -> int:
+def find_cut(
+    table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int, at_end: bool
+) -> int:
     """Length of the next chunk at the start of data, or 0 if more bytes could move it."""
     cut = ffi.new("size_t *")
     data = memoryview(data)
-    _check(lib.se_find_cut(
-        table.table, _in(data), len(data), min_size, avg_size, max_size, int(at_end), cut,
-    ))
+    _check(
+        lib.se_find_cut(
+            table.table,
+            _in(data),
+            len(data),
+            min_size,
+            avg_size,
+            max_size,
+            int(at_end),
+            cut,
+        )
+    )
     return int(cut[0])
 
 
@@ -162,16 +178,24 @@ def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body: Buffer) -> tu
     body = memoryview(body)
     content = bytearray(len(body) + 1)
     name = bytearray(HASH_SIZE)
-    _check(lib.se_seal(
-        _fixed(seed, HASH_SIZE, "key seed"), _fixed(prev1, HASH_SIZE, "key seed"),
-        _fixed(prev2, HASH_SIZE, "key seed"),
-        kind, _in(body), len(body), ffi.from_buffer(content), ffi.from_buffer(name),
-    ))
+    _check(
+        lib.se_seal(
+            _fixed(seed, HASH_SIZE, "key seed"),
+            _fixed(prev1, HASH_SIZE, "key seed"),
+            _fixed(prev2, HASH_SIZE, "key seed"),
+            kind,
+            _in(body),
+            len(body),
+            ffi.from_buffer(content),
+            ffi.from_buffer(name),
+        )
+    )
     return content, bytes(name)
 
 
-def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: bytes,
-               out: Buffer | None = None) -> memoryview:
+def open_chunk(
+    seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: bytes, out: Buffer | None = None
+) -> memoryview:
     """Check content against its name, then return the payload it seals.
 
     The payload is written into ``out`` (a writable buffer at least as long
@@ -182,11 +206,17 @@ def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: b
     payload = memoryview(bytearray(size) if out is None else out)[:size]
     if len(payload) != size:
         raise InvalidArgumentError("the output buffer is shorter than the chunk")
-    _check(lib.se_open(
-        _fixed(seed, HASH_SIZE, "key seed"), _fixed(prev1, HASH_SIZE, "key seed"),
-        _fixed(prev2, HASH_SIZE, "key seed"),
-        _in(content), size, _fixed(name, HASH_SIZE, "name"), ffi.from_buffer(payload, require_writable=True),
-    ))
+    _check(
+        lib.se_open(
+            _fixed(seed, HASH_SIZE, "key seed"),
+            _fixed(prev1, HASH_SIZE, "key seed"),
+            _fixed(prev2, HASH_SIZE, "key seed"),
+            _in(content),
+            size,
+            _fixed(name, HASH_SIZE, "name"),
+            ffi.from_buffer(payload, require_writable=True),
+        )
+    )
     return payload
 
 
@@ -226,8 +256,16 @@ def cut_path(path: str | None = None) -> str:
     return str(ffi.string(lib.se_cut_path_name(chosen[0])).decode())
 
 
-def cut_lengths(table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int,
-                at_end: bool, *, path: str | None = None) -> list[int]:
+def cut_lengths(
+    table: GearTable,
+    data: Buffer,
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    at_end: bool,
+    *,
+    path: str | None = None,
+) -> list[int]:
     """Every chunk length that repeated find_cut calls give from the start of data.
 
     Stops where the remaining bytes cannot decide a cut, unless at_end.
@@ -238,15 +276,29 @@ def cut_lengths(table: GearTable, data: Buffer, min_size: int, avg_size: int, ma
     cuts = ffi.new("uint64_t[]", cap)
     count = ffi.new("size_t *")
     consumed = ffi.new("size_t *")
-    _check(lib.se_cut_lengths(
-        _cut_request(path), table.table, _in(data), size, 0, min_size, avg_size, max_size,
-        int(at_end), cuts, cap, count, consumed,
-    ))
+    _check(
+        lib.se_cut_lengths(
+            _cut_request(path),
+            table.table,
+            _in(data),
+            size,
+            0,
+            min_size,
+            avg_size,
+            max_size,
+            int(at_end),
+            cuts,
+            cap,
+            count,
+            consumed,
+        )
+    )
     return [int(cut) for cut in ffi.unpack(cuts, count[0])]
 
 
-def scan_candidates(table: GearTable, data: Buffer, start: int, stop: int, avg_size: int,
-                    *, path: str | None = None) -> array[int]:
+def scan_candidates(
+    table: GearTable, data: Buffer, start: int, stop: int, avg_size: int, *, path: str | None = None
+) -> array[int]:
     """The candidates of positions start .. stop-1 of data, as array('Q').
 
     Reads data[start-63:stop]; separate segments (on separate threads: the
@@ -263,10 +315,21 @@ def scan_candidates(table: GearTable, data: Buffer, start: int, stop: int, avg_s
     found = array("Q")
     at = start
     while True:
-        _check(lib.se_cut_scan(
-            request, table.table, view, len(data), at, stop, avg_size,
-            buffer, cap, count, next_at,
-        ))
+        _check(
+            lib.se_cut_scan(
+                request,
+                table.table,
+                view,
+                len(data),
+                at,
+                stop,
+                avg_size,
+                buffer,
+                cap,
+                count,
+                next_at,
+            )
+        )
         found.frombytes(ffi.buffer(buffer, count[0] * 8))
         if next_at[0] >= stop:
             return found
@@ -284,8 +347,16 @@ def _joined_candidates(candidates: Iterable[Any]) -> array[int]:
     return joined
 
 
-def resolve_cuts(table: GearTable, data: Buffer, candidates: Iterable[Any], min_size: int, avg_size: int,
-                 max_size: int, at_end: bool, start: int = 0) -> list[int]:
+def resolve_cuts(
+    table: GearTable,
+    data: Buffer,
+    candidates: Iterable[Any],
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    at_end: bool,
+    start: int = 0,
+) -> list[int]:
     """Chunk lengths from a chunk starting at offset start, given the candidates.
 
     ``candidates``: one array('Q') from scan_candidates, or the per-segment
@@ -300,8 +371,22 @@ def resolve_cuts(table: GearTable, data: Buffer, candidates: Iterable[Any], min_
     count = ffi.new("size_t *")
     consumed = ffi.new("size_t *")
     entries = ffi.from_buffer("uint64_t[]", joined) if len(joined) else ffi.NULL
-    _check(lib.se_cut_resolve(
-        table.table, _in(data), size, start, entries, len(joined),
-        min_size, avg_size, max_size, int(at_end), cuts, cap, count, consumed,
-    ))
+    _check(
+        lib.se_cut_resolve(
+            table.table,
+            _in(data),
+            size,
+            start,
+            entries,
+            len(joined),
+            min_size,
+            avg_size,
+            max_size,
+            int(at_end),
+            cuts,
+            cap,
+            count,
+            consumed,
+        )
+    )
     return [int(cut) for cut in ffi.unpack(cuts, count[0])]

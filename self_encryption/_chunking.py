@@ -23,11 +23,9 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _backend
-from typing import TYPE_CHECKING
-
 from ._buffers import Buffer, as_bytes_view
 from ._errors import SelfEncryptionError
 from ._options import DEFAULT_CHUNK_SIZES, Options, make_options
@@ -86,8 +84,15 @@ class Cutter:
     less. The in-place editor uses it to stop as soon as the cuts realign.
     """
 
-    def __init__(self, backend: Backend, options: Options, *, eager: bool = False,
-                 pool: Callable[[], Any] | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        options: Options,
+        *,
+        eager: bool = False,
+        pool: Callable[[], Any] | None = None,
+        workers: int = 1,
+    ) -> None:
         self._backend = backend
         self._table = gear_table(backend, options.convergence_secret)
         self._sizes = (options.min_size, options.avg_size, options.max_size)
@@ -136,7 +141,7 @@ class Cutter:
             lengths = self._in_windows(view, at_end)
         position = 0
         for length in lengths:
-            piece = bytes(view[position:position + length]) if copy else view[position:position + length]
+            piece = bytes(view[position : position + length]) if copy else view[position : position + length]
             yield piece
             position += length
         return position
@@ -149,7 +154,8 @@ class Cutter:
             end = min(total, position + self._window)
             with view[position:end] as window:
                 lengths = self._backend.cut_lengths(
-                    self._table, window, min_size, avg_size, max_size, at_end and end == total)
+                    self._table, window, min_size, avg_size, max_size, at_end and end == total
+                )
             if not lengths:
                 if end < total:
                     raise SelfEncryptionError("internal error: a full window did not decide a cut")
@@ -179,8 +185,9 @@ class Cutter:
             nonlocal next_scan
             while next_scan < total and len(scans) < self._ahead:
                 stop = min(total, next_scan + self._segment)
-                scans.append((stop, pool.submit(backend.scan_candidates, table, view,
-                                                next_scan, stop, avg_size)))
+                scans.append(
+                    (stop, pool.submit(backend.scan_candidates, table, view, next_scan, stop, avg_size))
+                )
                 next_scan = stop
 
         top_up()
@@ -197,8 +204,9 @@ class Cutter:
                 if not final and covered - position <= max_size:
                     continue  # too little known past the last cut to decide the next
                 with view[:covered] as known:
-                    lengths = backend.resolve_cuts(table, known, found, min_size, avg_size,
-                                                   max_size, at_end and final, position)
+                    lengths = backend.resolve_cuts(
+                        table, known, found, min_size, avg_size, max_size, at_end and final, position
+                    )
                 for length in lengths:
                     yield length
                     position += length
@@ -224,7 +232,7 @@ class Cutter:
         buffer, limit = self._buffer, self._sizes[2] + 1
         own, position = len(buffer), 0
         while own:
-            borrowed = view[position:position + limit - len(buffer)]
+            borrowed = view[position : position + limit - len(buffer)]
             buffer += borrowed
             position += len(borrowed)
             if len(buffer) < limit:
@@ -247,7 +255,7 @@ def _from(candidates: Any, position: int) -> Any:
         return candidates[:0]
     if candidates[0] >> 1 >= position:
         return candidates
-    return candidates[bisect.bisect_left(candidates, position << 1):]
+    return candidates[bisect.bisect_left(candidates, position << 1) :]
 
 
 def cut_lengths(backend: Backend, data: Buffer, options: Options) -> list[int]:
@@ -255,9 +263,13 @@ def cut_lengths(backend: Backend, data: Buffer, options: Options) -> list[int]:
     return [len(piece) for piece in Cutter(backend, options).cut_all(data, owned=True)]
 
 
-def cut_points(data: Buffer, *, convergence_secret: bytes | str = b"",
-               chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
-               workers: int | None = None) -> list[int]:
+def cut_points(
+    data: Buffer,
+    *,
+    convergence_secret: bytes | str = b"",
+    chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
+    workers: int | None = None,
+) -> list[int]:
     """The end offset of every level-0 chunk of data: the cuts :func:`encrypt` makes.
 
     For studying de-duplication (which cuts two versions of a file share)

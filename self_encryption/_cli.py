@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from types import FrameType
 from typing import Any, TextIO
 
 import self_encryption as se
@@ -51,7 +52,8 @@ BAD_MAP = se.DataMapError.exit_code
 
 # -- stores ------------------------------------------------------------------------
 
-def _store(args, *, create: bool = False):
+
+def _store(args: argparse.Namespace, *, create: bool = False) -> Any:  # one of our stores
     """The store --store names, through se.open_store."""
     options: dict[str, Any] = {}
     if args.store.startswith("s3:"):
@@ -65,7 +67,7 @@ def _short(name: str | None) -> str:
     return f"{name[:12]}…" if name else "?"
 
 
-def describe_chunk_error(error) -> str:
+def describe_chunk_error(error: se.ChunkError) -> str:
     where = []
     if error.index is not None:
         where.append(f"chunk {error.index}")
@@ -76,6 +78,7 @@ def describe_chunk_error(error) -> str:
 
 
 # -- data maps ---------------------------------------------------------------------
+
 
 def map_label(source: str) -> str:
     """How messages name the data map a command was given: never its text."""
@@ -103,6 +106,7 @@ def read_map(source: str) -> se.DataMap:
 
 # -- progress ----------------------------------------------------------------------
 
+
 class ProgressBar:
     """A one-line progress bar on stderr, shown only on a terminal after a second."""
 
@@ -127,7 +131,7 @@ class ProgressBar:
             bar = human_size(done)
         rate = speed(done, now - self.started)
         width = shutil.get_terminal_size((80, 20)).columns
-        sys.stderr.write(f"\r{self.label[:max(10, width - 60)]} {bar} {rate} ")
+        sys.stderr.write(f"\r{self.label[: max(10, width - 60)]} {bar} {rate} ")
         sys.stderr.flush()
         self.shown = True
 
@@ -161,15 +165,17 @@ def speed(count: int, seconds: float) -> str:
 
 # -- commands ----------------------------------------------------------------------
 
-def _options(args) -> dict[str, Any]:
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.secret_file:
         try:
             with open(args.secret_file, "rb") as handle:
                 secret = handle.read()
         except OSError as exc:
-            raise CommandError(f"cannot read secret file {args.secret_file}: "
-                               f"{exc.strerror or exc}", IO_ERROR) from None
+            raise CommandError(
+                f"cannot read secret file {args.secret_file}: {exc.strerror or exc}", IO_ERROR
+            ) from None
         options["convergence_secret"] = secret.rstrip(b"\r\n")
     if args.no_compress:
         options["compression_level"] = None
@@ -181,13 +187,17 @@ def _options(args) -> dict[str, Any]:
         se.Encryptor(se.MemoryStore(), workers=1, **options).abort()
     except se.InvalidArgumentError as exc:
         flag = "--chunk-sizes" if "chunk" in str(exc) else "--level"
-        message = (str(exc).replace("chunk_sizes", flag).replace("compression_level", flag)
-                   .replace("None (no compression) or ", ""))
+        message = (
+            str(exc)
+            .replace("chunk_sizes", flag)
+            .replace("compression_level", flag)
+            .replace("None (no compression) or ", "")
+        )
         raise CommandError(f"{flag}: {message}", USAGE) from None
     return options
 
 
-def _map_targets(args) -> list[tuple[str, str]]:
+def _map_targets(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(file, data-map destination) for each FILE; refuses to replace a map without --force."""
     pairs = [(path, args.output or f"{path}{MAP_SUFFIX}") for path in args.files]
     for path, target in pairs:
@@ -195,10 +205,10 @@ def _map_targets(args) -> list[tuple[str, str]]:
             continue
         if os.path.isdir(target):
             raise CommandError(f"cannot write data map {target}: it is a folder", USAGE)
-        if path != "-" and os.path.exists(target) and os.path.exists(path) \
-                and os.path.samefile(path, target):
-            raise CommandError(f"the data map of {path} would replace {path} itself: "
-                               "choose another -o", USAGE)
+        if path != "-" and os.path.exists(target) and os.path.exists(path) and os.path.samefile(path, target):
+            raise CommandError(
+                f"the data map of {path} would replace {path} itself: choose another -o", USAGE
+            )
         if os.path.lexists(target) and not args.force:
             raise CommandError(f"data map {target} already exists: add --force to replace it", USAGE)
     return pairs
@@ -211,8 +221,9 @@ def _reserve_map(target: str, force: bool) -> se.ReservedMapFile:
     except FileExistsError:
         raise CommandError(f"data map {target} already exists: add --force to replace it", USAGE) from None
     except OSError as exc:
-        raise CommandError(f"cannot write data map {target}: {exc.strerror or exc}; "
-                           "nothing was stored", IO_ERROR) from None
+        raise CommandError(
+            f"cannot write data map {target}: {exc.strerror or exc}; nothing was stored", IO_ERROR
+        ) from None
 
 
 def _save_map(reserved: se.ReservedMapFile, root: se.DataMap, target: str, path: str) -> bool:
@@ -221,16 +232,21 @@ def _save_map(reserved: se.ReservedMapFile, root: se.DataMap, target: str, path:
         reserved.save(root)
         return True
     except OSError as exc:
-        reason = "it exists now (add --force to replace it)" if isinstance(exc, FileExistsError) \
+        reason = (
+            "it exists now (add --force to replace it)"
+            if isinstance(exc, FileExistsError)
             else exc.strerror or str(exc)
-        sys.stderr.write(f"self-encryption: warning: cannot write data map {target}: {reason}; "
-                         f"the map of {path} is on the next line, keep it safe: it is the only "
-                         f"way back to the file\n{root.to_text()}\n")
+        )
+        sys.stderr.write(
+            f"self-encryption: warning: cannot write data map {target}: {reason}; "
+            f"the map of {path} is on the next line, keep it safe: it is the only "
+            f"way back to the file\n{root.to_text()}\n"
+        )
         sys.stderr.flush()
         return False
 
 
-def cmd_encrypt(args, out: TextIO) -> int:
+def cmd_encrypt(args: argparse.Namespace, out: TextIO) -> int:
     if args.output and len(args.files) > 1:
         raise CommandError("-o names one data map: give one FILE, or leave -o out", USAGE)
     if "-" in args.files and not args.output:
@@ -256,9 +272,16 @@ def cmd_encrypt(args, out: TextIO) -> int:
             reserved = None if target == "-" else stack.enter_context(_reserve_map(target, args.force))
             # Held until the map is saved, so that a gc waiting meanwhile sees the new map.
             stack.enter_context(store.writing())
-            encryptor = stack.enter_context(se.Encryptor(
-                store, workers=args.workers, progress=progress, total_size=size,
-                check_existing=args.check_existing, **options))
+            encryptor = stack.enter_context(
+                se.Encryptor(
+                    store,
+                    workers=args.workers,
+                    progress=progress,
+                    total_size=size,
+                    check_existing=args.check_existing,
+                    **options,
+                )
+            )
             try:
                 encryptor.write_from(source)
             except OSError as exc:
@@ -271,10 +294,15 @@ def cmd_encrypt(args, out: TextIO) -> int:
             elif reserved is not None and not _save_map(reserved, root, target, path):
                 lost_maps += 1
         result = {
-            "file": path, "data_map": target, "size": stats.bytes_read, "chunks": stats.chunks,
-            "chunks_written": stats.chunks_written, "chunks_present": stats.chunks_present,
+            "file": path,
+            "data_map": target,
+            "size": stats.bytes_read,
+            "chunks": stats.chunks,
+            "chunks_written": stats.chunks_written,
+            "chunks_present": stats.chunks_present,
             "chunks_repaired": stats.chunks_repaired,
-            "bytes_written": stats.bytes_written, "seconds": round(seconds, 6),
+            "bytes_written": stats.bytes_written,
+            "seconds": round(seconds, 6),
             "level": root.level,
         }
         results.append(result)
@@ -285,7 +313,9 @@ def cmd_encrypt(args, out: TextIO) -> int:
                 f"{path}: {human_size(stats.bytes_read)} in {plural(stats.chunks, 'chunk')} "
                 f"({stats.chunks_written} written, {stats.chunks_present} already present{repaired}), "
                 f"{human_size(stats.bytes_written)} written, {speed(stats.bytes_read, seconds)}"
-                + ("" if target == "-" else f" -> {target}") + "\n")
+                + ("" if target == "-" else f" -> {target}")
+                + "\n"
+            )
     if args.json:
         _emit_json(out, {"command": "encrypt", "store": args.store, "files": results})
     return IO_ERROR if lost_maps else OK
@@ -301,7 +331,7 @@ def _is_standard_output(path: str) -> bool:
         return False
 
 
-def cmd_decrypt(args, out: TextIO) -> int:
+def cmd_decrypt(args: argparse.Namespace, out: TextIO) -> int:
     root = read_map(args.map)
     to_stdout = _is_standard_output(args.output)
     store = _store(args)
@@ -309,12 +339,10 @@ def cmd_decrypt(args, out: TextIO) -> int:
     started = time.monotonic()
     try:
         if args.output == "-":
-            written = se.decrypt_file(root, store, sys.stdout.buffer, workers=args.workers,
-                                      progress=progress)
+            written = se.decrypt_file(root, store, sys.stdout.buffer, workers=args.workers, progress=progress)
             sys.stdout.buffer.flush()
         else:
-            written = se.decrypt_file(root, store, args.output, workers=args.workers,
-                                      progress=progress)
+            written = se.decrypt_file(root, store, args.output, workers=args.workers, progress=progress)
     except se.InvalidArgumentError as exc:
         raise CommandError(f"cannot write {args.output}: {exc}", IO_ERROR) from None
     except OSError as exc:
@@ -325,15 +353,15 @@ def cmd_decrypt(args, out: TextIO) -> int:
         progress.close()
     seconds = time.monotonic() - started
     if args.json and not to_stdout:
-        _emit_json(out, {"command": "decrypt", "output": args.output, "size": written,
-                         "seconds": round(seconds, 6)})
+        _emit_json(
+            out, {"command": "decrypt", "output": args.output, "size": written, "seconds": round(seconds, 6)}
+        )
     elif not args.quiet and not to_stdout:
-        out.write(f"{args.output}: {human_size(written)} restored and verified, "
-                  f"{speed(written, seconds)}\n")
+        out.write(f"{args.output}: {human_size(written)} restored and verified, {speed(written, seconds)}\n")
     return OK
 
 
-def cmd_cat(args, out: TextIO) -> int:
+def cmd_cat(args: argparse.Namespace, out: TextIO) -> int:
     root = read_map(args.map)
     store = _store(args)
     if args.offset < 0 or (args.length is not None and args.length < 0):
@@ -352,20 +380,29 @@ def cmd_cat(args, out: TextIO) -> int:
     return OK
 
 
-def cmd_info(args, out: TextIO) -> int:
+def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     root = read_map(args.map)
     if args.print_map:  # asked for by name: the one place the map itself is printed
         out.write((root.to_json(indent=2) if args.print_map == "json" else root.to_text()) + "\n")
         return OK
-    info: dict[str, Any] = {"command": "info", "level": root.level, "file_size": root.file_size,
-                            "records": len(root.chunks), "root_bytes": len(root.to_bytes())}
+    info: dict[str, Any] = {
+        "command": "info",
+        "level": root.level,
+        "file_size": root.file_size,
+        "records": len(root.chunks),
+        "root_bytes": len(root.to_bytes()),
+    }
     if args.deep:
         if not args.store:
             raise CommandError("--deep needs --store to read the lower levels", USAGE)
         levels = list(se.walk_levels(root, _store(args)))
         info["levels"] = [
-            {"level": m.level, "records": len(m.chunks), "content_size": m.content_size,
-             "stored_size": sum(c.stored_size for c in m.chunks)}
+            {
+                "level": m.level,
+                "records": len(m.chunks),
+                "content_size": m.content_size,
+                "stored_size": sum(c.stored_size for c in m.chunks),
+            }
             for m in levels
         ]
         info["chunks"] = len({c.name for m in levels for c in m.chunks})
@@ -373,55 +410,82 @@ def cmd_info(args, out: TextIO) -> int:
     if args.json:
         _emit_json(out, info)
         return OK
-    out.write(f"file size:  {human_size(root.file_size)}\n"
-              f"root level: {root.level}\n"
-              f"records:    {len(root.chunks)} in the root ({human_size(info['root_bytes'])})\n")
+    out.write(
+        f"file size:  {human_size(root.file_size)}\n"
+        f"root level: {root.level}\n"
+        f"records:    {len(root.chunks)} in the root ({human_size(info['root_bytes'])})\n"
+    )
     for level in info.get("levels", []):
-        out.write(f"level {level['level']}:    {plural(level['records'], 'chunk')}, "
-                  f"{human_size(level['content_size'])} of content, "
-                  f"{human_size(level['stored_size'])} stored\n")
+        out.write(
+            f"level {level['level']}:    {plural(level['records'], 'chunk')}, "
+            f"{human_size(level['content_size'])} of content, "
+            f"{human_size(level['stored_size'])} stored\n"
+        )
     if args.deep:
-        out.write(f"in all:     {plural(info['chunks'], 'distinct chunk')}, "
-                  f"{human_size(info['stored_bytes'])} stored\n")
+        out.write(
+            f"in all:     {plural(info['chunks'], 'distinct chunk')}, "
+            f"{human_size(info['stored_bytes'])} stored\n"
+        )
     return OK
 
 
-def _problem(exc) -> dict[str, Any]:
-    return {"kind": "missing" if isinstance(exc, se.ChunkNotFoundError) else "corrupt",
-            "level": exc.level, "index": exc.index, "name": exc.name, "reason": exc.reason}
+def _problem(exc: se.ChunkError) -> dict[str, Any]:
+    return {
+        "kind": "missing" if isinstance(exc, se.ChunkNotFoundError) else "corrupt",
+        "level": exc.level,
+        "index": exc.index,
+        "name": exc.name,
+        "reason": exc.reason,
+    }
 
 
-def cmd_verify(args, out: TextIO) -> int:
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     if args.repair and not args.full:
-        raise CommandError("--repair needs --full: only opening every chunk finds the damaged ones",
-                           USAGE)
+        raise CommandError("--repair needs --full: only opening every chunk finds the damaged ones", USAGE)
     root = read_map(args.map)
     report = se.verify(root, _store(args), full=args.full, workers=args.workers, repair=args.repair)
     problems = [_problem(exc) for exc in report.problems]
-    code = (OK if report.ok
-            else se.ChunkIntegrityError.exit_code if report.corrupt
-            else se.ChunkNotFoundError.exit_code)
+    code = (
+        OK
+        if report.ok
+        else se.ChunkIntegrityError.exit_code
+        if report.corrupt
+        else se.ChunkNotFoundError.exit_code
+    )
     if args.json:
-        _emit_json(out, {"command": "verify", "mode": "full" if args.full else "quick",
-                         "ok": report.ok, "checked": report.checked, "problems": problems,
-                         "quarantined": [{"name": name, "action": action}
-                                         for name, action in report.quarantined]})
+        _emit_json(
+            out,
+            {
+                "command": "verify",
+                "mode": "full" if args.full else "quick",
+                "ok": report.ok,
+                "checked": report.checked,
+                "problems": problems,
+                "quarantined": [{"name": name, "action": action} for name, action in report.quarantined],
+            },
+        )
         return code
     label = map_label(args.map)
     for p in problems:
-        sys.stderr.write(f"self-encryption: {p['kind']} chunk {p['index']} at level {p['level']} "
-                         f"(name {p['name']}): {p['reason']}\n")
+        sys.stderr.write(
+            f"self-encryption: {p['kind']} chunk {p['index']} at level {p['level']} "
+            f"(name {p['name']}): {p['reason']}\n"
+        )
     for name, action in report.quarantined:
         sys.stderr.write(f"self-encryption: damaged chunk {name} set aside: {action}\n")
     if report.quarantined:
-        sys.stderr.write(f"self-encryption: {label}: {plural(len(report.quarantined), 'damaged chunk')} "
-                         "set aside; encrypt the source file into this store again, with the same "
-                         "options, to restore them, then verify --full\n")
+        sys.stderr.write(
+            f"self-encryption: {label}: {plural(len(report.quarantined), 'damaged chunk')} "
+            "set aside; encrypt the source file into this store again, with the same "
+            "options, to restore them, then verify --full\n"
+        )
     if report.ok:
-        out.write(f"{label}: all {report.checked} chunks checked are sound"
-                  if args.full else
-                  f"{label}: first, middle and last chunks of every level are present "
-                  f"({report.checked} checked); the file is presumably stored (use --full to check all)")
+        out.write(
+            f"{label}: all {report.checked} chunks checked are sound"
+            if args.full
+            else f"{label}: first, middle and last chunks of every level are present "
+            f"({report.checked} checked); the file is presumably stored (use --full to check all)"
+        )
         out.write("\n")
     else:
         out.write(f"{label}: {len(problems)} of {report.checked} chunks checked are missing or corrupt\n")
@@ -441,9 +505,11 @@ def _kept_maps(sources: list[str], current: list[str]) -> Iterable[se.DataMap]:
                 subfolders.sort()
                 found += [os.path.join(folder, f) for f in sorted(files) if f.endswith(MAP_SUFFIX)]
             if not found:
-                raise CommandError(f"--keep {source}: no data map (*{MAP_SUFFIX}) under this folder; "
-                                   "refusing to collect garbage, since every chunk would look unused",
-                                   USAGE)
+                raise CommandError(
+                    f"--keep {source}: no data map (*{MAP_SUFFIX}) under this folder; "
+                    "refusing to collect garbage, since every chunk would look unused",
+                    USAGE,
+                )
             for path in found:
                 current[:] = [path]
                 yield read_map(path)
@@ -452,42 +518,68 @@ def _kept_maps(sources: list[str], current: list[str]) -> Iterable[se.DataMap]:
             yield read_map(source)
 
 
-def cmd_gc(args, out: TextIO) -> int:
+def cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
     store = _store(args)
     current: list[str] = []
     try:
-        report = se.collect_garbage(store, _kept_maps(args.keep, current), delete=args.yes,
-                                    grace=args.grace, workers=args.workers, lock_wait=args.lock_wait)
+        report = se.collect_garbage(
+            store,
+            _kept_maps(args.keep, current),
+            delete=args.yes,
+            grace=args.grace,
+            workers=args.workers,
+            lock_wait=args.lock_wait,
+        )
     except (se.ChunkNotFoundError, se.ChunkIntegrityError) as exc:
         label = map_label(current[0]) if current else "a kept map"
         raise CommandError(
             f"{label}: cannot read every level ({describe_chunk_error(exc)}); "
             "refusing to collect garbage, since chunks only that level names would look unused",
-            exc.exit_code) from None
+            exc.exit_code,
+        ) from None
     except se.StoreBusyError as exc:
-        raise CommandError(f"{exc}; try again when it is done, or wait longer with --lock-wait",
-                           IO_ERROR) from None
+        raise CommandError(
+            f"{exc}; try again when it is done, or wait longer with --lock-wait", IO_ERROR
+        ) from None
     garbage = list(report.names)
     if args.json:
-        _emit_json(out, {"command": "gc", "chunks": report.chunks_total, "kept": report.chunks_kept,
-                         "referenced": report.chunks_referenced, "young": report.chunks_young,
-                         "unreferenced": len(garbage), "bytes": report.bytes_freed,
-                         "deleted": report.deleted, "grace": report.grace,
-                         "temp_files": report.temp_files_removed, "names": garbage})
+        _emit_json(
+            out,
+            {
+                "command": "gc",
+                "chunks": report.chunks_total,
+                "kept": report.chunks_kept,
+                "referenced": report.chunks_referenced,
+                "young": report.chunks_young,
+                "unreferenced": len(garbage),
+                "bytes": report.bytes_freed,
+                "deleted": report.deleted,
+                "grace": report.grace,
+                "temp_files": report.temp_files_removed,
+                "names": garbage,
+            },
+        )
         return OK
     if args.verbose:
         for name in garbage:
             out.write(f"{name}\n")
     verb = "deleted" if args.yes else "would be deleted (add --yes to delete them)"
-    young = (f"; {report.chunks_young} more unreferenced but younger than {_duration_text(report.grace)} "
-             "stay (--grace)" if report.chunks_young else "")
+    young = (
+        f"; {report.chunks_young} more unreferenced but younger than {_duration_text(report.grace)} "
+        "stay (--grace)"
+        if report.chunks_young
+        else ""
+    )
     temps = ""
     if report.temp_files_removed:
-        temps = (f"; {plural(report.temp_files_removed, 'leftover temporary file')} "
-                 + ("removed" if args.yes else "would be removed"))
-    out.write(f"{plural(report.chunks_total, 'chunk')} in the store, {report.chunks_referenced} referenced "
-              f"by the kept maps; {len(garbage)} unreferenced ({human_size(report.bytes_freed)}) "
-              f"{verb}{young}{temps}\n")
+        temps = f"; {plural(report.temp_files_removed, 'leftover temporary file')} " + (
+            "removed" if args.yes else "would be removed"
+        )
+    out.write(
+        f"{plural(report.chunks_total, 'chunk')} in the store, {report.chunks_referenced} referenced "
+        f"by the kept maps; {len(garbage)} unreferenced ({human_size(report.bytes_freed)}) "
+        f"{verb}{young}{temps}\n"
+    )
     return OK
 
 
@@ -495,7 +587,7 @@ def cmd_gc(args, out: TextIO) -> int:
 MAX_UPSTREAM_MAP = 1 << 20
 
 
-def cmd_import_upstream(args, out: TextIO) -> int:
+def cmd_import_upstream(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from self_encryption import upstream
     except ImportError as exc:
@@ -504,19 +596,22 @@ def cmd_import_upstream(args, out: TextIO) -> int:
         with open(args.map, "rb") as handle:
             text = handle.read(MAX_UPSTREAM_MAP + 1)
     except OSError as exc:
-        raise CommandError(f"cannot read upstream data map {args.map}: {exc.strerror or exc}",
-                           IO_ERROR) from None
+        raise CommandError(
+            f"cannot read upstream data map {args.map}: {exc.strerror or exc}", IO_ERROR
+        ) from None
     if len(text) > MAX_UPSTREAM_MAP:
-        raise CommandError(f"{args.map}: more than {MAX_UPSTREAM_MAP} bytes: too large to be an "
-                           "upstream data map", BAD_MAP)
+        raise CommandError(
+            f"{args.map}: more than {MAX_UPSTREAM_MAP} bytes: too large to be an upstream data map", BAD_MAP
+        )
     try:
         old_map = upstream.DataMap.from_json(text)
     except se.DataMapError as exc:
         raise CommandError(f"{args.map}: bad upstream data map: {exc}", BAD_MAP) from None
     source: Any = args.source
     if not os.path.isdir(source):  # a folder of upstream chunk files, else one of our store URLs
-        source = se.open_store(source, **({"endpoint_url": args.endpoint_url}
-                                          if source.startswith("s3:") else {}))
+        source = se.open_store(
+            source, **({"endpoint_url": args.endpoint_url} if source.startswith("s3:") else {})
+        )
     target = args.output or (args.map[:-5] if args.map.endswith(".json") else args.map) + MAP_SUFFIX
     if target != "-" and os.path.lexists(target) and not args.force:
         raise CommandError(f"data map {target} already exists: add --force to replace it", USAGE)
@@ -530,8 +625,9 @@ def cmd_import_upstream(args, out: TextIO) -> int:
         reserved = None if target == "-" else stack.enter_context(_reserve_map(target, args.force))
         try:
             # One verified upstream chunk at a time, straight into the encryptor.
-            with se.Encryptor(store, workers=args.workers, progress=progress,
-                              total_size=file_map.size, **options) as encryptor:
+            with se.Encryptor(
+                store, workers=args.workers, progress=progress, total_size=file_map.size, **options
+            ) as encryptor:
                 for piece in upstream.iter_decrypt(file_map, source):
                     encryptor.write_owned(piece)
         finally:
@@ -539,31 +635,47 @@ def cmd_import_upstream(args, out: TextIO) -> int:
         root, stats = encryptor.data_map, encryptor.stats
         assert root is not None
         if stats.bytes_read != file_map.size:
-            raise CommandError(f"{args.map}: the upstream file has {stats.bytes_read} bytes, its map "
-                               f"says {file_map.size}", BAD_MAP)
+            raise CommandError(
+                f"{args.map}: the upstream file has {stats.bytes_read} bytes, its map says {file_map.size}",
+                BAD_MAP,
+            )
         report = se.verify(root, store, workers=args.workers)
         if not report.ok:
-            raise CommandError(f"the new data map does not verify in {args.store}: "
-                               f"{len(report.problems)} chunks missing or corrupt; no map written",
-                               se.ChunkNotFoundError.exit_code)
+            raise CommandError(
+                f"the new data map does not verify in {args.store}: "
+                f"{len(report.problems)} chunks missing or corrupt; no map written",
+                se.ChunkNotFoundError.exit_code,
+            )
         if target == "-":
             out.write(root.to_text() + "\n")
         elif reserved is not None and not _save_map(reserved, root, target, args.map):
             return IO_ERROR
     seconds = time.monotonic() - started
     upstream_chunks = len({name for _, level_map in levels for name in level_map.names()})
-    result = {"command": "import-upstream", "upstream_map": args.map, "data_map": target,
-              "size": stats.bytes_read, "upstream_chunks": upstream_chunks, "chunks": stats.chunks,
-              "chunks_written": stats.chunks_written, "chunks_present": stats.chunks_present,
-              "bytes_written": stats.bytes_written, "level": root.level, "seconds": round(seconds, 6)}
+    result = {
+        "command": "import-upstream",
+        "upstream_map": args.map,
+        "data_map": target,
+        "size": stats.bytes_read,
+        "upstream_chunks": upstream_chunks,
+        "chunks": stats.chunks,
+        "chunks_written": stats.chunks_written,
+        "chunks_present": stats.chunks_present,
+        "bytes_written": stats.bytes_written,
+        "level": root.level,
+        "seconds": round(seconds, 6),
+    }
     if args.json:
         _emit_json(out, result)
     elif not args.quiet:
         note = sys.stderr if target == "-" else out
-        note.write(f"{args.map}: {human_size(stats.bytes_read)} from {plural(upstream_chunks, 'upstream chunk')} "
-                   f"into {plural(stats.chunks, 'chunk')} ({stats.chunks_written} written, "
-                   f"{stats.chunks_present} already present), verified, {speed(stats.bytes_read, seconds)}"
-                   + ("" if target == "-" else f" -> {target}") + "\n")
+        note.write(
+            f"{args.map}: {human_size(stats.bytes_read)} from {plural(upstream_chunks, 'upstream chunk')} "
+            f"into {plural(stats.chunks, 'chunk')} ({stats.chunks_written} written, "
+            f"{stats.chunks_present} already present), verified, {speed(stats.bytes_read, seconds)}"
+            + ("" if target == "-" else f" -> {target}")
+            + "\n"
+        )
     return OK
 
 
@@ -573,9 +685,19 @@ def _emit_json(out: TextIO, value: Any) -> None:
 
 # -- argument parsing ----------------------------------------------------------------
 
+
 def _chunk_sizes(text: str) -> tuple[int, int, int]:
-    units = {"": 1, "K": 1 << 10, "KI": 1 << 10, "KIB": 1 << 10,
-             "M": 1 << 20, "MI": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GIB": 1 << 30}
+    units = {
+        "": 1,
+        "K": 1 << 10,
+        "KI": 1 << 10,
+        "KIB": 1 << 10,
+        "M": 1 << 20,
+        "MI": 1 << 20,
+        "MIB": 1 << 20,
+        "G": 1 << 30,
+        "GIB": 1 << 30,
+    }
     sizes = []
     for part in text.split(","):
         match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", part)
@@ -623,111 +745,194 @@ def _describe_backend() -> str:
 
 def _encryption_options(command: argparse.ArgumentParser) -> None:
     """The options that shape what encryption writes (read back by _options)."""
-    command.add_argument("--secret-file", metavar="F",
-                         help="convergence secret: de-duplicate only with holders of the same "
-                              "secret (trailing newlines are dropped)")
+    command.add_argument(
+        "--secret-file",
+        metavar="F",
+        help="convergence secret: de-duplicate only with holders of the same "
+        "secret (trailing newlines are dropped)",
+    )
     level = command.add_mutually_exclusive_group()
     level.add_argument("--level", type=int, help="zstd compression level (default 3)")
     level.add_argument("--no-compress", action="store_true", help="store chunks uncompressed")
-    command.add_argument("--chunk-sizes", type=_chunk_sizes, metavar="MIN,AVG,MAX",
-                         help="chunk sizes in bytes or with K/M/G (default 256K,1M,4M)")
+    command.add_argument(
+        "--chunk-sizes",
+        type=_chunk_sizes,
+        metavar="MIN,AVG,MAX",
+        help="chunk sizes in bytes or with K/M/G (default 256K,1M,4M)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON instead of prose")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
-    common.add_argument("--workers", type=_positive, default=None,
-                        help="threads to use (default: one per CPU core)")
-    common.add_argument("--endpoint-url", default=None, metavar="URL",
-                        help="S3 endpoint for s3:// stores on non-AWS servers "
-                             "(default: $AWS_ENDPOINT_URL, else AWS)")
-    common.add_argument("--retry-for", type=_duration, default=None, metavar="SECONDS",
-                        help="s3:// stores: keep retrying a failing request for this long "
-                             "before giving up (default 120)")
-    store_help = ("chunk store: a folder (the default store), s3://BUCKET[/PREFIX], "
-                  "or memory: for tests")
+    common.add_argument(
+        "--workers", type=_positive, default=None, help="threads to use (default: one per CPU core)"
+    )
+    common.add_argument(
+        "--endpoint-url",
+        default=None,
+        metavar="URL",
+        help="S3 endpoint for s3:// stores on non-AWS servers (default: $AWS_ENDPOINT_URL, else AWS)",
+    )
+    common.add_argument(
+        "--retry-for",
+        type=_duration,
+        default=None,
+        metavar="SECONDS",
+        help="s3:// stores: keep retrying a failing request for this long before giving up (default 120)",
+    )
+    store_help = "chunk store: a folder (the default store), s3://BUCKET[/PREFIX], or memory: for tests"
 
     parser = argparse.ArgumentParser(
         prog="self-encryption",
         description="Self-encrypt files into a chunk store and get them back with their data maps.",
-        epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {se.__version__} ({_describe_backend()})")
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {se.__version__} ({_describe_backend()})"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=[common], help=summary, description=summary,
-                                   epilog=exit_codes_help(),
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    def command(name: str, summary: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            epilog=exit_codes_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kwargs,
+        )
 
     enc = command("encrypt", "Encrypt files into a store; write each file's data map to FILE.sedm.")
     enc.add_argument("files", nargs="+", metavar="FILE", help="files to encrypt (- for standard input)")
     enc.add_argument("--store", required=True, help=store_help)
-    enc.add_argument("-o", "--output", metavar="MAP",
-                     help="where to write the data map (one FILE only; - for standard output)")
+    enc.add_argument(
+        "-o",
+        "--output",
+        metavar="MAP",
+        help="where to write the data map (one FILE only; - for standard output)",
+    )
     _encryption_options(enc)
     enc.add_argument("--force", action="store_true", help="replace a data map file that exists")
-    enc.add_argument("--check-existing", action="store_true",
-                     help="read back every chunk the store already has and replace damaged ones")
+    enc.add_argument(
+        "--check-existing",
+        action="store_true",
+        help="read back every chunk the store already has and replace damaged ones",
+    )
     enc.set_defaults(run=cmd_encrypt)
 
-    dec = command("decrypt", "Restore a file from its data map; nothing is written unless all of it checks out.")
-    dec.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
+    dec = command(
+        "decrypt", "Restore a file from its data map; nothing is written unless all of it checks out."
+    )
+    dec.add_argument(
+        "map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)"
+    )
     dec.add_argument("--store", required=True, help=store_help)
-    dec.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write (- for standard output)")
+    dec.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="file to write (- for standard output)"
+    )
     dec.set_defaults(run=cmd_decrypt)
 
-    cat = command("cat", "Write a byte range of a file to standard output, fetching only the chunks it needs.")
-    cat.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
+    cat = command(
+        "cat", "Write a byte range of a file to standard output, fetching only the chunks it needs."
+    )
+    cat.add_argument(
+        "map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)"
+    )
     cat.add_argument("--store", required=True, help=store_help)
     cat.add_argument("--offset", type=int, default=0, help="first byte (default 0)")
     cat.add_argument("--length", type=int, default=None, help="bytes to write (default: to the end)")
     cat.set_defaults(run=cmd_cat)
 
     info = command("info", "Describe a data map: level, file size and records; --deep walks every level.")
-    info.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
+    info.add_argument(
+        "map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)"
+    )
     info.add_argument("--deep", action="store_true", help="read the lower levels from the store")
-    info.add_argument("--print-map", choices=["json", "text"], default=None,
-                      help="print the data map itself in that form instead (it is secret: it "
-                           "opens the file)")
+    info.add_argument(
+        "--print-map",
+        choices=["json", "text"],
+        default=None,
+        help="print the data map itself in that form instead (it is secret: it opens the file)",
+    )
     info.add_argument("--store", help=store_help + " (needed with --deep)")
     info.set_defaults(run=cmd_info)
 
-    ver = command("verify", "Check that a file is stored: first, middle and last chunks of every level, "
-                            "or with --full every chunk, opened and checked.")
-    ver.add_argument("map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)")
+    ver = command(
+        "verify",
+        "Check that a file is stored: first, middle and last chunks of every level, "
+        "or with --full every chunk, opened and checked.",
+    )
+    ver.add_argument(
+        "map", metavar="MAP", help="data map file (- for standard input, or the se1:... or JSON text)"
+    )
     ver.add_argument("--store", required=True, help=store_help)
     ver.add_argument("--full", action="store_true", help="fetch, check and open every chunk")
-    ver.add_argument("--repair", action="store_true",
-                     help="with --full: set corrupt or unreadable chunks aside (into STORE/quarantine/; "
-                          "deleted on S3), so that encrypting the file again restores them")
+    ver.add_argument(
+        "--repair",
+        action="store_true",
+        help="with --full: set corrupt or unreadable chunks aside (into STORE/quarantine/; "
+        "deleted on S3), so that encrypting the file again restores them",
+    )
     ver.set_defaults(run=cmd_verify)
 
-    gc = command("gc", "List (and with --yes delete) the chunks no kept data map references, "
-                       "and the store's leftover temporary files.")
+    gc = command(
+        "gc",
+        "List (and with --yes delete) the chunks no kept data map references, "
+        "and the store's leftover temporary files.",
+    )
     gc.add_argument("--store", required=True, help=store_help)
-    gc.add_argument("--keep", nargs="+", required=True, metavar="MAP",
-                    help="data maps whose chunks stay; a folder means every *.sedm file under it")
+    gc.add_argument(
+        "--keep",
+        nargs="+",
+        required=True,
+        metavar="MAP",
+        help="data maps whose chunks stay; a folder means every *.sedm file under it",
+    )
     gc.add_argument("--yes", action="store_true", help="really delete the unreferenced chunks")
-    gc.add_argument("--grace", type=_duration, default=3600.0, metavar="AGE",
-                    help="never delete a chunk stored or refreshed less than AGE ago: seconds, "
-                         "or with s/m/h/d (default 1h; 0 relies on the store lock alone)")
-    gc.add_argument("--lock-wait", type=_duration, default=60.0, metavar="SECONDS",
-                    help="how long to wait for running encrypts to finish (default 60)")
+    gc.add_argument(
+        "--grace",
+        type=_duration,
+        default=3600.0,
+        metavar="AGE",
+        help="never delete a chunk stored or refreshed less than AGE ago: seconds, "
+        "or with s/m/h/d (default 1h; 0 relies on the store lock alone)",
+    )
+    gc.add_argument(
+        "--lock-wait",
+        type=_duration,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for running encrypts to finish (default 60)",
+    )
     gc.add_argument("-v", "--verbose", action="store_true", help="list the unreferenced chunk names")
     gc.set_defaults(run=cmd_gc)
 
-    imp = command("import-upstream", "Move a file stored by the upstream self_encryption (0.35) into a "
-                                     "store of ours: decrypt it as a stream, encrypt it, verify, "
-                                     "write the new data map.")
+    imp = command(
+        "import-upstream",
+        "Move a file stored by the upstream self_encryption (0.35) into a "
+        "store of ours: decrypt it as a stream, encrypt it, verify, "
+        "write the new data map.",
+    )
     imp.add_argument("map", metavar="MAP.json", help="the upstream data map, as its to_json() wrote it")
-    imp.add_argument("--from", dest="source", required=True, metavar="DIR_OR_STORE",
-                     help="where the upstream chunks are: a folder of files named by their hex "
-                          "dst_hash (upstream's encrypt_from_file layout), or a store URL")
+    imp.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="DIR_OR_STORE",
+        help="where the upstream chunks are: a folder of files named by their hex "
+        "dst_hash (upstream's encrypt_from_file layout), or a store URL",
+    )
     imp.add_argument("--store", required=True, help=store_help + " to encrypt into")
-    imp.add_argument("-o", "--output", metavar="MAP",
-                     help="where to write our data map (default: MAP with .sedm for .json; - for "
-                          "standard output)")
+    imp.add_argument(
+        "-o",
+        "--output",
+        metavar="MAP",
+        help="where to write our data map (default: MAP with .sedm for .json; - for standard output)",
+    )
     imp.add_argument("--force", action="store_true", help="replace a data map file that exists")
     _encryption_options(imp)
     imp.set_defaults(run=cmd_import_upstream)
@@ -748,13 +953,19 @@ def main(argv: Iterable[str] | None = None) -> int:
     except se.DataMapError as exc:
         return _fail(f"{_subject(args)}bad data map: {exc}", exc.exit_code)
     except se.ChunkNotFoundError as exc:
-        return _fail(f"{_subject(args)}missing {describe_chunk_error(exc)}; the store "
-                     f"{args.store} does not hold the whole file: check --store, or encrypt the "
-                     "file into it again with the same options", exc.exit_code)
+        return _fail(
+            f"{_subject(args)}missing {describe_chunk_error(exc)}; the store "
+            f"{args.store} does not hold the whole file: check --store, or encrypt the "
+            "file into it again with the same options",
+            exc.exit_code,
+        )
     except se.ChunkIntegrityError as exc:
-        return _fail(f"{_subject(args)}corrupt {describe_chunk_error(exc)}; to restore it, run "
-                     "verify --full --repair on this map and then encrypt the file again with the "
-                     "same options (or encrypt it again with --check-existing)", exc.exit_code)
+        return _fail(
+            f"{_subject(args)}corrupt {describe_chunk_error(exc)}; to restore it, run "
+            "verify --full --repair on this map and then encrypt the file again with the "
+            "same options (or encrypt it again with --check-existing)",
+            exc.exit_code,
+        )
     except BrokenPipeError:  # the reader of our output went away, as `| head` does
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -772,6 +983,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 # -- signals -------------------------------------------------------------------------
 
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be.
 
@@ -784,10 +996,11 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-_SIGNAL_MESSAGES = {int(getattr(signal, name)): message
-                    for name, message in (("SIGTERM", "terminated (SIGTERM)"),
-                                          ("SIGHUP", "hung up (SIGHUP)"))
-                    if hasattr(signal, name)}
+_SIGNAL_MESSAGES = {
+    int(getattr(signal, name)): message
+    for name, message in (("SIGTERM", "terminated (SIGTERM)"), ("SIGHUP", "hung up (SIGHUP)"))
+    if hasattr(signal, name)
+}
 
 
 def install_signal_handlers() -> None:
@@ -801,7 +1014,7 @@ def install_signal_handlers() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
-    def handler(signum: int, frame) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         for number in _SIGNAL_MESSAGES:
             signal.signal(number, signal.SIG_DFL)
         raise Terminated(signum)
@@ -810,7 +1023,7 @@ def install_signal_handlers() -> None:
         signal.signal(number, handler)
 
 
-def _subject(args) -> str:
+def _subject(args: argparse.Namespace) -> str:
     """The data map a command works on, to begin its error messages."""
     source = getattr(args, "map", None)
     if not source or source.startswith(("se1:", "{")):

@@ -54,8 +54,9 @@ _FIRST_OUTPUT = 256 << 10
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def decode_payload(payload: memoryview | bytes | bytearray, plain_size: int,
-                   scratch: Scratch | None = None) -> memoryview | bytes:
+def decode_payload(
+    payload: memoryview | bytes | bytearray, plain_size: int, scratch: Scratch | None = None
+) -> memoryview | bytes:
     """The plaintext of a payload; raises ChunkIntegrityError (docs/format.md 2.2).
 
     A zstd body must be exactly one frame, and is inflated into a buffer

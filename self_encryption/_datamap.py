@@ -69,11 +69,11 @@ class DataMap:
         return len(self.chunks) <= MAX_ROOT_RECORDS
 
     def to_bytes(self) -> bytes:
-        parts = [HEADER.pack(MAGIC, VERSION, self.level, 0, self.file_size,
-                             self.content_size, len(self.chunks))]
+        parts = [
+            HEADER.pack(MAGIC, VERSION, self.level, 0, self.file_size, self.content_size, len(self.chunks))
+        ]
         parts.extend(
-            RECORD.pack(c.plain_size, c.stored_size, c.key_seed, bytes.fromhex(c.name))
-            for c in self.chunks
+            RECORD.pack(c.plain_size, c.stored_size, c.key_seed, bytes.fromhex(c.name)) for c in self.chunks
         )
         body = b"".join(parts)
         return body + hashlib.sha256(body).digest()[:TRAILER_SIZE]
@@ -96,16 +96,14 @@ class DataMap:
             raise DataMapError(f"unsupported data map version {version}")
         expected = HEADER.size + RECORD.size * count + TRAILER_SIZE
         if len(data) != expected:
-            raise DataMapError(
-                f"data map of {count} records must be {expected} bytes, not {len(data)}"
-            )
+            raise DataMapError(f"data map of {count} records must be {expected} bytes, not {len(data)}")
         if hashlib.sha256(data[:-TRAILER_SIZE]).digest()[:TRAILER_SIZE] != data[-TRAILER_SIZE:]:
             raise DataMapError("data map checksum does not match (damaged or truncated)")
         if reserved != 0:
             raise DataMapError("data map reserved field is not zero")
         chunks = tuple(
             ChunkInfo(plain, stored, seed, name.hex())
-            for plain, stored, seed, name in RECORD.iter_unpack(data[HEADER.size:-TRAILER_SIZE])
+            for plain, stored, seed, name in RECORD.iter_unpack(data[HEADER.size : -TRAILER_SIZE])
         )
         data_map = cls(level, file_size, chunks)
         if data_map.content_size != content_size:
@@ -123,13 +121,11 @@ class DataMap:
         text = text.strip(_ASCII_SPACE)  # no other white space: it is not base64url either
         if not text.startswith(TEXT_PREFIX):
             raise DataMapError(f"a data map in text form starts with {TEXT_PREFIX!r}")
-        encoded = text[len(TEXT_PREFIX):]
+        encoded = text[len(TEXT_PREFIX) :]
         if "=" in encoded or len(encoded) % 4 == 1:
             raise DataMapError("data map text is not unpadded base64url")
         try:
-            raw = base64.b64decode(
-                encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True
-            )
+            raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise DataMapError("data map text is not valid base64url") from None
         if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != encoded:
@@ -137,8 +133,7 @@ class DataMap:
         return cls.from_bytes(raw)
 
     def __str__(self) -> str:
-        return (f"DataMap(level={self.level}, file_size={self.file_size}, "
-                f"records={len(self.chunks)})")
+        return f"DataMap(level={self.level}, file_size={self.file_size}, records={len(self.chunks)})"
 
     # -- JSON form ---------------------------------------------------------------
 
@@ -147,16 +142,23 @@ class DataMap:
 
         Like the other forms it holds every key seed: keep it secret.
         """
-        return json.dumps({
-            "format": JSON_FORMAT,
-            "level": self.level,
-            "file_size": self.file_size,
-            "chunks": [
-                {"plain_size": c.plain_size, "stored_size": c.stored_size,
-                 "key_seed": c.key_seed.hex(), "name": c.name}
-                for c in self.chunks
-            ],
-        }, indent=indent)
+        return json.dumps(
+            {
+                "format": JSON_FORMAT,
+                "level": self.level,
+                "file_size": self.file_size,
+                "chunks": [
+                    {
+                        "plain_size": c.plain_size,
+                        "stored_size": c.stored_size,
+                        "key_seed": c.key_seed.hex(),
+                        "name": c.name,
+                    }
+                    for c in self.chunks
+                ],
+            },
+            indent=indent,
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> DataMap:
@@ -184,22 +186,29 @@ class DataMap:
             raise DataMapError("data map JSON chunks must be a list")
         chunks = []
         for index, record in enumerate(records):
-            fields = _json_object(record, f"record {index}",
-                                  {"plain_size", "stored_size", "key_seed", "name"})
+            fields = _json_object(
+                record, f"record {index}", {"plain_size", "stored_size", "key_seed", "name"}
+            )
             seed = fields["key_seed"]
             if not is_chunk_name(seed):  # the same shape: 64 lowercase hex digits
                 raise DataMapError(f"record {index}: key_seed must be 64 lowercase hex digits")
-            chunks.append(ChunkInfo(_json_int(fields["plain_size"], f"record {index} plain_size"),
-                                    _json_int(fields["stored_size"], f"record {index} stored_size"),
-                                    bytes.fromhex(str(seed)), str(fields["name"])))
-        return cls(_json_int(top["level"], "level"), _json_int(top["file_size"], "file_size"),
-                   tuple(chunks))
+            chunks.append(
+                ChunkInfo(
+                    _json_int(fields["plain_size"], f"record {index} plain_size"),
+                    _json_int(fields["stored_size"], f"record {index} stored_size"),
+                    bytes.fromhex(str(seed)),
+                    str(fields["name"]),
+                )
+            )
+        return cls(_json_int(top["level"], "level"), _json_int(top["file_size"], "file_size"), tuple(chunks))
 
     # -- map files -------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the text form to a file, atomically and readable by its owner only."""
-        with atomic_write(os.fspath(path), prefix=map_temp_prefix(os.fspath(path)), suffix=PARTIAL_SUFFIX, mode=0o600) as out:
+        with atomic_write(
+            os.fspath(path), prefix=map_temp_prefix(os.fspath(path)), suffix=PARTIAL_SUFFIX, mode=0o600
+        ) as out:
             out.write(self.to_text().encode("ascii") + b"\n")
 
     @classmethod
@@ -250,9 +259,7 @@ def _validate(data_map: DataMap) -> None:
             raise DataMapError(f"record {index}: name must be 64 lowercase hex digits")
     content_size = data_map.content_size
     if level == 0 and content_size != file_size:
-        raise DataMapError(
-            f"level-0 data map holds {content_size} bytes but file_size is {file_size}"
-        )
+        raise DataMapError(f"level-0 data map holds {content_size} bytes but file_size is {file_size}")
     if level > 0:
         # The map below was shrunk because it had more than a root's records.
         minimum = HEADER.size + TRAILER_SIZE + RECORD.size * (MAX_ROOT_RECORDS + 1)
@@ -295,9 +302,11 @@ def _json_object(value: object, what: str, keys: set[str]) -> dict[str, object]:
         raise DataMapError(f"{what} must be a JSON object")
     if set(value) != keys:
         unknown, missing = sorted(set(value) - keys), sorted(keys - set(value))
-        raise DataMapError(f"{what} must have exactly the keys {sorted(keys)}"
-                           + (f"; unknown: {unknown}" if unknown else "")
-                           + (f"; missing: {missing}" if missing else ""))
+        raise DataMapError(
+            f"{what} must have exactly the keys {sorted(keys)}"
+            + (f"; unknown: {unknown}" if unknown else "")
+            + (f"; missing: {missing}" if missing else "")
+        )
     return value
 
 

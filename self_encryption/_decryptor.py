@@ -30,8 +30,9 @@ from ._workers import InlineExecutor, check_workers, in_flight, make_executor, s
 ChunkSource = ChunkStore | Mapping[str, bytes] | Iterable[EncryptedChunk]
 
 
-def decrypt(data_map: DataMap, chunks: ChunkSource, *, workers: int | None = None,
-            progress: Progress | None = None) -> bytes:
+def decrypt(
+    data_map: DataMap, chunks: ChunkSource, *, workers: int | None = None, progress: Progress | None = None
+) -> bytes:
     """The original bytes of a data map, fetching chunks from ``chunks``.
 
     ``chunks`` is a chunk store, a mapping of hex name to content, or an
@@ -40,14 +41,19 @@ def decrypt(data_map: DataMap, chunks: ChunkSource, *, workers: int | None = Non
     ChunkIntegrityError naming it, and nothing is returned.
     """
     parts: list[Any] = []
-    decrypt_into(data_map, chunks, parts.append, workers=workers, progress=progress,
-                 reuse_buffers=False)
+    decrypt_into(data_map, chunks, parts.append, workers=workers, progress=progress, reuse_buffers=False)
     return b"".join(parts)
 
 
-def decrypt_into(data_map: DataMap, chunks: ChunkSource, write: Callable[[Any], object], *,
-                 workers: int | None = None, progress: Progress | None = None,
-                 reuse_buffers: bool = True) -> int:
+def decrypt_into(
+    data_map: DataMap,
+    chunks: ChunkSource,
+    write: Callable[[Any], object],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    reuse_buffers: bool = True,
+) -> int:
     """Open every chunk of data_map in order and pass its plaintext to write().
 
     Returns the number of bytes written. Up to a bounded number of chunks are
@@ -83,9 +89,14 @@ def decrypt_into(data_map: DataMap, chunks: ChunkSource, write: Callable[[Any], 
     return done
 
 
-def decrypt_file(data_map: DataMap, store: ChunkSource,
-                 destination: str | os.PathLike[str] | IO[bytes], *,
-                 workers: int | None = None, progress: Progress | None = None) -> int:
+def decrypt_file(
+    data_map: DataMap,
+    store: ChunkSource,
+    destination: str | os.PathLike[str] | IO[bytes],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> int:
     """Decrypt into a path or a writable binary file; returns the bytes written.
 
     A path that is absent or a regular file is written through a temporary
@@ -97,12 +108,14 @@ def decrypt_file(data_map: DataMap, store: ChunkSource,
     as a stream, like a file object: it receives bytes as they are opened,
     so it may hold a prefix if an error stops the work.
     """
-    return write_output(destination, lambda write: decrypt_into(
-        data_map, store, write, workers=workers, progress=progress))
+    return write_output(
+        destination, lambda write: decrypt_into(data_map, store, write, workers=workers, progress=progress)
+    )
 
 
-def write_output(destination: str | os.PathLike[str] | IO[bytes],
-                 fill: Callable[[Callable[[Any], object]], int]) -> int:
+def write_output(
+    destination: str | os.PathLike[str] | IO[bytes], fill: Callable[[Callable[[Any], object]], int]
+) -> int:
     """Write a decrypted file by the rules of decrypt_file; ``fill(write)`` makes its bytes."""
     if hasattr(destination, "write"):
         return fill(destination.write)
@@ -113,8 +126,7 @@ def write_output(destination: str | os.PathLike[str] | IO[bytes],
     if target is None:  # not a regular file: a stream
         with open(path, "wb", buffering=0) as stream:
             return fill(stream.write)
-    with atomic_write(target, prefix=f".{os.path.basename(target)}.", suffix=".partial",
-                      mode=mode) as temp:
+    with atomic_write(target, prefix=f".{os.path.basename(target)}.", suffix=".partial", mode=mode) as temp:
         return fill(temp.write)
 
 
@@ -132,6 +144,9 @@ def _destination(path: str) -> tuple[str | None, int]:
         return None, 0
     target = os.path.realpath(path)
     if not os.access(target, os.W_OK):
-        raise PermissionError(errno.EACCES, "the destination is not writable (like cp, decrypt "
-                              "does not replace a file you cannot write)", path)
+        raise PermissionError(
+            errno.EACCES,
+            "the destination is not writable (like cp, decrypt does not replace a file you cannot write)",
+            path,
+        )
     return target, stat.S_IMODE(info.st_mode)

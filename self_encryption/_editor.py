@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any, NamedTuple
 
 from . import _backend
@@ -32,9 +33,9 @@ _CACHED_CHUNKS = 8
 
 
 class _Old(NamedTuple):
-    """A chunk of the new level 0 that is old chunk ``index``, its cut unchanged."""
+    """A chunk of the new level 0 that is old chunk ``number``, its cut unchanged."""
 
-    index: int
+    number: int
 
 
 class _New(NamedTuple):
@@ -83,8 +84,7 @@ class SelfEncryptor:
         self._backend = _backend.active
         self._lock = threading.RLock()
         self._root = data_map
-        self._view: Level0View | None = (
-            None if data_map.level else Level0View(data_map, _CACHED_CHUNKS))
+        self._view: Level0View | None = None if data_map.level else Level0View(data_map, _CACHED_CHUNKS)
         self._size = data_map.file_size
         self._valid = data_map.file_size  # old content counts below this offset only
         self._extension = bytearray()  # the bytes from _valid to _size
@@ -126,11 +126,11 @@ class SelfEncryptor:
             self._mark(position, end)
             below = min(end, self._valid)
             if position < below:
-                self._patch(position, view[:below - position])
+                self._patch(position, view[: below - position])
             if end > self._valid:
                 start = max(position, self._valid)
                 offset = start - self._valid
-                self._extension[offset:offset + end - start] = view[start - position:]
+                self._extension[offset : offset + end - start] = view[start - position :]
             self._size = max(self._size, end)
             return len(view)
 
@@ -150,7 +150,7 @@ class SelfEncryptor:
                     for index in [i for i in self._patched if i >= first_gone]:
                         del self._patched[index]
                 else:
-                    del self._extension[size - self._valid:]
+                    del self._extension[size - self._valid :]
                 self._size = size
 
     def flush(self) -> DataMap:
@@ -177,7 +177,9 @@ class SelfEncryptor:
     def __enter__(self) -> SelfEncryptor:
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if kind is None:
             self.close()
         else:
@@ -235,12 +237,12 @@ class SelfEncryptor:
                 chunk_start = view.start(index)
                 plain = self._old_chunk(index)
                 take_end = min(below, chunk_start + len(plain))
-                parts.append(memoryview(plain)[position - chunk_start:take_end - chunk_start])
+                parts.append(memoryview(plain)[position - chunk_start : take_end - chunk_start])
                 position = take_end
                 index += 1
         if end > self._valid:
             first = max(start, self._valid) - self._valid
-            parts.append(memoryview(self._extension)[first:end - self._valid])
+            parts.append(memoryview(self._extension)[first : end - self._valid])
         return b"".join(parts)
 
     def _patch(self, position: int, data: memoryview) -> None:
@@ -256,7 +258,7 @@ class SelfEncryptor:
                 view.forget(index)
             offset = position + done - chunk_start
             take = min(len(patched) - offset, len(data) - done)
-            patched[offset:offset + take] = data[done:done + take]
+            patched[offset : offset + take] = data[done : done + take]
             done += take
             index += 1
 
@@ -288,10 +290,15 @@ class SelfEncryptor:
                 break
         entries.extend(_Old(index) for index in range(resume, count))
 
-        prepared = {i: prepare_chunk(backend, entry.piece, options)
-                    for i, entry in enumerate(entries) if isinstance(entry, _New)}
-        seeds = [prepared[i].key_seed if isinstance(entry, _New) else old.chunks[entry.index].key_seed
-                 for i, entry in enumerate(entries)]
+        prepared = {
+            i: prepare_chunk(backend, entry.piece, options)
+            for i, entry in enumerate(entries)
+            if isinstance(entry, _New)
+        }
+        seeds = [
+            prepared[i].key_seed if isinstance(entry, _New) else old.chunks[entry.number].key_seed
+            for i, entry in enumerate(entries)
+        ]
         old_seeds = [record.key_seed for record in old.chunks]
         records: list[ChunkInfo] = []
         for i, entry in enumerate(entries):
@@ -300,9 +307,9 @@ class SelfEncryptor:
                 record, content = seal_prepared(backend, prepared[i], *pads)
                 put_if_absent(self._store, record.name, content)
             else:
-                record = old.chunks[entry.index]
-                if pads != neighbour_seeds(old_seeds, entry.index):
-                    record = self._reseal(entry.index, *pads)
+                record = old.chunks[entry.number]
+                if pads != neighbour_seeds(old_seeds, entry.number):
+                    record = self._reseal(entry.number, *pads)
             records.append(record)
 
         level0 = DataMap(0, self._size, tuple(records))
@@ -344,8 +351,8 @@ class SelfEncryptor:
         for index, entry in enumerate(entries):
             if isinstance(entry, _New):
                 view.remember(index, entry.piece)
-            elif entry.index in held:
-                view.remember(index, held[entry.index])
+            elif entry.number in held:
+                view.remember(index, held[entry.number])
         self._root, self._view = root, view
         self._valid = self._size
         self._extension = bytearray()

@@ -13,13 +13,14 @@ import errno
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import IO, Any, NamedTuple
+from types import TracebackType
+from typing import IO, Any, NamedTuple, cast
 
 from . import _backend
-from ._buffers import as_bytes_view
+from ._buffers import Buffer, as_bytes_view
 from ._chunking import Cutter
 from ._datamap import HEADER, MAX_ROOT_RECORDS, RECORD, TEXT_PREFIX, TRAILER_SIZE, ChunkInfo, DataMap
 from ._errors import InvalidArgumentError, SelfEncryptionError
@@ -66,14 +67,14 @@ class EncryptStats:
 class _Held(NamedTuple):
     """Chunk 0 or 1, prepared: sealed by finish() once the last seeds are known."""
 
-    index: int
+    number: int  # the chunk's index in the file (index would shadow tuple.index)
     prepared: PreparedChunk
 
 
 class _Stored(NamedTuple):
     """A chunk sealed and handed to the store: its record and what storing it did."""
 
-    index: int
+    number: int
     record: ChunkInfo
     written: int  # bytes put; 0 when it was present
     repaired: bool  # a damaged copy was replaced
@@ -126,11 +127,11 @@ class Encryptor:
         self._progress = progress
         self._total = total_size
         self._count = 0
-        self._seeds: dict[int, Future] = {}  # key seeds, published as chunks are prepared
+        self._seeds: dict[int, Future[bytes]] = {}  # key seeds, published as chunks are prepared
         self._records: list[ChunkInfo | None] = []
         self._held: dict[int, PreparedChunk] = {}
-        self._pending: deque[Future] = deque()
-        self._waiting: dict[int, tuple] = {}  # prepared chunks waiting for seeds
+        self._pending: deque[Future[_Held | _Stored]] = deque()
+        self._waiting: dict[int, tuple[Any, ...]] = {}  # prepared chunks waiting for seeds
         self._sealed_bytes = 0
         self._state = "open"
         self.stats = EncryptStats()
@@ -141,7 +142,7 @@ class Encryptor:
 
     # -- public --------------------------------------------------------------
 
-    def write(self, data) -> int:
+    def write(self, data: Buffer) -> int:
         """Add bytes to the stream; returns how many were taken (all of them).
 
         The bytes are copied as needed: data may be reused once write() returns.
@@ -157,7 +158,7 @@ class Encryptor:
                 return total
             total += self._write(block, owned=isinstance(block, bytes))
 
-    def write_owned(self, data) -> int:
+    def write_owned(self, data: Buffer) -> int:
         """write() for a buffer that stays unchanged until finish() returns.
 
         Chunks are then handed to the workers as views of data, not copies.
@@ -172,7 +173,9 @@ class Encryptor:
                 self._submit(piece)
             self._drain(0)
             self._seal_first_chunks()
-            self.level0 = level0 = DataMap(0, self.stats.bytes_read, tuple(self._records))
+            records = tuple(record for record in self._records if record is not None)
+            assert len(records) == self._count  # every chunk was sealed and recorded
+            self.level0 = level0 = DataMap(0, self.stats.bytes_read, records)
             root, upper = shrink_map(self._backend, level0, self._options)
             for chunk in upper:
                 self._account(*self._store_chunk(chunk.name, chunk.content))
@@ -198,7 +201,9 @@ class Encryptor:
     def __enter__(self) -> Encryptor:
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if kind is None and self._state == "open":
             self.finish()
         else:
@@ -206,7 +211,7 @@ class Encryptor:
 
     # -- stages --------------------------------------------------------------
 
-    def _write(self, data, *, owned: bool) -> int:
+    def _write(self, data: Buffer, *, owned: bool) -> int:
         self._check_open()
         view = as_bytes_view(data)
         with self._failing():
@@ -234,12 +239,12 @@ class Encryptor:
             self.abort(exc)
             raise
 
-    def _submit(self, piece) -> None:
+    def _submit(self, piece: bytes | memoryview) -> None:
         index = self._count
         self._count += 1
         self._records.append(None)
-        seed: Future = Future()
-        done: Future = Future()
+        seed: Future[bytes] = Future()
+        done: Future[_Held | _Stored] = Future()
         self._seeds[index] = seed
         self._pending.append(done)
         if index == 1:
@@ -247,7 +252,9 @@ class Encryptor:
         self._executor.submit(self._prepare_chunk, index, piece, seed, done)
         self._drain(self._window)
 
-    def _prepare_chunk(self, index: int, piece, seed: Future, done: Future) -> None:
+    def _prepare_chunk(
+        self, index: int, piece: bytes | memoryview, seed: Future[bytes], done: Future[_Held | _Stored]
+    ) -> None:
         """On a worker: compress and key a chunk, publish its seed, then get it sealed.
 
         Sealing waits for the two predecessors' seeds without holding a
@@ -275,7 +282,7 @@ class Encryptor:
         lock = threading.Lock()
         self._waiting[index] = job
 
-        def on_seed(_: Future) -> None:
+        def on_seed(_: Future[bytes]) -> None:
             with lock:
                 waiting[0] -= 1
                 if waiting[0]:
@@ -285,7 +292,13 @@ class Encryptor:
         for future in predecessors:
             future.add_done_callback(on_seed)
 
-    def _seal_chunk(self, index: int, prepared: PreparedChunk, predecessors, done: Future) -> None:
+    def _seal_chunk(
+        self,
+        index: int,
+        prepared: PreparedChunk,
+        predecessors: tuple[Future[bytes], Future[bytes]],
+        done: Future[_Held | _Stored],
+    ) -> None:
         try:
             prev1, prev2 = (future.result() for future in predecessors)
             done.set_result(self._seal_and_put(index, prepared, prev1, prev2))
@@ -298,17 +311,17 @@ class Encryptor:
         while pending and (len(pending) > limit or pending[0].done()):
             result = pending.popleft().result()
             if isinstance(result, _Held):
-                self._held[result.index] = result.prepared
+                self._held[result.number] = result.prepared
             else:
                 self._record(result)
-                if result.index - 2 >= 2:  # later jobs need seeds from index - 1 on; finish() 0 and 1
-                    del self._seeds[result.index - 2]
+                if result.number - 2 >= 2:  # later jobs need seeds from index - 1 on; finish() 0 and 1
+                    del self._seeds[result.number - 2]
 
     def _seal_and_put(self, index: int, prepared: PreparedChunk, prev1: bytes, prev2: bytes) -> _Stored:
         record, content = seal_prepared(self._backend, prepared, prev1, prev2)
         return _Stored(index, record, *self._store_chunk(record.name, content))
 
-    def _store_chunk(self, name: str, content) -> tuple[int, bool]:
+    def _store_chunk(self, name: str, content: Buffer) -> tuple[int, bool]:
         return store_chunk(self._store, name, content, check=self._check_existing)
 
     def _seal_first_chunks(self) -> None:
@@ -318,7 +331,7 @@ class Encryptor:
         self._held.clear()
 
     def _record(self, stored: _Stored) -> None:
-        self._records[stored.index] = stored.record
+        self._records[stored.number] = stored.record
         self._account(stored.written, stored.repaired)
         self._sealed_bytes += stored.record.plain_size
         if self._progress is not None:
@@ -333,23 +346,24 @@ class Encryptor:
             self.stats.chunks_present += 1
 
 
-class _SeedList:
+class _SeedList(Sequence[bytes]):
     """The published key seeds by index, as the sequence neighbour_seeds() reads.
 
     Only the seeds of chunks 0, 1 and the last two are still kept at the end.
     """
 
-    def __init__(self, seeds: dict[int, Future], count: int) -> None:
+    def __init__(self, seeds: dict[int, Future[bytes]], count: int) -> None:
         self._seeds, self._count = seeds, count
 
     def __len__(self) -> int:
         return self._count
 
-    def __getitem__(self, index: int) -> bytes:
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]  # ints only
         return self._seeds[index].result()
 
 
 # -- entry points ---------------------------------------------------------------
+
 
 class _Collector:
     """A store that keeps what encrypt() returns: each chunk once, in put order."""
@@ -360,12 +374,12 @@ class _Collector:
     def has(self, name: str) -> bool:
         return name in self.chunks
 
-    def put(self, name: str, data) -> None:
+    def put(self, name: str, data: Buffer) -> None:
         self.chunks.setdefault(name, EncryptedChunk(name, bytes(data)))
 
 
 def encrypt(
-    data,
+    data: Buffer,
     *,
     convergence_secret: bytes | str = b"",
     compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
@@ -384,8 +398,14 @@ def encrypt(
     """
     collector = _Collector()
     encryptor = _encrypt_buffer(
-        data, collector, convergence_secret=convergence_secret, compression_level=compression_level,
-        chunk_sizes=chunk_sizes, workers=workers, progress=progress)
+        data,
+        collector,
+        convergence_secret=convergence_secret,
+        compression_level=compression_level,
+        chunk_sizes=chunk_sizes,
+        workers=workers,
+        progress=progress,
+    )
     assert encryptor.level0 is not None and encryptor.data_map is not None
     # File order, whatever order the workers stored them in; map levels after.
     ordered = {record.name: collector.chunks[record.name] for record in encryptor.level0.chunks}
@@ -394,7 +414,7 @@ def encrypt(
 
 
 def encrypt_to_store(
-    data,
+    data: Buffer,
     store: ChunkStore,
     *,
     convergence_secret: bytes | str = b"",
@@ -412,13 +432,20 @@ def encrypt_to_store(
     not yet stored.
     """
     encryptor = _encrypt_buffer(
-        data, store, convergence_secret=convergence_secret, compression_level=compression_level,
-        chunk_sizes=chunk_sizes, workers=workers, progress=progress, check_existing=check_existing)
+        data,
+        store,
+        convergence_secret=convergence_secret,
+        compression_level=compression_level,
+        chunk_sizes=chunk_sizes,
+        workers=workers,
+        progress=progress,
+        check_existing=check_existing,
+    )
     assert encryptor.data_map is not None
     return encryptor.data_map
 
 
-def _encrypt_buffer(data, store, **options: Any) -> Encryptor:
+def _encrypt_buffer(data: Buffer, store: Any, **options: Any) -> Encryptor:
     """Run a finished Encryptor over a whole buffer, which stays ours until it is done."""
     view = as_bytes_view(data)
     with Encryptor(store, total_size=len(view), **options) as encryptor:
@@ -426,16 +453,21 @@ def _encrypt_buffer(data, store, **options: Any) -> Encryptor:
     return encryptor
 
 
-def encrypt_file(source: str | os.PathLike[str] | IO[bytes], store: ChunkStore, *,
-                 workers: int | None = None, progress: Progress | None = None,
-                 **options: Any) -> DataMap:
+def encrypt_file(
+    source: str | os.PathLike[str] | IO[bytes],
+    store: ChunkStore,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> DataMap:
     """Self-encrypt a file (a path or a readable binary file) into a store; returns the root.
 
     ``options`` are the Encryptor's: ``convergence_secret``,
     ``compression_level``, ``chunk_sizes`` and ``check_existing``.
     """
     if hasattr(source, "read"):
-        return _encrypt_stream(source, store, None, workers, progress, options)
+        return _encrypt_stream(cast("IO[bytes]", source), store, None, workers, progress, options)
     if not isinstance(source, (str, bytes, os.PathLike)):
         raise InvalidArgumentError("source must be a path or a readable binary file")
     with open(source, "rb") as handle:
@@ -443,7 +475,14 @@ def encrypt_file(source: str | os.PathLike[str] | IO[bytes], store: ChunkStore, 
         return _encrypt_stream(handle, store, size, workers, progress, options)
 
 
-def _encrypt_stream(handle, store, size, workers, progress, options) -> DataMap:
+def _encrypt_stream(
+    handle: IO[bytes],
+    store: ChunkStore,
+    size: int | None,
+    workers: int | None,
+    progress: Progress | None,
+    options: dict[str, Any],
+) -> DataMap:
     with Encryptor(store, workers=workers, progress=progress, total_size=size, **options) as encryptor:
         encryptor.write_from(handle)
     assert encryptor.data_map is not None
@@ -453,7 +492,9 @@ def _encrypt_stream(handle, store, size, workers, progress, options) -> DataMap:
 # -- map files --------------------------------------------------------------------
 
 #: The longest text form of a root data map: "se1:" and the base64url of 4 records.
-MAX_ROOT_TEXT = len(TEXT_PREFIX) + (4 * (HEADER.size + MAX_ROOT_RECORDS * RECORD.size + TRAILER_SIZE) + 2) // 3
+MAX_ROOT_TEXT = (
+    len(TEXT_PREFIX) + (4 * (HEADER.size + MAX_ROOT_RECORDS * RECORD.size + TRAILER_SIZE) + 2) // 3
+)
 
 
 class ReservedMapFile(ReservedFile):
@@ -478,5 +519,6 @@ def reserve_map_file(path: str | os.PathLike[str], *, replace: bool = False) -> 
     target = os.fspath(path)
     if not replace and os.path.lexists(target):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
-    return ReservedMapFile(target, prefix=map_temp_prefix(target), size=MAX_ROOT_TEXT + 1,
-                           mode=0o600, replace=replace)
+    return ReservedMapFile(
+        target, prefix=map_temp_prefix(target), size=MAX_ROOT_TEXT + 1, mode=0o600, replace=replace
+    )

@@ -9,7 +9,7 @@ against it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 
 class SelfEncryptionError(Exception):
@@ -38,6 +38,9 @@ class StoreError(SelfEncryptionError):
 
 class StoreBusyError(StoreError):
     """A store's lock stayed held longer than the caller would wait (gc while encrypts run)."""
+
+
+_E = TypeVar("_E", bound="ChunkError")
 
 
 class ChunkError(SelfEncryptionError):
@@ -72,15 +75,17 @@ class ChunkError(SelfEncryptionError):
             where.append(f"name {self.name}")
         return f"{self.reason} ({', '.join(where)})" if where else self.reason
 
-    def located(self, *, index: int, level: int, name: str) -> ChunkError:
+    def located(self: _E, *, index: int, level: int, name: str) -> _E:
         """The same error, placed at a chunk of a data map."""
         return type(self)(self.reason, name=name, index=index, level=level)
 
-    def __reduce__(self):  # keep the attributes across pickling
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the attributes across pickling
         return (_rebuild_chunk_error, (type(self), self.reason, self.name, self.index, self.level))
 
 
-def _rebuild_chunk_error(cls, reason, name, index, level):
+def _rebuild_chunk_error(
+    cls: type[ChunkError], reason: str, name: str | None, index: int | None, level: int | None
+) -> ChunkError:
     return cls(reason, name=name, index=index, level=level)
 
 

@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 #: The suffix of every temporary that stands for a data map or a decrypted file.
 PARTIAL_SUFFIX = ".partial"
@@ -25,8 +25,9 @@ _NAME_BYTES = 150
 
 
 @contextlib.contextmanager
-def atomic_write(target: str, *, prefix: str, suffix: str = "", mode: int | None = None,
-                 durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_write(
+    target: str, *, prefix: str, suffix: str = "", mode: int | None = None, durable: bool = True
+) -> Iterator[BinaryIO]:
     """A binary file that replaces ``target`` when the block ends without error.
 
     The temporary file is named ``prefix...suffix`` in target's folder and is
@@ -51,24 +52,6 @@ def atomic_write(target: str, *, prefix: str, suffix: str = "", mode: int | None
         raise
     if durable:
         sync_folder(folder)
-
-
-_umask_lock = threading.Lock()
-
-
-def current_umask() -> int:
-    """The process's umask, read without changing it where the system allows."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _umask_lock:  # elsewhere: set and restore it at once
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
 
 
 def sync_folder(folder: str) -> None:
@@ -101,8 +84,11 @@ def hidden_prefix(target: str, tag: str = "") -> str:
 def map_temp_prefix(target: str) -> str:
     """``.NAME.sedm-``: temporaries of a data map file (NAME without its .sedm), then PARTIAL_SUFFIX."""
     base = os.path.basename(os.path.abspath(target))
-    stem = base[:-len(".sedm")] if base.endswith(".sedm") and len(base) > len(".sedm") else base
+    stem = base[: -len(".sedm")] if base.endswith(".sedm") and len(base) > len(".sedm") else base
     return hidden_prefix(os.path.join(os.path.dirname(os.path.abspath(target)), stem), "sedm-")
+
+
+_R = TypeVar("_R", bound="ReservedFile")
 
 
 class ReservedFile:
@@ -117,8 +103,16 @@ class ReservedFile:
     manager it discards on any exit that did not commit.
     """
 
-    def __init__(self, target: str | os.PathLike[str], *, prefix: str, suffix: str = PARTIAL_SUFFIX,
-                 size: int, mode: int = 0o600, replace: bool = True) -> None:
+    def __init__(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        prefix: str,
+        suffix: str = PARTIAL_SUFFIX,
+        size: int,
+        mode: int = 0o600,
+        replace: bool = True,
+    ) -> None:
         self.target = os.path.abspath(os.fspath(target))
         self.replace = replace
         self._mode = mode
@@ -129,7 +123,7 @@ class ReservedFile:
         self._file: BinaryIO | None = os.fdopen(handle, "r+b")
         try:
             note = b"self-encryption: this file is being written\n"
-            self._file.write((note + b" " * size)[:max(size - 1, 0)] + b"\n"[:size])
+            self._file.write((note + b" " * size)[: max(size - 1, 0)] + b"\n"[:size])
             self._file.flush()
             os.fsync(self._file.fileno())
         except BaseException:
@@ -185,10 +179,10 @@ class ReservedFile:
             with contextlib.suppress(OSError):
                 os.unlink(self.temp_path)
 
-    def __enter__(self) -> ReservedFile:
+    def __enter__(self: _R) -> _R:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.discard()
 
 

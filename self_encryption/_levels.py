@@ -14,9 +14,7 @@ import bisect
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._buffers import Scratch, ScratchPool
 from ._datamap import DataMap
@@ -30,7 +28,6 @@ Opened = tuple["memoryview | bytes", "Scratch | None"]
 
 if TYPE_CHECKING:
     from ._backend import Backend
-
 
 
 def check_root(root: object) -> DataMap:
@@ -53,8 +50,11 @@ class Fetcher:
     saves a round trip per chunk on a network store.
     """
 
-    def __init__(self, one: Callable[[str, int | None], object],
-                 many: Callable[[list[str]], Mapping[str, object]] | None = None) -> None:
+    def __init__(
+        self,
+        one: Callable[[str, int | None], object],
+        many: Callable[[list[str]], Mapping[str, object]] | None = None,
+    ) -> None:
         self._one = one
         self.many = many
 
@@ -75,8 +75,7 @@ def fetcher(chunks: object) -> Fetcher:
             mapping = {chunk.name: chunk.content for chunk in chunks}  # type: ignore[attr-defined]
         except (TypeError, AttributeError):
             raise InvalidArgumentError(
-                "chunks must be a chunk store, a mapping of name to bytes, "
-                "or an iterable of EncryptedChunk"
+                "chunks must be a chunk store, a mapping of name to bytes, or an iterable of EncryptedChunk"
             ) from None
 
     def from_mapping(name: str, size: int | None = None) -> object:
@@ -100,8 +99,7 @@ def _store_fetcher(store: Any) -> Fetcher:
 
     def many(names: list[str]) -> Mapping[str, object]:
         assert get_many is not None
-        found = store_call("get", names[0] if len(names) == 1 else f"{names[0]} and others",
-                           get_many, names)
+        found = store_call("get", names[0] if len(names) == 1 else f"{names[0]} and others", get_many, names)
         if not isinstance(found, Mapping):
             raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
         return found
@@ -129,14 +127,21 @@ def fetch_chunks(data_map: DataMap, fetch: Fetcher, indices: Sequence[int]) -> d
         record = data_map.chunks[index]
         content = found.get(record.name)
         if content is None:
-            raise ChunkNotFoundError("chunk not found in the store", name=record.name,
-                                     index=index, level=data_map.level)
+            raise ChunkNotFoundError(
+                "chunk not found in the store", name=record.name, index=index, level=data_map.level
+            )
         result[index] = content
     return result
 
 
-def load_chunk(backend: Backend, data_map: DataMap, fetch: Fetcher, index: int,
-               scratch: Scratch | None = None, content: object = None) -> memoryview | bytes:
+def load_chunk(
+    backend: Backend,
+    data_map: DataMap,
+    fetch: Fetcher,
+    index: int,
+    scratch: Scratch | None = None,
+    content: object = None,
+) -> memoryview | bytes:
     """Fetch (unless content is given), check and open record index of data_map."""
     if content is None:
         content = fetch_chunk(data_map, fetch, index)
@@ -149,8 +154,14 @@ def batches(count: int, size: int) -> Iterator[range]:
         yield range(start, min(count, start + size))
 
 
-def iter_level(backend: Backend, data_map: DataMap, fetch: Fetcher, executor: Executor | None = None,
-               window: int = 1, pool: ScratchPool | None = None) -> Iterator[Opened]:
+def iter_level(
+    backend: Backend,
+    data_map: DataMap,
+    fetch: Fetcher,
+    executor: Executor | None = None,
+    window: int = 1,
+    pool: ScratchPool | None = None,
+) -> Iterator[Opened]:
     """(plaintext, scratch) for each record of one data map, in order.
 
     With an executor, up to ``window`` chunks are fetched and opened at once.
@@ -159,6 +170,7 @@ def iter_level(backend: Backend, data_map: DataMap, fetch: Fetcher, executor: Ex
     the store can get several chunks at once, they are fetched in windows
     of at least BATCH, the next window while this one is opened.
     """
+
     def load(index: int, content: object = None) -> Opened:
         scratch = None if pool is None else pool.acquire()
         return load_chunk(backend, data_map, fetch, index, scratch, content), scratch
@@ -172,8 +184,9 @@ def iter_level(backend: Backend, data_map: DataMap, fetch: Fetcher, executor: Ex
     return ordered_map(executor, load, indices, window)
 
 
-def _iter_batched(data_map: DataMap, fetch: Fetcher, executor: Executor | None, size: int,
-                  load: Callable[..., Opened]) -> Iterator[Opened]:
+def _iter_batched(
+    data_map: DataMap, fetch: Fetcher, executor: Executor | None, size: int, load: Callable[..., Opened]
+) -> Iterator[Opened]:
     """iter_level over a store with get_many: a window fetched while the one before is opened."""
     runs = list(batches(len(data_map.chunks), size))
     if executor is None:
@@ -186,8 +199,11 @@ def _iter_batched(data_map: DataMap, fetch: Fetcher, executor: Executor | None, 
     try:
         for number, run in enumerate(runs):
             current = ahead.result() if ahead is not None else fetch_chunks(data_map, fetch, run)
-            ahead = (executor.submit(fetch_chunks, data_map, fetch, runs[number + 1])
-                     if number + 1 < len(runs) else None)
+            ahead = (
+                executor.submit(fetch_chunks, data_map, fetch, runs[number + 1])
+                if number + 1 < len(runs)
+                else None
+            )
             opened = [executor.submit(load, index, current.pop(index)) for index in run]
             for future in opened:
                 yield future.result()
@@ -203,9 +219,7 @@ def child_map(parent: DataMap, serialized: bytes) -> DataMap:
     except DataMapError as exc:
         raise DataMapError(f"the level-{parent.level - 1} data map is malformed: {exc}") from None
     if child.level != parent.level - 1:
-        raise DataMapError(
-            f"a level-{parent.level} data map holds a level-{child.level} map"
-        )
+        raise DataMapError(f"a level-{parent.level} data map holds a level-{child.level} map")
     if child.file_size != parent.file_size:
         raise DataMapError(
             f"level-{child.level} data map file_size {child.file_size} differs "
@@ -226,9 +240,8 @@ def walk_levels(backend: Backend, root: DataMap, fetch: Fetcher) -> Iterator[Dat
 
 def level_zero(backend: Backend, root: DataMap, fetch: Fetcher) -> DataMap:
     """The level-0 map of a root: the records of the file's own chunks."""
-    for data_map in walk_levels(backend, root, fetch):
-        pass
-    return data_map
+    *_, level0 = walk_levels(backend, root, fetch)  # the walk ends at level 0
+    return level0
 
 
 class Level0View:

@@ -14,7 +14,8 @@ from typing import Any
 from . import _backend
 from ._datamap import DataMap
 from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
-from ._levels import BATCH, Fetcher, batches, check_root, fetcher, load_chunk, walk_levels as _walk
+from ._levels import BATCH, Fetcher, batches, check_root, fetcher, load_chunk
+from ._levels import walk_levels as _walk
 from ._stores import ChunkEntry, collecting, set_aside, store_call
 from ._workers import check_workers, in_flight, make_executor, ordered_map, stop
 
@@ -80,6 +81,7 @@ def _unreadable_is_damaged(fetch: Fetcher) -> Fetcher:
     for repair that is damage to set aside. (A bucket's quarantine reads the
     object again first and keeps it if the failure was passing.)
     """
+
     def fetch_or_damaged(name: str, size: int | None = None) -> object:
         try:
             return fetch(name, size)
@@ -94,8 +96,15 @@ def _sample(count: int) -> list[int]:
     return sorted({0, count // 2, count - 1}) if count else []
 
 
-def _check_level(level: DataMap, indices: Any, check: Callable[..., ChunkProblem | None],
-                 fetch: Fetcher, executor: Any, workers: int, full: bool) -> Iterator[ChunkProblem | None]:
+def _check_level(
+    level: DataMap,
+    indices: Any,
+    check: Callable[..., ChunkProblem | None],
+    fetch: Fetcher,
+    executor: Any,
+    workers: int,
+    full: bool,
+) -> Iterator[ChunkProblem | None]:
     """check() for each index, fetching a window at a time when the store has get_many."""
     window = in_flight(workers)
     if not full or fetch.many is None:
@@ -104,11 +113,16 @@ def _check_level(level: DataMap, indices: Any, check: Callable[..., ChunkProblem
     for run in batches(len(level.chunks), max(window, BATCH)):
         names = list(dict.fromkeys(level.chunks[i].name for i in run))
         found = fetch.many(names)
-        yield from ordered_map(executor, lambda i, batch=found: check(level, i, batch), run, window)
+
+        def check_fetched(index: int, batch: Mapping[str, object] = found) -> ChunkProblem | None:
+            return check(level, index, batch)
+
+        yield from ordered_map(executor, check_fetched, run, window)
 
 
-def verify(data_map: DataMap, store: Any, *, full: bool = False,
-           workers: int | None = None, repair: bool = False) -> VerifyReport:
+def verify(
+    data_map: DataMap, store: Any, *, full: bool = False, workers: int | None = None, repair: bool = False
+) -> VerifyReport:
     """Check that a file is wholly in a store, going on past the first problem.
 
     Quick mode asks the store whether the first, middle and last chunks of
@@ -135,8 +149,12 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
         fetch = _unreadable_is_damaged(fetch)
 
     def set_aside_once(problem: ChunkProblem) -> None:
-        if repair and isinstance(problem, ChunkIntegrityError) and problem.name \
-                and problem.name not in quarantined:
+        if (
+            repair
+            and isinstance(problem, ChunkIntegrityError)
+            and problem.name
+            and problem.name not in quarantined
+        ):
             quarantined[problem.name] = set_aside(store, problem.name)
 
     def check(level: DataMap, index: int, batch: Mapping[str, object] | None = None) -> ChunkProblem | None:
@@ -151,8 +169,9 @@ def verify(data_map: DataMap, store: Any, *, full: bool = False,
                 load_chunk(backend, level, fetch, index)
             elif has is not None:
                 if not store_call("check", record.name, has, record.name):
-                    raise ChunkNotFoundError("chunk not found in the store", name=record.name,
-                                             index=index, level=level.level)
+                    raise ChunkNotFoundError(
+                        "chunk not found in the store", name=record.name, index=index, level=level.level
+                    )
             else:
                 fetch(record.name, record.stored_size)
         except (ChunkNotFoundError, ChunkIntegrityError) as exc:
@@ -228,9 +247,15 @@ class GcReport:
         return self.chunks_total - len(self.names)
 
 
-def collect_garbage(store: Any, keep: Iterable[DataMap], *, delete: bool = False,
-                    grace: float = DEFAULT_GRACE, workers: int | None = None,
-                    lock_wait: float = DEFAULT_LOCK_WAIT) -> GcReport:
+def collect_garbage(
+    store: Any,
+    keep: Iterable[DataMap],
+    *,
+    delete: bool = False,
+    grace: float = DEFAULT_GRACE,
+    workers: int | None = None,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
+) -> GcReport:
     """Find (and with ``delete`` remove) the chunks no kept data map needs.
 
     ``keep`` is every data map whose chunks must stay; each is walked to
@@ -262,7 +287,8 @@ def collect_garbage(store: Any, keep: Iterable[DataMap], *, delete: bool = False
     if grace > 0 and not callable(mtime):
         raise InvalidArgumentError(
             "this store cannot tell when a chunk was stored (it has no mtime method): "
-            "pass grace=0 to collect garbage without the grace period")
+            "pass grace=0 to collect garbage without the grace period"
+        )
     with collecting(store, lock_wait):
         referenced: set[str] = set()
         for data_map in keep:
@@ -279,14 +305,15 @@ def collect_garbage(store: Any, keep: Iterable[DataMap], *, delete: bool = False
         def collect(entry: ChunkEntry) -> ChunkEntry | None:
             """The entry, deleted if delete; None if it turned young or vanished meanwhile."""
             if grace > 0:
+                assert callable(mtime)  # checked before the lock was taken
                 try:
                     stamp = store_call("check", entry.name, mtime, entry.name)
                 except ChunkNotFoundError:
                     return None
                 if time.time() - stamp < grace:
                     return None
-            size = entry.size if entry.size is not None else _size(store, entry.name)
-            if size is None:
+            size: int | None = entry.size if entry.size is not None else _size(store, entry.name)
+            if size is None:  # a store listed by name only: it vanished meanwhile
                 return None
             if delete:
                 store_call("delete", entry.name, store.delete, entry.name)
@@ -305,10 +332,15 @@ def collect_garbage(store: Any, keep: Iterable[DataMap], *, delete: bool = False
         if callable(remove_temporaries):
             temporaries = remove_temporaries(grace, delete=delete)
     return GcReport(
-        deleted=delete, names=tuple(entry.name for entry in gone),
-        bytes_freed=sum(entry.size for entry in gone), chunks_total=total,
-        chunks_referenced=total - len(candidates), chunks_young=len(candidates) - len(gone),
-        temp_files_removed=temporaries, grace=grace)
+        deleted=delete,
+        names=tuple(entry.name for entry in gone),
+        bytes_freed=sum(entry.size or 0 for entry in gone),
+        chunks_total=total,
+        chunks_referenced=total - len(candidates),
+        chunks_young=len(candidates) - len(gone),
+        temp_files_removed=temporaries,
+        grace=grace,
+    )
 
 
 def _seconds(label: str, value: float) -> float:
@@ -328,14 +360,14 @@ def _entries(store: Any) -> Iterator[ChunkEntry]:
         yield from scan()
         return
     for name in store:
-        yield ChunkEntry(name, None, None)  # type: ignore[arg-type]
+        yield ChunkEntry(name, None, None)
 
 
 def _size(store: Any, name: str) -> int | None:
     size_of = getattr(store, "size", None)
     try:
         if callable(size_of):
-            return store_call("check", name, size_of, name)
+            return int(store_call("check", name, size_of, name))
         return len(store_call("get", name, store.get, name))
     except ChunkNotFoundError:
         return None

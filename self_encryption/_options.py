@@ -50,9 +50,11 @@ def make_options(
     except TypeError:
         raise InvalidArgumentError("convergence_secret must be bytes-like or str") from None
     if compression_level is not None:
-        if not is_int(compression_level) or not (
-            MIN_COMPRESSION_LEVEL <= compression_level <= zstandard.MAX_COMPRESSION_LEVEL
-        ) or compression_level == 0:
+        if (
+            not is_int(compression_level)
+            or not (MIN_COMPRESSION_LEVEL <= compression_level <= zstandard.MAX_COMPRESSION_LEVEL)
+            or compression_level == 0
+        ):
             raise InvalidArgumentError(
                 "compression_level must be None (no compression) or a zstd level from "
                 f"{MIN_COMPRESSION_LEVEL} to -1 or from 1 to {zstandard.MAX_COMPRESSION_LEVEL}, "

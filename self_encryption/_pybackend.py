@@ -52,8 +52,7 @@ class GearTable:
 
     def __init__(self, secret: bytes) -> None:
         self.values = tuple(
-            int.from_bytes(hmac_sha256(secret, _GEAR_LABEL + bytes([b]))[:8], "little")
-            for b in range(256)
+            int.from_bytes(hmac_sha256(secret, _GEAR_LABEL + bytes([b]))[:8], "little") for b in range(256)
         )
 
 
@@ -61,8 +60,9 @@ def _top_bits(count: int) -> int:
     return (_U64 >> (64 - count)) << (64 - count)
 
 
-def find_cut(table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int,
-             at_end: bool) -> int:
+def find_cut(
+    table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int, at_end: bool
+) -> int:
     """Length of the next chunk at the start of data, or 0 if more bytes could move it."""
     length = memoryview(data).nbytes
     if length <= min_size:
@@ -108,8 +108,9 @@ def seal(seed: bytes, prev1: bytes, prev2: bytes, kind: int, body: Buffer) -> tu
     return content, sha256(content)
 
 
-def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: bytes,
-               out: Buffer | None = None) -> memoryview:
+def open_chunk(
+    seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: bytes, out: Buffer | None = None
+) -> memoryview:
     """Check content against its name, then return the payload it seals.
 
     The payload is written into ``out`` (a writable buffer at least as long
@@ -119,7 +120,7 @@ def open_chunk(seed: bytes, prev1: bytes, prev2: bytes, content: Buffer, name: b
         raise ChunkIntegrityError("chunk content does not match its name")
     key, counter_block, pad = _chunk_keys(seed, prev1, prev2)
     content = memoryview(content)
-    payload = memoryview(bytearray(content.nbytes) if out is None else out)[:content.nbytes]
+    payload = memoryview(bytearray(content.nbytes) if out is None else out)[: content.nbytes]
     AES.new(pad, AES.MODE_CTR, nonce=b"", initial_value=_ZERO_COUNTER).encrypt(content, output=payload)
     AES.new(key, AES.MODE_CTR, nonce=b"", initial_value=counter_block).encrypt(payload, output=payload)
     return payload
@@ -145,8 +146,16 @@ def _check_sizes(min_size: int, avg_size: int, max_size: int | None = None) -> N
         raise InvalidArgumentError(f"chunk sizes {min_size}, {avg_size}, {max_size} are out of range")
 
 
-def cut_lengths(table: GearTable, data: Buffer, min_size: int, avg_size: int, max_size: int,
-                at_end: bool, *, path: str | None = None) -> list[int]:
+def cut_lengths(
+    table: GearTable,
+    data: Buffer,
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    at_end: bool,
+    *,
+    path: str | None = None,
+) -> list[int]:
     """Every chunk length that repeated find_cut calls give from the start of data."""
     _check_sizes(min_size, avg_size, max_size)
     view = memoryview(data).cast("B")
@@ -161,8 +170,9 @@ def cut_lengths(table: GearTable, data: Buffer, min_size: int, avg_size: int, ma
     return cuts
 
 
-def scan_candidates(table: GearTable, data: Buffer, start: int, stop: int, avg_size: int,
-                    *, path: str | None = None) -> array[int]:
+def scan_candidates(
+    table: GearTable, data: Buffer, start: int, stop: int, avg_size: int, *, path: str | None = None
+) -> array[int]:
     """The candidates of positions start .. stop-1 of data, as array('Q')."""
     _check_sizes(64, avg_size)
     view = memoryview(data).cast("B")
@@ -173,7 +183,7 @@ def scan_candidates(table: GearTable, data: Buffer, start: int, stop: int, avg_s
     mask_s, mask_l = _top_bits(bits + 2), _top_bits(bits - 2)
     found = array("Q")
     fp = 0
-    for byte in view[max(start - _WINDOW, 0):start]:
+    for byte in view[max(start - _WINDOW, 0) : start]:
         fp = ((fp << 1) + gear[byte]) & _U64
     for i, byte in enumerate(view[start:stop], start):
         fp = ((fp << 1) + gear[byte]) & _U64
@@ -182,8 +192,16 @@ def scan_candidates(table: GearTable, data: Buffer, start: int, stop: int, avg_s
     return found
 
 
-def resolve_cuts(table: GearTable, data: Buffer, candidates: Iterable[Any], min_size: int, avg_size: int,
-                 max_size: int, at_end: bool, start: int = 0) -> list[int]:
+def resolve_cuts(
+    table: GearTable,
+    data: Buffer,
+    candidates: Iterable[Any],
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    at_end: bool,
+    start: int = 0,
+) -> list[int]:
     """Chunk lengths from a chunk starting at offset start, given the candidates.
 
     Per chunk: the 63 positions after min are hashed from zero, as find_cut
@@ -199,8 +217,7 @@ def resolve_cuts(table: GearTable, data: Buffer, candidates: Iterable[Any], min_
     else:
         entries = [entry for part in candidates for entry in part]
     positions = [entry >> 1 for entry in entries]
-    if any(pos >= length for pos in positions) or any(
-            a >= b for a, b in zip(positions, positions[1:])):
+    if any(pos >= length for pos in positions) or any(a >= b for a, b in zip(positions, positions[1:])):
         raise InvalidArgumentError("candidates must be strictly increasing positions inside data")
     if not 0 <= start <= length:
         raise InvalidArgumentError(f"start {start} is not inside 0 .. {length}")

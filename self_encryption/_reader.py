@@ -12,7 +12,6 @@ from ._errors import SelfEncryptionError
 from ._levels import Level0View, check_root, fetch_chunks, fetcher, level_zero, load_chunk
 from ._workers import check_workers, make_executor
 
-
 #: The most bytes readall() asks for at a time.
 READ_PIECE = 8 << 20
 
@@ -28,8 +27,9 @@ class ChunkReader(io.RawIOBase):
     reader is for one thread at a time.
     """
 
-    def __init__(self, data_map: DataMap, store: Any, *, workers: int | None = None,
-                 cached_chunks: int = 8) -> None:
+    def __init__(
+        self, data_map: DataMap, store: Any, *, workers: int | None = None, cached_chunks: int = 8
+    ) -> None:
         super().__init__()
         self._root = check_root(data_map)
         self._fetch = fetcher(store)
@@ -88,7 +88,7 @@ class ChunkReader(io.RawIOBase):
                 plain = self._chunk(index)
                 offset = start + written - view.start(index)
                 take = min(view.end(index) - start - written, end - start - written)
-                target[written:written + take] = plain[offset:offset + take]
+                target[written : written + take] = plain[offset : offset + take]
                 written += take
                 index += 1
             self._advance(start, end, index)
@@ -135,7 +135,7 @@ class ChunkReader(io.RawIOBase):
         index = view.locate(start)
         plain = self._chunk(index)  # opened and checked: its length is real
         offset = start - view.start(index)
-        piece = bytes(memoryview(plain)[offset:offset + limit])
+        piece = bytes(memoryview(plain)[offset : offset + limit])
         self._advance(start, start + len(piece), index + (offset + len(piece) >= len(plain)))
         return piece
 
@@ -180,8 +180,11 @@ class ChunkReader(io.RawIOBase):
             return
         for stale in [i for i in self._ahead if i < index]:
             self._ahead.pop(stale).cancel()
-        wanted = [i for i in range(index, min(index + self._ahead_count, len(self._view)))
-                  if not self._view.holds(i) and i not in self._ahead]
+        wanted = [
+            i
+            for i in range(index, min(index + self._ahead_count, len(self._view)))
+            if not self._view.holds(i) and i not in self._ahead
+        ]
         if not wanted:
             return
         if self._fetch.many is None or len(wanted) == 1:

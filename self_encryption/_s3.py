@@ -9,15 +9,18 @@ Needs boto3: ``pip install self-encryption-cffi[s3]``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, ContextManager, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
-from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
+from ._buffers import Buffer
 from ._datamap import check_name, is_chunk_name
+from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
 from ._stores import ChunkEntry
 
 #: Attempts per request, the first included, that botocore makes at once (quick retries).
@@ -27,9 +30,18 @@ RETRY_SECONDS = 120.0
 #: Longest pause between two rounds of attempts.
 _MAX_PAUSE = 10.0
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
-                    "RequestTimeoutException", "InternalError", "ServiceUnavailable",
-                    "RequestLimitExceeded", "TooManyRequestsException", "BandwidthLimitExceeded"}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "BandwidthLimitExceeded",
+}
 
 T = TypeVar("T")
 
@@ -51,17 +63,30 @@ class S3Store:
     settings.
     """
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 client=None, max_workers: int | None = None, max_attempts: int = MAX_ATTEMPTS,
-                 retry_seconds: float = RETRY_SECONDS, **client_options) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        max_workers: int | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        retry_seconds: float = RETRY_SECONDS,
+        **client_options: Any,
+    ) -> None:
         if not bucket or not isinstance(bucket, str):
             raise InvalidArgumentError("S3Store needs a bucket name")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidArgumentError(f"max_attempts must be a positive int, not {max_attempts!r}")
-        if (isinstance(retry_seconds, bool) or not isinstance(retry_seconds, (int, float))
-                or not 0 <= retry_seconds < float("inf")):
-            raise InvalidArgumentError(f"retry_seconds must be a number of seconds >= 0, "
-                                       f"not {retry_seconds!r}")
+        if (
+            isinstance(retry_seconds, bool)
+            or not isinstance(retry_seconds, (int, float))
+            or not 0 <= retry_seconds < float("inf")
+        ):
+            raise InvalidArgumentError(
+                f"retry_seconds must be a number of seconds >= 0, not {retry_seconds!r}"
+            )
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.retry_seconds = float(retry_seconds)
@@ -71,13 +96,16 @@ class S3Store:
             from botocore.config import Config
 
             pool = max(32, 2 * (max_workers or os.cpu_count() or 1) + 2)
-            config = Config(retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
-                            max_pool_connections=pool)
+            config = Config(
+                retries={"total_max_attempts": max_attempts, "mode": "adaptive"}, max_pool_connections=pool
+            )
             if client_options.get("config") is not None:
                 config = config.merge(client_options.pop("config"))
             client = boto3.session.Session().client(
-                "s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
-                **{**client_options, "config": config})
+                "s3",
+                endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+                **{**client_options, "config": config},
+            )
         self._client = client
 
     def __repr__(self) -> str:
@@ -96,8 +124,10 @@ class S3Store:
         return StoreError(f"S3 {action} of s3://{self.bucket}/{key} failed: {detail}{retried}")
 
     def _missing(self, exc: Exception) -> bool:
-        return (isinstance(exc, self._errors.ClientError)
-                and str(exc.response.get("Error", {}).get("Code")) in _MISSING)
+        return (
+            isinstance(exc, self._errors.ClientError)
+            and str(exc.response.get("Error", {}).get("Code")) in _MISSING
+        )
 
     def _transient(self, exc: Exception) -> bool:
         """Whether trying again later may succeed: the server or the way to it was in trouble."""
@@ -129,7 +159,7 @@ class S3Store:
                 time.sleep(sleep)
                 pause *= 2
 
-    def put(self, name: str, data) -> None:
+    def put(self, name: str, data: Buffer) -> None:
         """Store data under name. Writing the same chunk again is harmless."""
         key = self._key(name)
         body = bytes(data)
@@ -139,19 +169,22 @@ class S3Store:
         """The chunk's content, checked against its name."""
         key = self._key(name)
         try:
-            content = self._call("get", key, lambda: self._client.get_object(
-                Bucket=self.bucket, Key=key)["Body"].read())
+            content = self._call(
+                "get", key, lambda: self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            )
         except self._errors.ClientError as exc:  # only a missing object gets here
             raise ChunkNotFoundError(f"no object s3://{self.bucket}/{key}", name=name) from exc
         if hashlib.sha256(content).hexdigest() != name:
-            raise ChunkIntegrityError(f"object s3://{self.bucket}/{key} does not match its name",
-                                      name=name)
-        return content
+            raise ChunkIntegrityError(f"object s3://{self.bucket}/{key} does not match its name", name=name)
+        return bytes(content)
 
     def _head(self, name: str) -> dict[str, Any] | None:
         key = self._key(name)
         try:
-            return self._call("head", key, lambda: self._client.head_object(Bucket=self.bucket, Key=key))
+            head: dict[str, Any] = self._call(
+                "head", key, lambda: self._client.head_object(Bucket=self.bucket, Key=key)
+            )
+            return head
         except self._errors.ClientError:
             return None
 
@@ -165,11 +198,11 @@ class S3Store:
         return head
 
     def size(self, name: str) -> int:
-        return self._head_or_missing(name)["ContentLength"]
+        return int(self._head_or_missing(name)["ContentLength"])
 
     def mtime(self, name: str) -> float:
         """The object's LastModified, in seconds since the epoch (whole seconds on most servers)."""
-        return self._head_or_missing(name)["LastModified"].timestamp()
+        return float(self._head_or_missing(name)["LastModified"].timestamp())
 
     def touch(self, name: str) -> bool:
         """Refresh the object's LastModified by copying it onto itself; False if it is not there.
@@ -181,8 +214,13 @@ class S3Store:
         key = self._key(name)
         source = {"Bucket": self.bucket, "Key": key}
         try:
-            self._call("refresh", key, lambda: self._client.copy_object(
-                Bucket=self.bucket, Key=key, CopySource=source, MetadataDirective="REPLACE"))
+            self._call(
+                "refresh",
+                key,
+                lambda: self._client.copy_object(
+                    Bucket=self.bucket, Key=key, CopySource=source, MetadataDirective="REPLACE"
+                ),
+            )
         except self._errors.ClientError:
             return False
         return True
@@ -215,9 +253,9 @@ class S3Store:
             options: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
             if token:
                 options["ContinuationToken"] = token
+            list_page = functools.partial(self._client.list_objects_v2, **options)
             try:
-                page = self._call("list", self.prefix or "/",
-                                  lambda: self._client.list_objects_v2(**options))
+                page = self._call("list", self.prefix or "/", list_page)
             except self._errors.ClientError as exc:
                 raise self._fail("list", self.prefix or "/", exc) from exc
             yield page
@@ -233,15 +271,15 @@ class S3Store:
         """(name, size, LastModified) of every chunk object, from the listing."""
         for page in self._pages():
             for item in page.get("Contents", ()):
-                name = item["Key"][len(self.prefix):]
+                name = item["Key"][len(self.prefix) :]
                 if is_chunk_name(name):
                     yield ChunkEntry(name, item["Size"], item["LastModified"].timestamp())
 
-    def writing(self) -> ContextManager[Any]:
+    def writing(self) -> AbstractContextManager[Any]:
         """No lock: a bucket has none (gc relies on chunk ages, see the README)."""
         return contextlib.nullcontext()
 
-    def collecting(self, timeout: float = 60.0) -> ContextManager[Any]:
+    def collecting(self, timeout: float = 60.0) -> AbstractContextManager[Any]:
         return contextlib.nullcontext()
 
     def check(self) -> None:
@@ -257,15 +295,17 @@ class _BotocoreErrors:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
-            ConnectionError,
             HTTPClientError,
             IncompleteReadError,
+        )
+        from botocore.exceptions import (
+            ConnectionError as BotoConnectionError,
         )
 
         self.ClientError = ClientError
         self.caught = (ClientError, BotoCoreError)
         # Timeouts, refused and reset connections, truncated answers.
-        self.transient = (ConnectionError, HTTPClientError, IncompleteReadError)
+        self.transient = (BotoConnectionError, HTTPClientError, IncompleteReadError)
 
 
 def _botocore_errors() -> _BotocoreErrors:

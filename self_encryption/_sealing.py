@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._buffers import Buffer, Scratch
 from ._chunking import Cutter
@@ -69,16 +67,16 @@ def prepare_chunk(backend: Backend, piece: bytes | memoryview, options: Options)
     return PreparedChunk(len(piece), kind, body, seed)
 
 
-def seal_prepared(backend: Backend, prepared: PreparedChunk,
-                  prev1: bytes, prev2: bytes) -> SealedChunk:
+def seal_prepared(backend: Backend, prepared: PreparedChunk, prev1: bytes, prev2: bytes) -> SealedChunk:
     """Seal a prepared chunk given its neighbours' key seeds."""
     content, name = backend.seal(prepared.key_seed, prev1, prev2, prepared.kind, prepared.body)
     record = ChunkInfo(prepared.plain_size, len(content), prepared.key_seed, name.hex())
     return SealedChunk(record, content)
 
 
-def unseal_payload(backend: Backend, data_map: DataMap, index: int, content: object,
-                   scratch: Scratch | None = None) -> memoryview:
+def unseal_payload(
+    backend: Backend, data_map: DataMap, index: int, content: object, scratch: Scratch | None = None
+) -> memoryview:
     """Check content against record index of data_map and remove both CTR layers.
 
     Returns the payload (kind byte and body); with scratch, it is written
@@ -91,9 +89,7 @@ def unseal_payload(backend: Backend, data_map: DataMap, index: int, content: obj
         try:
             view = memoryview(content)  # type: ignore[arg-type]  # checked here
         except TypeError:
-            raise ChunkIntegrityError(
-                f"the store returned {type(content).__name__}, not bytes"
-            ) from None
+            raise ChunkIntegrityError(f"the store returned {type(content).__name__}, not bytes") from None
         if view.nbytes != record.stored_size:
             raise ChunkIntegrityError(
                 f"stored chunk is {view.nbytes} bytes, the data map says {record.stored_size}"
@@ -103,16 +99,20 @@ def unseal_payload(backend: Backend, data_map: DataMap, index: int, content: obj
         out = None if scratch is None else scratch.buffer("payload", record.stored_size)
         first, second = neighbours(index, len(chunks))
         return backend.open_chunk(
-            record.key_seed, chunks[first].key_seed, chunks[second].key_seed,
+            record.key_seed,
+            chunks[first].key_seed,
+            chunks[second].key_seed,
             view.cast("B") if view.format != "B" or view.ndim != 1 else view,
-            bytes.fromhex(record.name), out,
+            bytes.fromhex(record.name),
+            out,
         )
     except ChunkError as exc:
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
 
-def unseal_chunk(backend: Backend, data_map: DataMap, index: int, content: object,
-                 scratch: Scratch | None = None) -> memoryview | bytes:
+def unseal_chunk(
+    backend: Backend, data_map: DataMap, index: int, content: object, scratch: Scratch | None = None
+) -> memoryview | bytes:
     """Check and open record index of data_map; returns its plaintext.
 
     With scratch, the plaintext may be a view of the scratch buffers.
@@ -125,8 +125,9 @@ def unseal_chunk(backend: Backend, data_map: DataMap, index: int, content: objec
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
 
-def reseal(backend: Backend, data_map: DataMap, index: int, content: object,
-           prev1: bytes, prev2: bytes) -> SealedChunk:
+def reseal(
+    backend: Backend, data_map: DataMap, index: int, content: object, prev1: bytes, prev2: bytes
+) -> SealedChunk:
     """An unchanged chunk under new neighbours: same payload and key seed, new pad."""
     record = data_map.chunks[index]
     payload = unseal_payload(backend, data_map, index, content)
@@ -136,15 +137,16 @@ def reseal(backend: Backend, data_map: DataMap, index: int, content: object,
 
 def encrypt_level(backend: Backend, data: Buffer, options: Options) -> list[SealedChunk]:
     """Cut, compress, key and seal data in one go: one level, in memory."""
-    prepared = [prepare_chunk(backend, piece, options)
-                for piece in Cutter(backend, options).cut_all(data, owned=True)]
+    prepared = [
+        prepare_chunk(backend, piece, options) for piece in Cutter(backend, options).cut_all(data, owned=True)
+    ]
     seeds = [chunk.key_seed for chunk in prepared]
-    return [seal_prepared(backend, chunk, *neighbour_seeds(seeds, index))
-            for index, chunk in enumerate(prepared)]
+    return [
+        seal_prepared(backend, chunk, *neighbour_seeds(seeds, index)) for index, chunk in enumerate(prepared)
+    ]
 
 
-def shrink_map(backend: Backend, data_map: DataMap,
-               options: Options) -> tuple[DataMap, list[EncryptedChunk]]:
+def shrink_map(backend: Backend, data_map: DataMap, options: Options) -> tuple[DataMap, list[EncryptedChunk]]:
     """Self-encrypt a map level by level until it is a root (docs/format.md 4).
 
     Returns the root and the chunks of the levels above data_map, lowest first.
@@ -152,7 +154,6 @@ def shrink_map(backend: Backend, data_map: DataMap,
     stored: list[EncryptedChunk] = []
     while not data_map.is_root:
         sealed = encrypt_level(backend, data_map.to_bytes(), options)
-        data_map = DataMap(data_map.level + 1, data_map.file_size,
-                           tuple(chunk.record for chunk in sealed))
+        data_map = DataMap(data_map.level + 1, data_map.file_size, tuple(chunk.record for chunk in sealed))
         stored.extend(EncryptedChunk(chunk.record.name, bytes(chunk.content)) for chunk in sealed)
     return data_map, stored

@@ -19,9 +19,13 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ContextManager, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from types import ModuleType
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
+from ._buffers import Buffer
+from ._datamap import check_name, is_chunk_name
 from ._errors import (
     ChunkIntegrityError,
     ChunkNotFoundError,
@@ -30,13 +34,15 @@ from ._errors import (
     StoreBusyError,
     StoreError,
 )
-from ._datamap import check_name, is_chunk_name
 from ._files import atomic_write, shared_mode, sync_folder
 
+fcntl: ModuleType | None
 try:
     import fcntl
-except ImportError:  # Windows: no store lock (see the README)
-    fcntl = None  # type: ignore[assignment]
+except ImportError:  # Windows: no store lock, only the grace period (see the README)
+    fcntl = None
+
+T = TypeVar("T")
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -59,7 +65,7 @@ def _read_at_most(descriptor: int, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def store_call(what: str, name: str, function: Callable, *args):
+def store_call(what: str, name: str, function: Callable[..., T], *args: Any) -> T:
     """One store operation; foreign exceptions become our StoreError.
 
     A KeyError from ``get`` means the chunk is absent.
@@ -75,17 +81,19 @@ def store_call(what: str, name: str, function: Callable, *args):
     except Exception as exc:
         hint = ""
         if "thread" in str(exc).lower():  # sqlite3 and many drivers say so
-            hint = ("; this store seems unable to serve several threads at once: "
-                    "pass workers=1 (--workers 1 on the command line)")
+            hint = (
+                "; this store seems unable to serve several threads at once: "
+                "pass workers=1 (--workers 1 on the command line)"
+            )
         raise StoreError(f"the store failed to {what} chunk {name}: {exc!r}{hint}") from exc
 
 
-def put_if_absent(store, name: str, content, *, check: bool = False) -> int:
+def put_if_absent(store: Any, name: str, content: Buffer, *, check: bool = False) -> int:
     """Put content unless the store has it; returns the bytes written (0 if present)."""
     return store_chunk(store, name, content, check=check)[0]
 
 
-def store_chunk(store, name: str, content, *, check: bool = False) -> tuple[int, bool]:
+def store_chunk(store: Any, name: str, content: Buffer, *, check: bool = False) -> tuple[int, bool]:
     """Make sure the store holds content under name: (bytes written, whether a damaged copy was replaced).
 
     A chunk already present has its modification time refreshed (``touch``)
@@ -98,15 +106,15 @@ def store_chunk(store, name: str, content, *, check: bool = False) -> tuple[int,
         if check and not chunk_is_sound(store, name):
             set_aside(store, name)
             store_call("put", name, store.put, name, content)
-            return len(content), True
+            return memoryview(content).nbytes, True
         refresh = getattr(store, "touch", None)
         if refresh is None or store_call("touch", name, refresh, name):
             return 0, False
     store_call("put", name, store.put, name, content)
-    return len(content), False
+    return memoryview(content).nbytes, False
 
 
-def chunk_is_sound(store, name: str) -> bool:
+def chunk_is_sound(store: Any, name: str) -> bool:
     """Whether the store gives back content whose SHA-256 is name.
 
     A chunk that is absent, fails its store's own check or cannot be read
@@ -119,26 +127,27 @@ def chunk_is_sound(store, name: str) -> bool:
     return content is not None and hashlib.sha256(content).hexdigest() == name
 
 
-def set_aside(store, name: str) -> str:
+def set_aside(store: Any, name: str) -> str:
     """Move a damaged chunk out of the way (``quarantine``), or delete it; says what was done."""
     quarantine = getattr(store, "quarantine", None)
     if callable(quarantine):
-        return store_call("quarantine", name, quarantine, name)
+        return str(store_call("quarantine", name, quarantine, name))
     delete = getattr(store, "delete", None)
     if not callable(delete):
-        raise StoreError(f"cannot set damaged chunk {name} aside: the store can neither "
-                         "quarantine nor delete it")
+        raise StoreError(
+            f"cannot set damaged chunk {name} aside: the store can neither quarantine nor delete it"
+        )
     store_call("delete", name, delete, name)
     return "deleted"
 
 
-def writing(store) -> ContextManager[Any]:
+def writing(store: Any) -> AbstractContextManager[Any]:
     """The store's shared writer lock (``store.writing()``), or nothing if it has none."""
     method = getattr(store, "writing", None)
     return method() if callable(method) else contextlib.nullcontext()
 
 
-def collecting(store, timeout: float) -> ContextManager[Any]:
+def collecting(store: Any, timeout: float) -> AbstractContextManager[Any]:
     """The store's exclusive collector lock (``store.collecting(timeout)``), or nothing."""
     method = getattr(store, "collecting", None)
     return method(timeout) if callable(method) else contextlib.nullcontext()
@@ -148,9 +157,10 @@ class ChunkEntry(NamedTuple):
     """One stored chunk, as ``scan()`` lists them."""
 
     name: str
-    size: int
-    #: Seconds since the epoch at which it was last stored or refreshed.
-    mtime: float
+    #: Bytes stored, or None when the store lists names only.
+    size: int | None
+    #: Seconds since the epoch at which it was last stored or refreshed (None: not known).
+    mtime: float | None
 
 
 @runtime_checkable
@@ -184,10 +194,10 @@ class MaintainedStore(ChunkStore, Protocol):
     rather than set aside.
     """
 
-    def writing(self) -> ContextManager[Any]:
+    def writing(self) -> AbstractContextManager[Any]:
         """Held (shared) by every writer while it stores chunks."""
 
-    def collecting(self, timeout: float) -> ContextManager[Any]:
+    def collecting(self, timeout: float) -> AbstractContextManager[Any]:
         """Held (exclusive) by gc; StoreBusyError after timeout seconds of waiting."""
 
     def mtime(self, name: str) -> float:
@@ -269,11 +279,11 @@ class MemoryStore:
             entries = [ChunkEntry(n, len(c), self._times[n]) for n, c in self._chunks.items()]
         return iter(entries)
 
-    def writing(self) -> ContextManager[Any]:
+    def writing(self) -> AbstractContextManager[Any]:
         """No lock: one process holds a memory store."""
         return contextlib.nullcontext()
 
-    def collecting(self, timeout: float) -> ContextManager[Any]:
+    def collecting(self, timeout: float) -> AbstractContextManager[Any]:
         return contextlib.nullcontext()
 
     def __len__(self) -> int:
@@ -307,7 +317,7 @@ class CallbackStore:
         put: Callable[[str, bytes], object] | None = None,
         has: Callable[[str], bool] | None = None,
         delete: Callable[[str], object] | None = None,
-        names: Callable[[], object] | None = None,
+        names: Callable[[], Iterable[str]] | None = None,
         get_many: Callable[[list[str]], Mapping[str, bytes]] | None = None,
         mtime: Callable[[str], float] | None = None,
         touch: Callable[[str], object] | None = None,
@@ -321,9 +331,9 @@ class CallbackStore:
                 raise InvalidArgumentError("CallbackStore's get_many must be callable")
             self.get_many = get_many  # readers ask for several chunks at once when it is there
         if mtime is not None:
-            self.mtime = lambda name: mtime(check_name(name))  # type: ignore[method-assign]
+            self.mtime = lambda name: mtime(check_name(name))
         if touch is not None:
-            self.touch = lambda name: touch(check_name(name)) is not False  # type: ignore[method-assign]
+            self.touch = lambda name: touch(check_name(name)) is not False
 
     def put(self, name: str, data: bytes) -> None:
         if self._put is None:
@@ -359,16 +369,17 @@ class CallbackStore:
         return self._checked_names()
 
     def _checked_names(self) -> Iterator[str]:
-        for name in self._names():  # type: ignore[misc]
+        assert self._names is not None  # checked in __iter__
+        for name in self._names():
             if not is_chunk_name(name):
                 raise StoreError(f"the names callback gave {name!r}, which is not a chunk name")
             yield name
 
-    def writing(self) -> ContextManager[Any]:
+    def writing(self) -> AbstractContextManager[Any]:
         """No lock: callbacks have none to offer."""
         return contextlib.nullcontext()
 
-    def collecting(self, timeout: float) -> ContextManager[Any]:
+    def collecting(self, timeout: float) -> AbstractContextManager[Any]:
         return contextlib.nullcontext()
 
 
@@ -428,8 +439,9 @@ class DirStore:
             self.quarantine(name)
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with atomic_write(target, prefix=self._TEMP_PREFIX, mode=self._file_mode,
-                              durable=self.fsync) as temp:
+            with atomic_write(
+                target, prefix=self._TEMP_PREFIX, mode=self._file_mode, durable=self.fsync
+            ) as temp:
                 temp.write(data)
         except OSError as exc:
             raise StoreError(f"cannot store chunk {name} in {self.path!r}: {exc}") from exc
@@ -619,7 +631,8 @@ class DirStore:
                     if left <= 0:
                         raise StoreBusyError(
                             f"store {self.path!r} is busy: its lock {self.lock_path!r} is held "
-                            f"by a writer (an encrypt is running); waited {timeout:g} s") from None
+                            f"by a writer (an encrypt is running); waited {timeout:g} s"
+                        ) from None
                     time.sleep(min(pause, left))
                     pause = min(pause * 2, 0.25)
             yield
@@ -628,8 +641,7 @@ class DirStore:
 
     def _open_lock(self) -> int:
         try:
-            return os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-                           0o666)
+            return os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as exc:
             raise StoreError(f"cannot open the store lock {self.lock_path!r}: {exc.strerror or exc}") from exc
 
@@ -658,7 +670,7 @@ def _dir_store(path: str, create: bool, options: dict[str, Any]) -> DirStore:
     return DirStore(path, create=create, **options)
 
 
-def _s3_store(rest: str, create: bool, options: dict[str, Any]):
+def _s3_store(rest: str, create: bool, options: dict[str, Any]) -> Any:
     from ._s3 import S3Store
 
     bucket, _, prefix = rest.partition("/")
@@ -672,7 +684,9 @@ def _s3_store(rest: str, create: bool, options: dict[str, Any]):
 #: Store URL schemes: "scheme:rest" -> a function of (rest, create, options) giving a store.
 #: Anything else is a folder path.
 _SCHEMES: dict[str, Callable[[str, bool, dict[str, Any]], Any]] = {
-    "memory": _memory_store, "file": _dir_store, "s3": _s3_store,
+    "memory": _memory_store,
+    "file": _dir_store,
+    "s3": _s3_store,
 }
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*):(//)?(.*)$", re.S)
 
@@ -696,7 +710,8 @@ def open_store(url: str | os.PathLike[str], *, create: bool = False, **options: 
         factory = _SCHEMES.get(scheme)
         if factory is None:
             raise InvalidArgumentError(
-                f"unknown store scheme {scheme!r} (known: {', '.join(sorted(_SCHEMES))}, "
-                "or a folder path)")
-        return factory(rest, create, options)
+                f"unknown store scheme {scheme!r} (known: {', '.join(sorted(_SCHEMES))}, or a folder path)"
+            )
+        store: ChunkStore = factory(rest, create, options)
+        return store
     return _dir_store(url, create, options)

@@ -63,8 +63,9 @@ def make_executor(workers: int) -> InlineExecutor | ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="self-encryption")
 
 
-def ordered_map(executor: Executor, function: Callable[[I], T], items: Iterable[I],
-                window: int) -> Iterator[T]:
+def ordered_map(
+    executor: Executor, function: Callable[[I], T], items: Iterable[I], window: int
+) -> Iterator[T]:
     """function(item) for each item, at most ``window`` in flight, in order."""
     pending: deque[Future[T]] = deque()
     try:

@@ -39,6 +39,7 @@ from ._errors import (
     StoreError,
 )
 
+
 class _Where(TypedDict):
     """Where a chunk sits, as our chunk errors name it."""
 
@@ -52,8 +53,7 @@ class _Where(TypedDict):
 Chunks = str | os.PathLike[str] | Mapping[str, bytes] | Any
 
 _INSTALL_HINT = (
-    "pip install 'self-encryption-cffi[upstream]' "
-    "(from a source checkout: pip install -e '.[upstream]')"
+    "pip install 'self-encryption-cffi[upstream]' (from a source checkout: pip install -e '.[upstream]')"
 )
 
 try:
@@ -124,6 +124,7 @@ _DECOMPRESS_STEP = 1 << 20
 
 # -- the data map -------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class ChunkInfo:
     """One chunk of an upstream data map: its position, names and plain size."""
@@ -169,10 +170,14 @@ def _chunk_size(total: int, index: int, count: int, max_chunk: int) -> int:
 
 
 def _check_max_chunk_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not (
-            MIN_CHUNK_SIZE <= value <= LARGEST_CHUNK_SIZE_ACCEPTED):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (MIN_CHUNK_SIZE <= value <= LARGEST_CHUNK_SIZE_ACCEPTED)
+    ):
         raise InvalidArgumentError(
-            f"max_chunk_size must be an int from 1 to {LARGEST_CHUNK_SIZE_ACCEPTED}, not {value!r}")
+            f"max_chunk_size must be an int from 1 to {LARGEST_CHUNK_SIZE_ACCEPTED}, not {value!r}"
+        )
     return value
 
 
@@ -191,8 +196,13 @@ class DataMap:
 
     __slots__ = ("_chunks", "_child", "_max_chunk_size", "_size")
 
-    def __init__(self, chunk_identifiers: Iterable[ChunkInfo], child: int | None = None, *,
-                 max_chunk_size: int = MAX_CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        chunk_identifiers: Iterable[ChunkInfo],
+        child: int | None = None,
+        *,
+        max_chunk_size: int = MAX_CHUNK_SIZE,
+    ) -> None:
         self._max_chunk_size = _check_max_chunk_size(max_chunk_size)
         chunks = tuple(chunk_identifiers)
         for position, info in enumerate(chunks):
@@ -204,10 +214,10 @@ class DataMap:
 
     def _validate(self) -> int:
         child = self._child
-        if child is not None and (isinstance(child, bool) or not isinstance(child, int)
-                                  or not 1 <= child <= MAX_CHILD_LEVEL):
-            raise DataMapError(f"child must be null or an integer from 1 to {MAX_CHILD_LEVEL}, "
-                               f"not {child!r}")
+        if child is not None and (
+            isinstance(child, bool) or not isinstance(child, int) or not 1 <= child <= MAX_CHILD_LEVEL
+        ):
+            raise DataMapError(f"child must be null or an integer from 1 to {MAX_CHILD_LEVEL}, not {child!r}")
         chunks = self._chunks
         if len(chunks) < 3:
             raise DataMapError(f"a data map lists at least 3 chunks, this one {len(chunks)}")
@@ -215,15 +225,16 @@ class DataMap:
         for position, info in enumerate(chunks):
             where = f"chunk_identifiers[{position}]"
             if _bad_int(info.index) or info.index != position:
-                raise DataMapError(f"{where}: index {info.index!r} where {position} was expected "
-                                   "(chunks are listed in order from 0)")
+                raise DataMapError(
+                    f"{where}: index {info.index!r} where {position} was expected "
+                    "(chunks are listed in order from 0)"
+                )
             for field in ("dst_hash", "src_hash"):
                 value = getattr(info, field)
                 if not isinstance(value, bytes) or len(value) != _HASH_SIZE:
                     raise DataMapError(f"{where}: {field} is not a 32-byte hash")
             if _bad_int(info.src_size) or info.src_size < MIN_CHUNK_SIZE:
-                raise DataMapError(f"{where}: src_size must be an integer from 1, "
-                                   f"not {info.src_size!r}")
+                raise DataMapError(f"{where}: src_size must be an integer from 1, not {info.src_size!r}")
             total += info.src_size
         if total >= _U64_LIMIT:
             raise DataMapError("the chunk sizes add up to more than 2**64 - 1 bytes")
@@ -231,13 +242,15 @@ class DataMap:
         if _chunk_count(total, max_chunk) != len(chunks):
             raise DataMapError(
                 f"{len(chunks)} chunks for {total} bytes: upstream (max chunk {max_chunk}) "
-                f"cuts that into {_chunk_count(total, max_chunk)}")
+                f"cuts that into {_chunk_count(total, max_chunk)}"
+            )
         for position, info in enumerate(chunks):
             expected = _chunk_size(total, position, len(chunks), max_chunk)
             if info.src_size != expected:
                 raise DataMapError(
                     f"chunk_identifiers[{position}]: src_size {info.src_size} where upstream "
-                    f"(max chunk {max_chunk}) cuts {total} bytes into a chunk of {expected}")
+                    f"(max chunk {max_chunk}) cuts {total} bytes into a chunk of {expected}"
+                )
         return total
 
     # -- views
@@ -284,7 +297,10 @@ class DataMap:
         if not isinstance(other, DataMap):
             return NotImplemented
         return (self._chunks, self._child, self._max_chunk_size) == (
-            other._chunks, other._child, other._max_chunk_size)
+            other._chunks,
+            other._child,
+            other._max_chunk_size,
+        )
 
     def __hash__(self) -> int:
         return hash((self._chunks, self._child, self._max_chunk_size))
@@ -309,8 +325,13 @@ class DataMap:
         if not isinstance(text, str):
             raise DataMapError(f"a JSON data map is text, not {type(text).__name__}")
         try:
-            document = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_json_int,
-                                  parse_float=_json_float, parse_constant=_json_constant)
+            document = json.loads(
+                text,
+                object_pairs_hook=_unique_keys,
+                parse_int=_json_int,
+                parse_float=_json_float,
+                parse_constant=_json_constant,
+            )
         except DataMapError:
             raise
         except Exception as exc:  # json's own errors, RecursionError on deep nesting, ...
@@ -342,17 +363,26 @@ class DataMap:
             for field in ("index", "src_size"):
                 if _bad_int(entry[field]):
                     raise DataMapError(f"{where}: {field} is not an integer from 0 to 2**64 - 1")
-            infos.append(ChunkInfo(entry["index"], _hex_hash(entry["dst_hash"], where, "dst_hash"),
-                                   _hex_hash(entry["src_hash"], where, "src_hash"),
-                                   entry["src_size"]))
+            infos.append(
+                ChunkInfo(
+                    entry["index"],
+                    _hex_hash(entry["dst_hash"], where, "dst_hash"),
+                    _hex_hash(entry["src_hash"], where, "src_hash"),
+                    entry["src_size"],
+                )
+            )
         return cls(infos, child, max_chunk_size=max_chunk_size)
 
     def to_json(self) -> str:
         """The map as upstream writes it (compact, keys in its order, lowercase hex)."""
         document = {
             "chunk_identifiers": [
-                {"index": info.index, "dst_hash": info.dst_hash.hex(),
-                 "src_hash": info.src_hash.hex(), "src_size": info.src_size}
+                {
+                    "index": info.index,
+                    "dst_hash": info.dst_hash.hex(),
+                    "src_hash": info.src_hash.hex(),
+                    "src_size": info.src_size,
+                }
                 for info in self._chunks
             ],
             "child": self._child,
@@ -378,10 +408,9 @@ class DataMap:
         # The count is checked against the bytes at hand before anything is built from it.
         available = (length - offset - 1) // _BINCODE_ENTRY.size
         if count > available:
-            raise DataMapError(f"the serialised data map claims {count} chunks but holds "
-                               f"at most {available}")
+            raise DataMapError(f"the serialised data map claims {count} chunks but holds at most {available}")
         infos = []
-        for position in range(count):
+        for _ in range(count):
             index, dst, src, size = _BINCODE_ENTRY.unpack_from(view, offset)
             infos.append(ChunkInfo(index, dst, src, size))
             offset += _BINCODE_ENTRY.size
@@ -403,8 +432,7 @@ class DataMap:
     def to_bytes(self) -> bytes:
         """The map serialised as upstream keeps it in a shrunk map's chunks."""
         parts = [bytes([_BINCODE_VERSION]), _U64.pack(len(self._chunks))]
-        parts += [_BINCODE_ENTRY.pack(i.index, i.dst_hash, i.src_hash, i.src_size)
-                  for i in self._chunks]
+        parts += [_BINCODE_ENTRY.pack(i.index, i.dst_hash, i.src_hash, i.src_size) for i in self._chunks]
         parts.append(b"\x00" if self._child is None else b"\x01" + _U64.pack(self._child))
         return b"".join(parts)
 
@@ -446,10 +474,12 @@ def _as_data_map(data_map: DataMap | str | bytes) -> DataMap:
     if isinstance(data_map, (str, bytes, bytearray, memoryview)):
         return DataMap.from_json(data_map)
     raise InvalidArgumentError(
-        f"data_map must be an upstream.DataMap or its JSON text, not {type(data_map).__name__}")
+        f"data_map must be an upstream.DataMap or its JSON text, not {type(data_map).__name__}"
+    )
 
 
 # -- where the chunks come from -------------------------------------------------------
+
 
 class _Chunks:
     """Fetches raw chunk bytes by name from a folder, a mapping or a store."""
@@ -467,7 +497,8 @@ class _Chunks:
         elif not isinstance(chunks, Mapping) and not callable(getattr(chunks, "get", None)):
             raise InvalidArgumentError(
                 "chunks must be a folder path, a mapping of hex name to bytes, or an object "
-                f"with get(name) -> bytes, not {type(chunks).__name__}")
+                f"with get(name) -> bytes, not {type(chunks).__name__}"
+            )
 
     def fetch(self, info: ChunkInfo, level: int | None, limit: int) -> bytes:
         name = info.name
@@ -498,8 +529,9 @@ class _Chunks:
             if isinstance(content, (bytearray, memoryview)):
                 content = bytes(content)
             if not isinstance(content, bytes):
-                raise StoreError(f"the store returned {type(content).__name__} for chunk "
-                                 f"{info.name}, not bytes")
+                raise StoreError(
+                    f"the store returned {type(content).__name__} for chunk {info.name}, not bytes"
+                )
             result[info.index] = self._checked(info, content, _stored_size_limit(info.src_size), located)
         return result
 
@@ -507,7 +539,9 @@ class _Chunks:
         if len(content) > limit:
             raise ChunkIntegrityError(
                 f"chunk is {len(content)} bytes, more than an upstream chunk of "
-                f"{info.src_size} plain bytes can be", **located)
+                f"{info.src_size} plain bytes can be",
+                **located,
+            )
         return content
 
     def _read_file(self, name: str, limit: int, located: _Where) -> bytes:
@@ -552,6 +586,7 @@ def _stored_size_limit(src_size: int) -> int:
 
 # -- opening chunks -----------------------------------------------------------------
 
+
 def _neighbours(index: int, count: int) -> tuple[int, int]:
     if index == 0:
         return count - 1, count - 2
@@ -564,12 +599,19 @@ def _chunk_secrets(data_map: DataMap, index: int, level: int) -> tuple[bytes, by
     """(pad, key, nonce) of a chunk: BLAKE3 in key-derivation mode over its context."""
     chunks = data_map.chunk_identifiers
     first, second = _neighbours(index, len(chunks))
-    material = b"".join((chunks[index].src_hash, chunks[first].src_hash, chunks[second].src_hash,
-                         _U64.pack(index), _U64.pack(level)))
+    material = b"".join(
+        (
+            chunks[index].src_hash,
+            chunks[first].src_hash,
+            chunks[second].src_hash,
+            _U64.pack(index),
+            _U64.pack(level),
+        )
+    )
     stream = _blake3.blake3(material, derive_key_context=_KDF_CONTEXT).digest(
-        length=_PAD_SIZE + _KEY_SIZE + _NONCE_SIZE)
-    return (stream[:_PAD_SIZE], stream[_PAD_SIZE:_PAD_SIZE + _KEY_SIZE],
-            stream[_PAD_SIZE + _KEY_SIZE:])
+        length=_PAD_SIZE + _KEY_SIZE + _NONCE_SIZE
+    )
+    return (stream[:_PAD_SIZE], stream[_PAD_SIZE : _PAD_SIZE + _KEY_SIZE], stream[_PAD_SIZE + _KEY_SIZE :])
 
 
 def _xor_pad(data: bytes, pad: bytes) -> bytes:
@@ -591,7 +633,8 @@ def _decompress(data: bytes, expected: int, located: _Where) -> bytes:
             produced += len(piece)
             if produced > expected:
                 raise ChunkIntegrityError(
-                    f"chunk opens to more than its recorded {expected} bytes", **located)
+                    f"chunk opens to more than its recorded {expected} bytes", **located
+                )
             pieces.append(piece)
             if decompressor.is_finished():
                 break
@@ -601,8 +644,7 @@ def _decompress(data: bytes, expected: int, located: _Where) -> bytes:
     except _brotli.error as exc:
         raise ChunkIntegrityError(f"chunk does not decompress: {exc}", **located) from None
     if produced != expected:
-        raise ChunkIntegrityError(
-            f"chunk opens to {produced} bytes, not its recorded {expected}", **located)
+        raise ChunkIntegrityError(f"chunk opens to {produced} bytes, not its recorded {expected}", **located)
     return b"".join(pieces)
 
 
@@ -631,8 +673,9 @@ def _unseal(data_map: DataMap, index: int, content: bytes, level: int) -> bytes 
 def _finish(info: ChunkInfo, compressed: bytes, level: int) -> bytes:
     plain = _decompress(compressed, info.src_size, _located(info, level))
     if _blake3.blake3(plain).digest() != info.src_hash:
-        raise ChunkIntegrityError("chunk opens to bytes that do not match its src_hash",
-                                  **_located(info, level))
+        raise ChunkIntegrityError(
+            "chunk opens to bytes that do not match its src_hash", **_located(info, level)
+        )
     return plain
 
 
@@ -644,7 +687,9 @@ def _open_chunk(data_map: DataMap, index: int, content: bytes, level: int) -> by
     if compressed is None:
         raise ChunkIntegrityError(
             "chunk does not decrypt under the keys the data map gives it "
-            "(the map's source hashes do not belong to this chunk)", **_located(info, level))
+            "(the map's source hashes do not belong to this chunk)",
+            **_located(info, level),
+        )
     return _finish(info, compressed, level)
 
 
@@ -657,8 +702,9 @@ def _fetch(data_map: DataMap, index: int, source: _Chunks, level: int) -> bytes:
 _BATCH = 8
 
 
-def _iter_level(data_map: DataMap, source: _Chunks, level: int, first: bytes | None = None
-                ) -> Iterator[bytes]:
+def _iter_level(
+    data_map: DataMap, source: _Chunks, level: int, first: bytes | None = None
+) -> Iterator[bytes]:
     count = len(data_map)
     for start in range(0, count, _BATCH if source.batched else 1):
         run = range(start, min(count, start + (_BATCH if source.batched else 1)))
@@ -675,14 +721,17 @@ def _iter_level(data_map: DataMap, source: _Chunks, level: int, first: bytes | N
 def _inner_map(holder: DataMap, source: _Chunks, level: int, rounds: int) -> DataMap:
     """The map serialised in the chunks of ``holder`` (at ``level``)."""
     if holder.size > MAX_MAP_BYTES:
-        raise DataMapError(f"a level-{level} data map claims {holder.size} bytes of inner map, "
-                           f"more than this reader accepts ({MAX_MAP_BYTES})")
+        raise DataMapError(
+            f"a level-{level} data map claims {holder.size} bytes of inner map, "
+            f"more than this reader accepts ({MAX_MAP_BYTES})"
+        )
     serialised = b"".join(_iter_level(holder, source, level))
     try:
         return DataMap.from_bytes(serialised, max_chunk_size=holder.max_chunk_size)
     except DataMapError as exc:
-        raise DataMapError(f"the map inside the level-{level} chunks (round {rounds}) "
-                           f"is malformed: {exc}") from None
+        raise DataMapError(
+            f"the map inside the level-{level} chunks (round {rounds}) is malformed: {exc}"
+        ) from None
 
 
 def _walk(root: DataMap, source: _Chunks) -> tuple[list[tuple[int, DataMap]], bytes | None]:
@@ -705,14 +754,17 @@ def _walk(root: DataMap, source: _Chunks) -> tuple[list[tuple[int, DataMap]], by
         inner = _inner_map(current, source, level, len(found))
         if level >= 2:
             if inner.child != level - 1:
-                raise DataMapError(f"the map inside the level-{level} chunks says "
-                                   f"child={inner.child}, where {level - 1} was expected")
+                raise DataMapError(
+                    f"the map inside the level-{level} chunks says "
+                    f"child={inner.child}, where {level - 1} was expected"
+                )
             current, level = inner, level - 1
             found.append((level, current))
             continue
         if inner.child is not None:
-            raise DataMapError(f"the map inside the level-1 chunks says child={inner.child}, "
-                               "where none was expected")
+            raise DataMapError(
+                f"the map inside the level-1 chunks says child={inner.child}, where none was expected"
+            )
         if len(inner) <= 3 or (inner.size - _BINCODE_MAP_BASE) % _BINCODE_ENTRY.size:
             # Upstream shrinks only maps of more than three chunks, and a map of
             # level-1 chunks holds a serialised map: 10 + 80 n bytes.
@@ -729,13 +781,15 @@ def _walk(root: DataMap, source: _Chunks) -> tuple[list[tuple[int, DataMap]], by
             raise ChunkIntegrityError(
                 "chunk does not decrypt under the keys the data map gives it, as a chunk of "
                 "the file or of a map (the map's source hashes do not belong to this chunk)",
-                **_located(info, None))
+                **_located(info, None),
+            )
         current = inner  # another round: level-1 chunks that hold a map
         found.append((1, current))
     return found, None
 
 
 # -- the public operations ------------------------------------------------------------
+
 
 def resolve(data_map: DataMap | str | bytes, chunks: Chunks) -> DataMap:
     """The map of the file's own chunks: ``data_map`` itself, or what its levels hold."""
@@ -775,8 +829,9 @@ def decrypt(data_map: DataMap | str | bytes, chunks: Chunks) -> bytes:
     return b"".join(iter_decrypt(data_map, chunks))
 
 
-def decrypt_file(data_map: DataMap | str | bytes, chunks: Chunks,
-                 destination: str | os.PathLike[str] | IO[bytes]) -> int:
+def decrypt_file(
+    data_map: DataMap | str | bytes, chunks: Chunks, destination: str | os.PathLike[str] | IO[bytes]
+) -> int:
     """Decrypt into a path or a writable binary file; returns the bytes written.
 
     The destination is written as :func:`self_encryption.decrypt_file`
@@ -786,6 +841,7 @@ def decrypt_file(data_map: DataMap | str | bytes, chunks: Chunks,
     followed, never replaced; a FIFO, a device or a file object as a stream,
     which may hold a prefix if an error stops the work.
     """
+
     def fill(write: Callable[[bytes], object]) -> int:
         written = 0
         for piece in iter_decrypt(data_map, chunks):
@@ -794,5 +850,3 @@ def decrypt_file(data_map: DataMap | str | bytes, chunks: Chunks,
         return written
 
     return write_output(destination, fill)
-
-

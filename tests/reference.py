@@ -6,8 +6,7 @@ composition of the format steps produces.
 
 from __future__ import annotations
 
-from self_encryption import DataMap, EncryptedChunk
-from self_encryption import _levels, _sealing
+from self_encryption import DataMap, EncryptedChunk, _levels, _sealing
 
 
 def encrypt(backend, data, options) -> tuple[DataMap, dict[str, bytes]]:

@@ -16,7 +16,10 @@ def _run(code: str, value: str | None) -> subprocess.CompletedProcess:
         env["SELF_ENCRYPTION_BACKEND"] = value
     return subprocess.run(
         [sys.executable, "-W", "error::RuntimeWarning", "-c", code],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -32,13 +35,18 @@ needs_c = pytest.mark.skipif(not _c_available(), reason="C backend not built")
 SHOW = "import self_encryption as se; print(se.backend)"
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("python", "python"), ("PYTHON", "python"), (" python ", "python"),
-    pytest.param("c", "c", marks=needs_c),
-    pytest.param("auto", "c", marks=needs_c),
-    pytest.param("", "c", marks=needs_c),
-    pytest.param(None, "c", marks=needs_c),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("python", "python"),
+        ("PYTHON", "python"),
+        (" python ", "python"),
+        pytest.param("c", "c", marks=needs_c),
+        pytest.param("auto", "c", marks=needs_c),
+        pytest.param("", "c", marks=needs_c),
+        pytest.param(None, "c", marks=needs_c),
+    ],
+)
 def test_choice(value, expected):
     result = _run(SHOW, value)
     assert result.returncode == 0, result.stderr
@@ -56,11 +64,12 @@ BLOCK_NATIVE = "import sys; sys.modules['self_encryption._native'] = None; "
 
 
 def test_auto_falls_back_with_a_warning():
-    code = (BLOCK_NATIVE + "import warnings; warnings.simplefilter('always');"
-            "import self_encryption as se; print(se.backend)")
+    code = (
+        BLOCK_NATIVE + "import warnings; warnings.simplefilter('always');"
+        "import self_encryption as se; print(se.backend)"
+    )
     env = dict(os.environ, SELF_ENCRYPTION_BACKEND="auto")
-    result = subprocess.run([sys.executable, "-c", code], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "python"
     assert "RuntimeWarning" in result.stderr and "C backend unavailable" in result.stderr

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 import self_encryption as se
+
 from helpers import SMALL_SIZES, levels_of
 
 
@@ -82,7 +83,7 @@ def test_a_chunk_missing_from_get_many_is_named(stored):
     with se.open(root, counting.callback_store(), workers=3) as reader:
         start = sum(c.plain_size for c in levels_of(root, store)[-1].chunks[:17])
         reader.seek(start)
-        assert reader.read(10) == data[start:start + 10]
+        assert reader.read(10) == data[start : start + 10]
 
 
 def test_get_many_must_return_a_mapping(stored):

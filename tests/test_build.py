@@ -22,8 +22,9 @@ def _load_build_script(env_changes: dict[str, str]) -> subprocess.CompletedProce
     env = {**os.environ, **env_changes}
     env.pop("SELF_ENCRYPTION_OPENSSL_PREFIX", None)
     code = f"import runpy; runpy.run_path({str(BUILD_SCRIPT)!r}, run_name='not_main')"
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.skipif(not BUILD_SCRIPT.exists(), reason="needs the source tree")

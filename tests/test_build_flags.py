@@ -21,9 +21,16 @@ def build():
         pytest.skip(str(exc))
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, False), ("", False), ("0", False), ("1", True), ("yes", True),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, False),
+        ("", False),
+        ("0", False),
+        ("1", True),
+        ("yes", True),
+    ],
+)
 def test_werror_switch(build, monkeypatch, value, expected):
     if value is None:
         monkeypatch.delenv("SELF_ENCRYPTION_WERROR", raising=False)

@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds libcrypto in /proc/self/maps"),
 ]
 
-CHILD = textwrap.dedent('''
+CHILD = textwrap.dedent("""
     import ctypes, json, threading
     from self_encryption import SelfEncryptionError, _cbackend as c
 
@@ -87,7 +87,7 @@ CHILD = textwrap.dedent('''
     report["after"] = c.sha256(b"abc").hex()
     report["left_after"] = c.lib.se_last_crypto_error(c.ffi.NULL, 0)
     print(json.dumps(report))
-''')
+""")
 
 
 # OpenSSL's text for an error code, "error:0308010C:digital envelope routines::unsupported",
@@ -97,8 +97,13 @@ OPENSSL_ERROR = re.compile(r"error:[0-9A-F]{8}:[^;]*(unsupported|fetch failed)")
 
 @pytest.fixture(scope="module")
 def report():
-    result = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "SELF_ENCRYPTION_BACKEND": "c"})
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SELF_ENCRYPTION_BACKEND": "c"},
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.splitlines()[-1])
     if not data["paths"]:
@@ -108,8 +113,9 @@ def report():
     return data
 
 
-@pytest.mark.parametrize("call", ["sha256", "hmac_sha256", "aes256_ctr", "gear_table",
-                                  "key_seed", "seal", "open_chunk"])
+@pytest.mark.parametrize(
+    "call", ["sha256", "hmac_sha256", "aes256_ctr", "gear_table", "key_seed", "seal", "open_chunk"]
+)
 def test_libcrypto_failure_carries_openssl_reason(report, call):
     outcome = report["calls"][call]
     assert outcome["error"] == "SelfEncryptionError"

@@ -6,10 +6,12 @@ import os
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import self_encryption as se
 from self_encryption import _backend, _chunking, _options, _sealing
+
 from helpers import SMALL_SIZES, level0_of
 
 OPTIONS = _options.make_options(chunk_sizes=SMALL_SIZES)
@@ -23,7 +25,7 @@ def _whole(data: bytes) -> list[bytes]:
     while start < len(data):
         window = data[start:]
         length = backend.find_cut(table, window, *SMALL_SIZES, True)
-        pieces.append(data[start:start + length])
+        pieces.append(data[start : start + length])
         start += length
     return pieces
 
@@ -32,16 +34,22 @@ def _feed(cutter, data: bytes, sizes: list[int], owned: bool) -> list[bytes]:
     pieces, offset, turn = [], 0, 0
     while offset < len(data):
         size = sizes[turn % len(sizes)] if sizes else len(data)
-        pieces += [bytes(p) for p in cutter.feed(data[offset:offset + size], owned=owned)]
+        pieces += [bytes(p) for p in cutter.feed(data[offset : offset + size], owned=owned)]
         offset += size
         turn += 1
     return pieces + [bytes(p) for p in cutter.finish()]
 
 
 @settings(max_examples=60)
-@given(data=st.one_of(st.binary(max_size=6000),
-                      st.builds(lambda n, b: b * n, st.integers(0, 3000), st.binary(min_size=1, max_size=3))),
-       sizes=st.lists(st.integers(1, 2500), max_size=6), eager=st.booleans(), owned=st.booleans())
+@given(
+    data=st.one_of(
+        st.binary(max_size=6000),
+        st.builds(lambda n, b: b * n, st.integers(0, 3000), st.binary(min_size=1, max_size=3)),
+    ),
+    sizes=st.lists(st.integers(1, 2500), max_size=6),
+    eager=st.booleans(),
+    owned=st.booleans(),
+)
 def test_any_feeding_gives_the_whole_stream_cuts(data, sizes, eager, owned):
     cutter = _chunking.Cutter(_backend.active, OPTIONS, eager=eager)
     assert _feed(cutter, data, sizes, owned) == _whole(data)
@@ -66,8 +74,8 @@ def test_eager_cutter_decides_before_max_bytes_are_held():
     # Bytes held from an earlier feed: only the eager cutter looks for a cut
     # before it holds more than max bytes.
     assert list(eager.feed(data[:10])) == [] and list(lazy.feed(data[:10])) == []
-    early = list(eager.feed(data[10:len(first) + 1]))
-    late = list(lazy.feed(data[10:len(first) + 1]))
+    early = list(eager.feed(data[10 : len(first) + 1]))
+    late = list(lazy.feed(data[10 : len(first) + 1]))
     assert [bytes(p) for p in early] == [first] and late == []
 
 
@@ -89,9 +97,12 @@ def _parallel_cuts(data: bytes, sizes, workers: int) -> list[int]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["random", "text", "runs", "zeros"]),
-       sizes=st.sampled_from([(64, 256, 1024), (64, 256, 256), (256, 4096, 8192), (100, 1024, 4096)]),
-       workers=st.sampled_from([2, 3]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    kind=st.sampled_from(["random", "text", "runs", "zeros"]),
+    sizes=st.sampled_from([(64, 256, 1024), (64, 256, 256), (256, 4096, 8192), (100, 1024, 4096)]),
+    workers=st.sampled_from([2, 3]),
+)
 def test_cut_points_with_workers_are_the_one_thread_cuts(seed, kind, sizes, workers):
     rng = random.Random(seed)
     size = rng.randrange(0, 300_000)
@@ -110,7 +121,7 @@ def test_cut_points_with_workers_are_the_one_thread_cuts(seed, kind, sizes, work
         assert _parallel_cuts(data, sizes, workers) == expected
     assert expected == ([] if not data else expected) and (not data or expected[-1] == len(data))
     lengths = _chunking.cut_lengths(_backend.active, data, _options.make_options(chunk_sizes=sizes))
-    assert [sum(lengths[:i + 1]) for i in range(len(lengths))] == expected
+    assert [sum(lengths[: i + 1]) for i in range(len(lengths))] == expected
 
 
 def test_public_cut_points_match_encrypt():

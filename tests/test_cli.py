@@ -22,8 +22,7 @@ SMALL = "64,256,1024"
 
 
 def run(*args, input: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([*COMMAND, *map(str, args)], input=input, capture_output=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run([*COMMAND, *map(str, args)], input=input, capture_output=True, cwd=cwd, timeout=120)
 
 
 def ok(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -35,9 +34,12 @@ def ok(*args, **kwargs) -> subprocess.CompletedProcess:
 def _own_lines(stderr: bytes) -> list[str]:
     """stderr without the import-time RuntimeWarning of an install without the C core."""
     lines = stderr.decode().strip().splitlines()
-    return [line for index, line in enumerate(lines)
-            if "RuntimeWarning" not in line
-            and not (index and "RuntimeWarning" in lines[index - 1] and line.startswith("  "))]
+    return [
+        line
+        for index, line in enumerate(lines)
+        if "RuntimeWarning" not in line
+        and not (index and "RuntimeWarning" in lines[index - 1] and line.startswith("  "))
+    ]
 
 
 def one_line_error(result, code: int) -> str:
@@ -76,8 +78,7 @@ def test_round_trip_of_several_sizes(workdir):
         assert map_file.read_text().startswith("se1:")
         ok("decrypt", map_file, "--store", store, "-o", workdir / f"{name}.out")
         assert (workdir / f"{name}.out").read_bytes() == data
-    again = ok("encrypt", workdir / "medium", "--store", store, "--chunk-sizes", SMALL, "--json",
-               "--force")
+    again = ok("encrypt", workdir / "medium", "--store", store, "--chunk-sizes", SMALL, "--json", "--force")
     report = json.loads(again.stdout)
     assert report["files"][0]["chunks_written"] == 0 and report["files"][0]["chunks_present"] > 0
 
@@ -90,8 +91,9 @@ def test_map_to_stdout_and_file_to_stdout(workdir):
     assert text.decode().startswith("se1:") and text.count(b"\n") == 1
     assert ok("decrypt", "-", "--store", store, "-o", "-", input=text).stdout == data
     assert ok("decrypt", text.decode().strip(), "--store", store, "-o", "-").stdout == data
-    from_stdin = ok("encrypt", "-", "--store", store, "-o", workdir / "in.sedm",
-                    "--chunk-sizes", SMALL, input=data)
+    from_stdin = ok(
+        "encrypt", "-", "--store", store, "-o", workdir / "in.sedm", "--chunk-sizes", SMALL, input=data
+    )
     assert (workdir / "in.sedm").read_text().strip() == text.decode().strip()
     assert from_stdin.returncode == 0
 
@@ -104,12 +106,23 @@ def test_options_change_the_map(workdir):
     assert se.DataMap.from_text(plain.decode()) == se.encrypt(data)[0]
     raw = ok("encrypt", workdir / "f", "--store", workdir / "s", "-o", "-", "--no-compress").stdout.strip()
     assert se.DataMap.from_text(raw.decode()) == se.encrypt(data, compression_level=None)[0]
-    keyed = ok("encrypt", workdir / "f", "--store", workdir / "s", "-o", "-",
-               "--secret-file", workdir / "secret", "--level", "9").stdout.strip()
+    keyed = ok(
+        "encrypt",
+        workdir / "f",
+        "--store",
+        workdir / "s",
+        "-o",
+        "-",
+        "--secret-file",
+        workdir / "secret",
+        "--level",
+        "9",
+    ).stdout.strip()
     expected = se.encrypt(data, convergence_secret=b"team secret", compression_level=9)[0]
     assert se.DataMap.from_text(keyed.decode()) == expected
-    sized = ok("encrypt", workdir / "f", "--store", workdir / "s", "-o", "-",
-               "--chunk-sizes", "1K,4K,16K").stdout.strip()
+    sized = ok(
+        "encrypt", workdir / "f", "--store", workdir / "s", "-o", "-", "--chunk-sizes", "1K,4K,16K"
+    ).stdout.strip()
     assert se.DataMap.from_text(sized.decode()) == se.encrypt(data, chunk_sizes=(1024, 4096, 16384))[0]
 
 
@@ -133,7 +146,7 @@ def test_cat_ranges(stored, offset, length):
     args = ["cat", map_file, "--store", store, "--offset", offset]
     if length is not None:
         args += ["--length", length]
-    expected = data[offset:] if length is None else data[offset:offset + length]
+    expected = data[offset:] if length is None else data[offset : offset + length]
     assert ok(*args).stdout == expected
 
 
@@ -170,7 +183,8 @@ def test_verify_quick_and_full(stored):
         assert result.returncode == (5 if mode else 4)
         problems = json.loads(result.stdout)["problems"]
         assert {"kind": "missing", "level": 0, "index": 0, "name": first.name} in [
-            {k: p[k] for k in ("kind", "level", "index", "name")} for p in problems]
+            {k: p[k] for k in ("kind", "level", "index", "name")} for p in problems
+        ]
 
 
 def test_decrypt_names_a_missing_or_corrupt_chunk(stored):
@@ -200,8 +214,9 @@ def test_gc_keeps_what_kept_maps_reach(workdir):
     # Just stored: younger than the default grace period of an hour, so nothing goes.
     young = json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--json").stdout)
     assert young["unreferenced"] == 0 and young["young"] > 0 and young["grace"] == 3600
-    dry = json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--json",
-                        "--grace", "0").stdout)
+    dry = json.loads(
+        ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--json", "--grace", "0").stdout
+    )
     assert dry["unreferenced"] == young["young"] and not dry["deleted"]
     assert set(se.DirStore(store)) == before
     assert dry["bytes"] == sum((store / n[:2] / n).stat().st_size for n in dry["names"])
@@ -212,8 +227,12 @@ def test_gc_keeps_what_kept_maps_reach(workdir):
     assert (workdir / "keep.out").read_bytes() == keep_data
     one_line_error(run("decrypt", workdir / "drop.sedm", "--store", store, "-o", workdir / "x"), 4)
     # Keeping both maps keeps everything that is left.
-    assert json.loads(ok("gc", "--store", store, "--keep", workdir / "keep.sedm",
-                         "--json", "--grace", "0").stdout)["unreferenced"] == 0
+    assert (
+        json.loads(
+            ok("gc", "--store", store, "--keep", workdir / "keep.sedm", "--json", "--grace", "0").stdout
+        )["unreferenced"]
+        == 0
+    )
 
 
 def test_gc_refuses_when_a_kept_map_cannot_be_walked(stored):
@@ -254,22 +273,25 @@ def test_usage_errors_and_help():
         assert "exit codes" in helped and "usage: self-encryption " + command in helped
     top = ok("--help").stdout.decode()
     assert all(c in top for c in ("encrypt", "decrypt", "cat", "info", "verify", "gc"))
-    module = subprocess.run([sys.executable, "-m", "self_encryption", "--version"],
-                            capture_output=True, text=True, timeout=60)
+    module = subprocess.run(
+        [sys.executable, "-m", "self_encryption", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert module.returncode == 0 and se.__version__ in module.stdout
 
 
 def test_bad_chunk_sizes_are_a_usage_error(workdir):
     (workdir / "f").write_bytes(b"x")
-    line = one_line_error(run("encrypt", workdir / "f", "--store", workdir / "s",
-                              "--chunk-sizes", "64,300,1024"), 2)
+    line = one_line_error(
+        run("encrypt", workdir / "f", "--store", workdir / "s", "--chunk-sizes", "64,300,1024"), 2
+    )
     assert "power of two" in line
 
 
 def test_memory_store_for_tests(workdir):
     (workdir / "f").write_bytes(b"hello" * 100)
-    report = json.loads(ok("encrypt", workdir / "f", "--store", "memory:", "-o", workdir / "m",
-                           "--json").stdout)
+    report = json.loads(
+        ok("encrypt", workdir / "f", "--store", "memory:", "-o", workdir / "m", "--json").stdout
+    )
     assert report["files"][0]["size"] == 500
 
 
@@ -278,7 +300,10 @@ def test_closed_pipe_is_not_an_error(stored):
     data, map_file, store = stored
     pipeline = subprocess.run(
         f"{' '.join(map(str, COMMAND))} cat {map_file} --store {store} | head -c 10",
-        shell=True, capture_output=True, timeout=60)
+        shell=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert pipeline.stdout == data[:10] and b"Traceback" not in pipeline.stderr
 
 
@@ -325,8 +350,11 @@ def test_import_upstream_migrates_each_vector(workdir, name):
     folder = workdir / name
     shutil.copytree(UPSTREAM_VECTORS / name, folder)
     store = workdir / "store"
-    report = json.loads(ok("import-upstream", folder / "map.json", "--from", folder / "chunks",
-                           "--store", store, "--json").stdout)
+    report = json.loads(
+        ok(
+            "import-upstream", folder / "map.json", "--from", folder / "chunks", "--store", store, "--json"
+        ).stdout
+    )
     assert report["size"] == vector["size"] and report["data_map"] == str(folder / "map.sedm")
     restored = ok("decrypt", folder / "map.sedm", "--store", store, "-o", "-").stdout
     assert hashlib.sha256(restored).hexdigest() == vector["sha256"]
@@ -341,8 +369,9 @@ def test_import_upstream_refuses_incomplete_sources(workdir):
     shutil.copytree(UPSTREAM_VECTORS / "v-multi", folder)
     victim = sorted((folder / "chunks").iterdir())[1]
     victim.unlink()
-    result = run("import-upstream", folder / "map.json", "--from", folder / "chunks",
-                 "--store", workdir / "store")
+    result = run(
+        "import-upstream", folder / "map.json", "--from", folder / "chunks", "--store", workdir / "store"
+    )
     assert result.returncode == se.ChunkNotFoundError.exit_code
     assert victim.name[:12] in result.stderr.decode()
     assert not (folder / "map.sedm").exists()
@@ -352,6 +381,7 @@ def test_import_upstream_refuses_incomplete_sources(workdir):
 
 
 # -- the map is never lost nor silently replaced -------------------------------------------
+
 
 def _chunk_files(store: pathlib.Path) -> list[pathlib.Path]:
     return [p for p in store.rglob("*") if p.is_file() and p.name != ".lock"] if store.exists() else []
@@ -377,8 +407,9 @@ def test_encrypt_refuses_to_replace_a_map_without_force(workdir):
 def test_an_unwritable_map_destination_fails_before_anything_is_stored(workdir):
     (workdir / "f").write_bytes(os.urandom(50_000))
     store = workdir / "store"
-    line = one_line_error(run("encrypt", workdir / "f", "--store", store, "-o",
-                              workdir / "missing" / "f.sedm"), 6)
+    line = one_line_error(
+        run("encrypt", workdir / "f", "--store", store, "-o", workdir / "missing" / "f.sedm"), 6
+    )
     assert "nothing was stored" in line and str(workdir / "missing" / "f.sedm") in line
     assert _chunk_files(store) == []
     one_line_error(run("encrypt", workdir / "f", "--store", store, "-o", workdir), 2)  # a folder
@@ -392,8 +423,9 @@ def full_tmpfs(tmp_path):
     mount.mkdir()
     if os.name != "posix" or os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root and mount(8)")
-    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                           capture_output=True, text=True)
+    tried = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if tried.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {tried.stderr.strip()}")
     try:
@@ -424,9 +456,12 @@ def test_a_map_that_cannot_be_saved_goes_to_stderr(workdir):
     store = workdir / "store"
     target = workdir / "maps" / "f.sedm"
     target.parent.mkdir()
-    process = subprocess.Popen([*COMMAND, "encrypt", "-", "--store", str(store), "-o", str(target),
-                                "--chunk-sizes", SMALL], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*COMMAND, "encrypt", "-", "--store", str(store), "-o", str(target), "--chunk-sizes", SMALL],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     process.stdin.write(data[:1000])
     process.stdin.flush()
     deadline = time.monotonic() + 60
@@ -449,9 +484,12 @@ def test_a_map_that_cannot_be_saved_goes_to_stderr(workdir):
 def test_maps_stay_private_and_chunks_follow_the_umask(workdir):
     (workdir / "f").write_bytes(os.urandom(20_000))
     store = workdir / "store"
-    result = subprocess.run([*COMMAND, "encrypt", str(workdir / "f"), "--store", str(store),
-                             "--chunk-sizes", SMALL], capture_output=True, timeout=120,
-                            preexec_fn=lambda: os.umask(0o022))
+    result = subprocess.run(
+        [*COMMAND, "encrypt", str(workdir / "f"), "--store", str(store), "--chunk-sizes", SMALL],
+        capture_output=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o022),
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert (workdir / "f.sedm").stat().st_mode & 0o777 == 0o600
     assert {p.stat().st_mode & 0o777 for p in _chunk_files(store)} == {0o644}
@@ -460,6 +498,7 @@ def test_maps_stay_private_and_chunks_follow_the_umask(workdir):
 
 # -- repair ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
 def test_following_the_advice_for_a_corrupt_chunk_restores_the_file(stored, damage):
     data, map_file, store_path = stored
@@ -467,19 +506,23 @@ def test_following_the_advice_for_a_corrupt_chunk_restores_the_file(stored, dama
     victim = level0.chunks[4]
     path = store_path / victim.name[:2] / victim.name
     content = path.read_bytes()
-    path.write_bytes({"flip": content[:-1] + bytes([content[-1] ^ 1]), "truncate": content[:5],
-                      "empty": b""}[damage])
+    path.write_bytes(
+        {"flip": content[:-1] + bytes([content[-1] ^ 1]), "truncate": content[:5], "empty": b""}[damage]
+    )
     out = store_path.parent / "out"
     line = one_line_error(run("decrypt", map_file, "--store", store_path, "-o", out), 5)
     assert "verify --full --repair" in line and "encrypt the file again with the same options" in line
     repaired = run("verify", map_file, "--store", store_path, "--full", "--repair")
     assert repaired.returncode == 5
-    assert f"{victim.name} set aside: moved to {store_path / 'quarantine' / victim.name}" \
+    assert (
+        f"{victim.name} set aside: moved to {store_path / 'quarantine' / victim.name}"
         in repaired.stderr.decode()
+    )
     assert "encrypt the source file into this store again" in repaired.stderr.decode()
     assert not path.exists() and (store_path / "quarantine" / victim.name).exists()
-    again = ok("encrypt", store_path.parent / "f", "--store", store_path, "--chunk-sizes", SMALL,
-               "--force", "--json")
+    again = ok(
+        "encrypt", store_path.parent / "f", "--store", store_path, "--chunk-sizes", SMALL, "--force", "--json"
+    )
     assert json.loads(again.stdout)["files"][0]["chunks_written"] == 1
     ok("verify", map_file, "--store", store_path, "--full")
     ok("decrypt", map_file, "--store", store_path, "-o", out)
@@ -492,17 +535,37 @@ def test_check_existing_replaces_what_verify_would_find(stored):
     victim = level0.chunks[2]
     path = store_path / victim.name[:2] / victim.name
     path.write_bytes(path.read_bytes()[:-3])
-    plain = json.loads(ok("encrypt", store_path.parent / "f", "--store", store_path, "--chunk-sizes",
-                          SMALL, "-o", "-", "--json").stdout.splitlines()[-1])
+    plain = json.loads(
+        ok(
+            "encrypt",
+            store_path.parent / "f",
+            "--store",
+            store_path,
+            "--chunk-sizes",
+            SMALL,
+            "-o",
+            "-",
+            "--json",
+        ).stdout.splitlines()[-1]
+    )
     assert plain["files"][0]["chunks_written"] == 0  # present is trusted by default
-    checked = ok("encrypt", store_path.parent / "f", "--store", store_path, "--chunk-sizes", SMALL,
-                 "--force", "--check-existing")
+    checked = ok(
+        "encrypt",
+        store_path.parent / "f",
+        "--store",
+        store_path,
+        "--chunk-sizes",
+        SMALL,
+        "--force",
+        "--check-existing",
+    )
     assert "1 damaged replaced" in checked.stdout.decode()
     ok("verify", map_file, "--store", store_path, "--full")
     one_line_error(run("verify", map_file, "--store", store_path, "--repair"), 2)  # needs --full
 
 
 # -- gc ----------------------------------------------------------------------------------
+
 
 def test_gc_keeps_every_map_in_a_folder_and_waits_for_writers(workdir):
     store, maps = workdir / "store", workdir / "maps"
@@ -512,12 +575,14 @@ def test_gc_keeps_every_map_in_a_folder_and_waits_for_writers(workdir):
         ok("encrypt", workdir / name, "--store", store, "--chunk-sizes", SMALL, "-o", where / f"{name}.sedm")
     (maps / "notes.txt").write_text("not a map")
     c_only = se.chunk_names(se.DataMap.load(workdir / "c.sedm"), se.DirStore(store)) - set().union(
-        *(se.chunk_names(se.DataMap.load(m), se.DirStore(store)) for m in maps.rglob("*.sedm")))
+        *(se.chunk_names(se.DataMap.load(m), se.DirStore(store)) for m in maps.rglob("*.sedm"))
+    )
     report = json.loads(ok("gc", "--store", store, "--keep", maps, "--grace", "0", "--yes", "--json").stdout)
     assert set(report["names"]) == c_only
     ok("verify", maps / "sub" / "b.sedm", "--store", store, "--full")
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(store)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(store)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
         assert holder.stdout.readline() == b"held\n"
         line = one_line_error(run("gc", "--store", store, "--keep", maps, "--lock-wait", "0.5"), 6)
@@ -528,8 +593,9 @@ def test_gc_keeps_every_map_in_a_folder_and_waits_for_writers(workdir):
         assert run("gc", "--store", store, "--keep", maps, "--grace", bad).returncode == 2
     (workdir / "no-maps").mkdir()
     before = set(se.DirStore(store))
-    line = one_line_error(run("gc", "--store", store, "--keep", workdir / "no-maps", "--yes",
-                              "--grace", "0"), 2)
+    line = one_line_error(
+        run("gc", "--store", store, "--keep", workdir / "no-maps", "--yes", "--grace", "0"), 2
+    )
     assert "no data map" in line and set(se.DirStore(store)) == before
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import self_encryption as se
 from self_encryption import _chunking, _options

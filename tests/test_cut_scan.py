@@ -24,12 +24,12 @@ WINDOW = 63
 #: (min, avg, max) at the edges the spec allows, plus sizes that reach the
 #: vector path (avg >= 16 KiB: MASK_L has >= 12 bits).
 SIZES = [
-    (64, 256, 256),        # smallest min and avg, max = avg
+    (64, 256, 256),  # smallest min and avg, max = avg
     (64, 256, 1024),
-    (256, 256, 256),       # min = avg = max: every cut is forced or a tail
-    (256, 256, 4096),      # min = avg
-    (64, 256, 1 << 31),    # largest max
-    (100, 1024, 4096),     # min not a power of two
+    (256, 256, 256),  # min = avg = max: every cut is forced or a tail
+    (256, 256, 4096),  # min = avg
+    (64, 256, 1 << 31),  # largest max
+    (100, 1024, 4096),  # min not a power of two
     (64, 4096, 4096),
     (1000, 16384, 65536),  # the vector path, MASK_S and MASK_L
     (64, 16384, 16384),
@@ -68,9 +68,26 @@ def paths(c):
 
 # ------------------------------------------------------------------ data
 
+
 def _text(rng: random.Random, size: int) -> bytes:
-    words = [b"the", b"chunk", b"of", b"a", b"self", b"encrypted", b"file", b"and",
-             b"its", b"data", b"map", b"\n", b"gear", b"hash", b"is", b"cut"]
+    words = [
+        b"the",
+        b"chunk",
+        b"of",
+        b"a",
+        b"self",
+        b"encrypted",
+        b"file",
+        b"and",
+        b"its",
+        b"data",
+        b"map",
+        b"\n",
+        b"gear",
+        b"hash",
+        b"is",
+        b"cut",
+    ]
     out = bytearray()
     while len(out) < size:
         out += rng.choice(words) + b" "
@@ -103,7 +120,7 @@ def make_data(kind: str, size: int, seed: int = 1) -> bytes:
     if kind == "mixed":  # random with long runs of one byte
         data = bytearray(rng.randbytes(size))
         for start in range(0, size, 20000):
-            data[start:start + 7000] = bytes([data[start]]) * len(data[start:start + 7000])
+            data[start : start + 7000] = bytes([data[start]]) * len(data[start : start + 7000])
         return bytes(data)
     raise AssertionError(kind)
 
@@ -134,6 +151,7 @@ def dense_values(seed: int, clear_bits: int, zeros: int) -> list[int]:
 
 # ------------------------------------------------------------- reference
 
+
 def find_cut_all(backend, table, data, min_size, avg_size, max_size, at_end) -> list[int]:
     view = memoryview(data)
     cuts, start = [], 0
@@ -149,8 +167,7 @@ def find_cut_all(backend, table, data, min_size, avg_size, max_size, at_end) -> 
 def scan_segments(backend, table, data, bounds, avg_size, path=None) -> list[array]:
     """Candidates of [0, len) scanned in the segments between sorted bounds."""
     edges = [0, *sorted(b for b in bounds if 0 < b < len(data)), len(data)]
-    return [backend.scan_candidates(table, data, a, b, avg_size, path=path)
-            for a, b in zip(edges, edges[1:])]
+    return [backend.scan_candidates(table, data, a, b, avg_size, path=path) for a, b in zip(edges, edges[1:])]
 
 
 def min_point_bounds(cuts, min_size, offsets=(0, 1, 31, 62, 63, 64)) -> list[int]:
@@ -163,6 +180,7 @@ def min_point_bounds(cuts, min_size, offsets=(0, 1, 31, 62, 63, 64)) -> list[int
 
 
 # ------------------------------------------------------------------- path
+
 
 def test_cut_path_follows_the_environment(c, monkeypatch):
     monkeypatch.setenv("SELF_ENCRYPTION_CUT", "scalar")
@@ -197,6 +215,7 @@ def test_python_backend_has_one_path(py):
 
 # -------------------------------------------------------- C against find_cut
 
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("sizes", SIZES, ids=lambda s: "-".join(map(str, s)))
 def test_c_cuts_match_find_cut(c, paths, kind, sizes):
@@ -208,13 +227,11 @@ def test_c_cuts_match_find_cut(c, paths, kind, sizes):
         bounds = min_point_bounds(expect, min_size)[::7] + [len(data) // 3]
         whole = c.scan_candidates(table, data, 0, len(data), avg_size, path="scalar")
         for path in paths:
-            assert c.cut_lengths(table, data, min_size, avg_size, max_size, at_end,
-                                 path=path) == expect, path
+            assert c.cut_lengths(table, data, min_size, avg_size, max_size, at_end, path=path) == expect, path
             parts = scan_segments(c, table, data, bounds, avg_size, path=path)
             joined = array("Q", b"".join(p.tobytes() for p in parts))
             assert joined == whole, path
-            assert c.resolve_cuts(table, data, parts, min_size, avg_size, max_size,
-                                  at_end) == expect, path
+            assert c.resolve_cuts(table, data, parts, min_size, avg_size, max_size, at_end) == expect, path
 
 
 @pytest.mark.parametrize("clear_bits", [0, 8, 20, 40])
@@ -244,14 +261,12 @@ def test_segment_bounds_on_candidates_and_after_min_points(c, paths):
     whole = c.scan_candidates(table, data, 0, len(data), avg_size)
     positions = [entry >> 1 for entry in whole]
     on_candidates = positions[::3] + [p + 1 for p in positions[1::3]]
-    after_min = [bound for offset in range(65)
-                 for bound in min_point_bounds(expect, min_size, (offset,))[:3]]
+    after_min = [bound for offset in range(65) for bound in min_point_bounds(expect, min_size, (offset,))[:3]]
     for bounds in (on_candidates, after_min, list(range(1, 200, 7))):
         for path in paths:
             parts = scan_segments(c, table, data, bounds, avg_size, path=path)
             assert array("Q", b"".join(p.tobytes() for p in parts)) == whole
-            assert c.resolve_cuts(table, data, parts, min_size, avg_size, max_size,
-                                  True) == expect
+            assert c.resolve_cuts(table, data, parts, min_size, avg_size, max_size, True) == expect
 
 
 def test_resolve_from_any_start(c):
@@ -259,8 +274,9 @@ def test_resolve_from_any_start(c):
     data = make_data("random", 100_000, 3)
     cands = c.scan_candidates(table, data, 0, len(data), 1024)
     for start in (0, 1, 63, 64, 5000, 99_000, 100_000):
-        assert c.resolve_cuts(table, data, cands, 100, 1024, 4096, True, start) == \
-            find_cut_all(c, table, data[start:], 100, 1024, 4096, True)
+        assert c.resolve_cuts(table, data, cands, 100, 1024, 4096, True, start) == find_cut_all(
+            c, table, data[start:], 100, 1024, 4096, True
+        )
 
 
 @pytest.mark.parametrize("which", ["c", "py"])
@@ -273,11 +289,9 @@ def test_short_inputs(request, which):
         for at_end in (False, True):
             expect = find_cut_all(backend, table, data, 64, 256, 256, at_end)
             for path in paths:
-                assert backend.cut_lengths(table, data, 64, 256, 256, at_end,
-                                           path=path) == expect
+                assert backend.cut_lengths(table, data, 64, 256, 256, at_end, path=path) == expect
                 cands = backend.scan_candidates(table, data, 0, size, 256, path=path)
-                assert backend.resolve_cuts(table, data, cands, 64, 256, 256,
-                                            at_end) == expect
+                assert backend.resolve_cuts(table, data, cands, 64, 256, 256, at_end) == expect
 
 
 def test_scan_resumes_when_its_buffer_fills(c):
@@ -300,23 +314,29 @@ def test_threads_scan_segments_then_resolve(c):
     step = len(data) // 4 + 1
     segments = [(a, min(a + step, len(data))) for a in range(0, len(data), step)]
     with ThreadPoolExecutor(4) as pool:
-        parts = list(pool.map(
-            lambda seg: c.scan_candidates(table, data, seg[0], seg[1], sizes[1]), segments))
+        parts = list(pool.map(lambda seg: c.scan_candidates(table, data, seg[0], seg[1], sizes[1]), segments))
     assert c.resolve_cuts(table, data, parts, *sizes, True) == expect
 
 
 # ------------------------------------------------ Python reference, cross-check
 
+
 @pytest.mark.parametrize("kind", ["random", "zeros", "pattern5", "text", "runs"])
 def test_python_backend_matches_c(c, py, kind):
     data = make_data(kind, 20_000, 2)
     tc, tp = c.GearTable(b"x"), py.GearTable(b"x")
-    for sizes in [(64, 256, 256), (64, 256, 1024), (256, 256, 256), (100, 1024, 4096),
-                  (64, 1 << 31, 1 << 31)]:
+    for sizes in [
+        (64, 256, 256),
+        (64, 256, 1024),
+        (256, 256, 256),
+        (100, 1024, 4096),
+        (64, 1 << 31, 1 << 31),
+    ]:
         cands = py.scan_candidates(tp, data, 0, len(data), sizes[1])
         assert cands == c.scan_candidates(tc, data, 0, len(data), sizes[1])
-        assert py.scan_candidates(tp, data, 700, 9000, sizes[1]) == \
-            c.scan_candidates(tc, data, 700, 9000, sizes[1])
+        assert py.scan_candidates(tp, data, 700, 9000, sizes[1]) == c.scan_candidates(
+            tc, data, 700, 9000, sizes[1]
+        )
         for at_end in (False, True):
             expect = find_cut_all(py, tp, data, *sizes, at_end)
             assert expect == find_cut_all(c, tc, data, *sizes, at_end)
@@ -340,6 +360,7 @@ def test_python_backend_dense_candidates(c, py):
 
 
 # ------------------------------------------------------------- arguments
+
 
 @pytest.mark.parametrize("which", ["c", "py"])
 def test_arguments_are_checked(request, which):
@@ -366,16 +387,18 @@ def test_arguments_are_checked(request, which):
 
 # ------------------------------------------------------------- hypothesis
 
+
 def _data_strategy():
     return st.one_of(
         st.binary(min_size=0, max_size=6000),
         st.builds(lambda b, n: bytes([b]) * n, st.integers(0, 255), st.integers(0, 6000)),
-        st.builds(lambda p, n: (p * (n // max(len(p), 1) + 1))[:n],
-                  st.binary(min_size=1, max_size=8), st.integers(0, 6000)),
-        st.builds(lambda seed, n: make_data("text", n, seed),
-                  st.integers(0, 1000), st.integers(0, 6000)),
-        st.builds(lambda seed, n: make_data("runs", n, seed),
-                  st.integers(0, 1000), st.integers(0, 6000)),
+        st.builds(
+            lambda p, n: (p * (n // max(len(p), 1) + 1))[:n],
+            st.binary(min_size=1, max_size=8),
+            st.integers(0, 6000),
+        ),
+        st.builds(lambda seed, n: make_data("text", n, seed), st.integers(0, 1000), st.integers(0, 6000)),
+        st.builds(lambda seed, n: make_data("runs", n, seed), st.integers(0, 1000), st.integers(0, 6000)),
     )
 
 
@@ -395,17 +418,24 @@ def _sizes(draw):
 def _table_values(draw):
     if draw(st.booleans()):
         return None  # a real keyed table
-    return dense_values(draw(st.integers(0, 10_000)), draw(st.sampled_from([0, 6, 12, 30])),
-                        draw(st.integers(0, 40)))
+    return dense_values(
+        draw(st.integers(0, 10_000)), draw(st.sampled_from([0, 6, 12, 30])), draw(st.integers(0, 40))
+    )
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(data=_data_strategy(), sizes=_sizes(), values=_table_values(),
-       secret=st.binary(max_size=8), at_end=st.booleans(),
-       cut_points=st.lists(st.integers(0, 6000), max_size=6),
-       min_offsets=st.lists(st.integers(0, 64), min_size=1, max_size=4))
-def test_hypothesis_all_paths_match_find_cut(c, paths, data, sizes, values, secret, at_end,
-                                             cut_points, min_offsets):
+@given(
+    data=_data_strategy(),
+    sizes=_sizes(),
+    values=_table_values(),
+    secret=st.binary(max_size=8),
+    at_end=st.booleans(),
+    cut_points=st.lists(st.integers(0, 6000), max_size=6),
+    min_offsets=st.lists(st.integers(0, 64), min_size=1, max_size=4),
+)
+def test_hypothesis_all_paths_match_find_cut(
+    c, paths, data, sizes, values, secret, at_end, cut_points, min_offsets
+):
     table = c.GearTable(secret) if values is None else crafted_table(c, values)
     expect = find_cut_all(c, table, data, *sizes, at_end)
     bounds = cut_points + min_point_bounds(expect, sizes[0], tuple(min_offsets))
@@ -419,8 +449,13 @@ def test_hypothesis_all_paths_match_find_cut(c, paths, data, sizes, values, secr
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(data=_data_strategy(), sizes=_sizes(), values=_table_values(), at_end=st.booleans(),
-       cut_points=st.lists(st.integers(0, 6000), max_size=4))
+@given(
+    data=_data_strategy(),
+    sizes=_sizes(),
+    values=_table_values(),
+    at_end=st.booleans(),
+    cut_points=st.lists(st.integers(0, 6000), max_size=4),
+)
 def test_hypothesis_python_reference(c, py, data, sizes, values, at_end, cut_points):
     if values is None:
         tc, tp = c.GearTable(b""), py.GearTable(b"")
@@ -429,8 +464,9 @@ def test_hypothesis_python_reference(c, py, data, sizes, values, at_end, cut_poi
     expect = find_cut_all(c, tc, data, *sizes, at_end)
     assert py.cut_lengths(tp, data, *sizes, at_end) == expect
     parts = scan_segments(py, tp, data, cut_points, sizes[1])
-    assert [p.tobytes() for p in parts] == \
-        [p.tobytes() for p in scan_segments(c, tc, data, cut_points, sizes[1])]
+    assert [p.tobytes() for p in parts] == [
+        p.tobytes() for p in scan_segments(c, tc, data, cut_points, sizes[1])
+    ]
     assert py.resolve_cuts(tp, data, parts, *sizes, at_end) == expect
 
 

@@ -8,7 +8,8 @@ import os
 import struct
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import self_encryption as se
 from self_encryption import _backend, _datamap, _options, _sealing
@@ -38,7 +39,12 @@ def test_binary_layout(four_records):
     assert file_size == content_size == len(data)
     plain, stored, seed, name = struct.unpack_from("<II32s32s", raw, 28)
     first = data_map.chunks[0]
-    assert (plain, stored, seed, name.hex()) == (first.plain_size, first.stored_size, first.key_seed, first.name)
+    assert (plain, stored, seed, name.hex()) == (
+        first.plain_size,
+        first.stored_size,
+        first.key_seed,
+        first.name,
+    )
     assert raw[-4:] == hashlib.sha256(raw[:-4]).digest()[:4]
 
 
@@ -75,14 +81,23 @@ def test_every_single_byte_change_is_refused(four_records):
 def test_text_damage_is_refused(four_records):
     _, data_map, _ = four_records
     text = data_map.to_text()
-    for bad in ("", "se1:", "se2:" + text[4:], text[4:], text + "=", text[:-1], text[:40],
-                text[:10] + "!" + text[11:], text.replace("se1:", "se1: ")):
+    for bad in (
+        "",
+        "se1:",
+        "se2:" + text[4:],
+        text[4:],
+        text + "=",
+        text[:-1],
+        text[:40],
+        text[:10] + "!" + text[11:],
+        text.replace("se1:", "se1: "),
+    ):
         with pytest.raises(se.DataMapError):
             se.DataMap.from_text(bad)
     for position in range(4, len(text)):
         swapped = "A" if text[position] != "A" else "B"
         with pytest.raises(se.DataMapError):
-            se.DataMap.from_text(text[:position] + swapped + text[position + 1:])
+            se.DataMap.from_text(text[:position] + swapped + text[position + 1 :])
     with pytest.raises(se.DataMapError):
         se.DataMap.from_text(b"se1:AAAA")  # type: ignore[arg-type]
 
@@ -97,18 +112,21 @@ def _record(plain=10, stored=11):
     return struct.pack("<II32s32s", plain, stored, b"k" * 32, b"n" * 32)
 
 
-@pytest.mark.parametrize("body, match", [
-    (_header(magic=b"SEDN"), "magic"),
-    (_header(version=2), "version"),
-    (_header(reserved=1), "reserved"),
-    (_header(count=1), "must be"),
-    (_header(file_size=10, content_size=10, count=1) + _record(), None),
-    (_header(file_size=10, content_size=11, count=1) + _record(), "content_size"),
-    (_header(file_size=11, content_size=10, count=1) + _record(), "level-0"),
-    (_header(file_size=0, content_size=0, count=1) + _record(plain=0), "plain_size"),
-    (_header(file_size=10, content_size=10, count=1) + _record(stored=0), "stored_size"),
-    (_header(level=1, file_size=5, content_size=10, count=1) + _record(), "not the size of a serialized"),
-])
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (_header(magic=b"SEDN"), "magic"),
+        (_header(version=2), "version"),
+        (_header(reserved=1), "reserved"),
+        (_header(count=1), "must be"),
+        (_header(file_size=10, content_size=10, count=1) + _record(), None),
+        (_header(file_size=10, content_size=11, count=1) + _record(), "content_size"),
+        (_header(file_size=11, content_size=10, count=1) + _record(), "level-0"),
+        (_header(file_size=0, content_size=0, count=1) + _record(plain=0), "plain_size"),
+        (_header(file_size=10, content_size=10, count=1) + _record(stored=0), "stored_size"),
+        (_header(level=1, file_size=5, content_size=10, count=1) + _record(), "not the size of a serialized"),
+    ],
+)
 def test_section_5_rules(body, match):
     raw = _with_trailer(body)
     if match is None:
@@ -224,8 +242,8 @@ def test_arbitrary_text_gives_a_map_or_data_map_error(text):
 def test_well_formed_header_over_random_records(body):
     """Records that pass the checksum but hold anything: a map or a DataMapError, nothing else."""
     count = len(body) // 72
-    records = body[:72 * count]
-    plain = sum(int.from_bytes(records[i:i + 4], "little") for i in range(0, len(records), 72))
+    records = body[: 72 * count]
+    plain = sum(int.from_bytes(records[i : i + 4], "little") for i in range(0, len(records), 72))
     raw = _with_trailer(_header(file_size=plain, content_size=plain, count=count) + records)
     try:
         data_map = se.DataMap.from_bytes(raw)
@@ -235,6 +253,7 @@ def test_well_formed_header_over_random_records(body):
 
 
 # -- bounds checked before anything is fetched (docs/format.md 3.3) ----------------
+
 
 def _record(plain: int, stored: int = 100) -> se.ChunkInfo:
     return se.ChunkInfo(plain, stored, bytes(32), "ab" * 32)
@@ -247,12 +266,15 @@ def test_a_map_level_must_hold_more_than_a_root():
     assert se.DataMap(1, 1000, (_record(32 + 72 * 5),)).content_size == 392
 
 
-@pytest.mark.parametrize("level, file_size, content", [
-    (1, 5, 32 + 72 * 6),               # a 5-byte file has at most 5 records
-    (1, 5, (1 << 30) + 32),            # the inflated "map" of the review
-    (2, 5, 32 + 72 * (32 + 72 * 5) + 72),
-    (1, 0, 32 + 72 * 5),               # an empty file is never shrunk
-])
+@pytest.mark.parametrize(
+    "level, file_size, content",
+    [
+        (1, 5, 32 + 72 * 6),  # a 5-byte file has at most 5 records
+        (1, 5, (1 << 30) + 32),  # the inflated "map" of the review
+        (2, 5, 32 + 72 * (32 + 72 * 5) + 72),
+        (1, 0, 32 + 72 * 5),  # an empty file is never shrunk
+    ],
+)
 def test_content_size_is_bounded_by_the_file_size(level, file_size, content):
     records = []
     left = content
@@ -273,7 +295,7 @@ def test_bound_holds_for_real_shrunk_maps():
             assert level.content_size <= _datamap.max_content_size(level.level, len(data))
 
 
-@pytest.mark.parametrize("value", [2 ** 62, 5, 3.5, None, "SEDM"])
+@pytest.mark.parametrize("value", [2**62, 5, 3.5, None, "SEDM"])
 def test_from_bytes_takes_only_bytes_like(value):
     with pytest.raises(se.DataMapError):
         se.DataMap.from_bytes(value)
@@ -289,6 +311,7 @@ def test_text_form_accepts_only_ascii_white_space(four_records, space):
 
 
 # -- JSON form (docs/format.md 3.4) -------------------------------------------------
+
 
 def test_json_round_trips(four_records):
     _, data_map, _ = four_records
@@ -319,24 +342,47 @@ def _json(data_map, **changes):
 _DELETE = object()
 
 
-@pytest.mark.parametrize("changes", [
-    {"format": "self-encryption/2"}, {"format": _DELETE}, {"extra": 1}, {"level": True},
-    {"level": 0.0}, {"file_size": "1000"}, {"file_size": -1}, {"chunks": {}},
-    {"chunks__0__plain_size": 256.0}, {"chunks__0__key_seed": "AB" * 32},
-    {"chunks__0__key_seed": "ab" * 31}, {"chunks__0__name": "zz" * 32},
-    {"chunks__0__stored_size": 0}, {"chunks__0__colour": "red"}, {"chunks__0__name": _DELETE},
-    {"file_size": 1001},  # level 0: the records must add up to the file size
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"format": "self-encryption/2"},
+        {"format": _DELETE},
+        {"extra": 1},
+        {"level": True},
+        {"level": 0.0},
+        {"file_size": "1000"},
+        {"file_size": -1},
+        {"chunks": {}},
+        {"chunks__0__plain_size": 256.0},
+        {"chunks__0__key_seed": "AB" * 32},
+        {"chunks__0__key_seed": "ab" * 31},
+        {"chunks__0__name": "zz" * 32},
+        {"chunks__0__stored_size": 0},
+        {"chunks__0__colour": "red"},
+        {"chunks__0__name": _DELETE},
+        {"file_size": 1001},  # level 0: the records must add up to the file size
+    ],
+)
 def test_malformed_json_is_refused(four_records, changes):
     _, data_map, _ = four_records
     with pytest.raises(se.DataMapError):
         se.DataMap.from_json(_json(data_map, **changes))
 
 
-@pytest.mark.parametrize("text", [
-    "", "[]", "null", "{", '{"format": "self-encryption/1", "format": "self-encryption/1"}',
-    "[" * 100_000, '{"level": NaN}', '{"level": 1' + "0" * 5000 + "}", b"\xff\xfe",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[]",
+        "null",
+        "{",
+        '{"format": "self-encryption/1", "format": "self-encryption/1"}',
+        "[" * 100_000,
+        '{"level": NaN}',
+        '{"level": 1' + "0" * 5000 + "}",
+        b"\xff\xfe",
+    ],
+)
 def test_json_that_is_not_a_map_is_refused(text):
     with pytest.raises(se.DataMapError):
         se.DataMap.from_json(text)

@@ -36,5 +36,3 @@ def test_missing_chunk_leaves_no_file(tmp_path):
     with pytest.raises(se.ChunkNotFoundError):
         se.decrypt_file(root, store, tmp_path / "out.bin")
     assert list(tmp_path.iterdir()) == []
-
-

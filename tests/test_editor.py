@@ -6,7 +6,8 @@ import os
 import threading
 
 import pytest
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import self_encryption as se
@@ -54,11 +55,11 @@ class Edits(RuleBasedStateMachine):
         assert self.editor.write(data, position) == len(data)
         if position > len(self.model):
             self.model.extend(bytes(position - len(self.model)))
-        self.model[position:position + len(data)] = data
+        self.model[position : position + len(data)] = data
 
     @rule(position=st.integers(0, 5000), length=st.integers(0, 2000))
     def read(self, position, length):
-        assert self.editor.read(position, length) == bytes(self.model[position:position + length])
+        assert self.editor.read(position, length) == bytes(self.model[position : position + length])
 
     @rule(size=st.integers(0, 5000))
     def truncate(self, size):
@@ -162,9 +163,14 @@ def test_edits_at_the_start_and_the_end_reseal_the_wraparound():
 
 def test_bad_arguments():
     editor = se.SelfEncryptor(se.MemoryStore(), **SMALL)
-    for call in (lambda: editor.read(-1, 1), lambda: editor.read(0, -1),
-                 lambda: editor.write(b"x", -1), lambda: editor.truncate(-5),
-                 lambda: editor.write("text", 0), lambda: editor.read(1.5, 1)):
+    for call in (
+        lambda: editor.read(-1, 1),
+        lambda: editor.read(0, -1),
+        lambda: editor.write(b"x", -1),
+        lambda: editor.truncate(-5),
+        lambda: editor.write("text", 0),
+        lambda: editor.read(1.5, 1),
+    ):
         with pytest.raises(se.InvalidArgumentError):
             call()
     with pytest.raises(se.InvalidArgumentError):
@@ -186,7 +192,7 @@ def test_threads_share_one_editor():
     expected = bytearray(8000)
     for k in range(4):
         for i in range(20):
-            expected[k * 100 + i * 10:k * 100 + i * 10 + 10] = bytes([k + i]) * 10
+            expected[k * 100 + i * 10 : k * 100 + i * 10 + 10] = bytes([k + i]) * 10
     assert editor.read(0, 8000) == expected
     assert editor.close() == se.encrypt(bytes(expected), **SMALL)[0]
 

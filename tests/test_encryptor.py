@@ -6,13 +6,14 @@ import io
 import os
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import self_encryption as se
 from self_encryption import _backend, _options
 
 import reference
-from helpers import SMALL_SIZES, in_threads, CountingStore, store_lock_is_held
+from helpers import SMALL_SIZES, CountingStore, in_threads, store_lock_is_held
 
 SMALL = dict(chunk_sizes=SMALL_SIZES)
 
@@ -25,14 +26,18 @@ def _write_in_pieces(encryptor, data, sizes):
     view, offset, turn = memoryview(data), 0, 0
     while offset < len(data):
         size = sizes[turn % len(sizes)] if sizes else len(data)
-        encryptor.write(view[offset:offset + size])
+        encryptor.write(view[offset : offset + size])
         offset += size
         turn += 1
 
 
 @settings(max_examples=80)
-@given(data=st.binary(max_size=12_000), sizes=st.lists(st.integers(1, 3000), max_size=8),
-       workers=st.sampled_from([1, 3]), level=st.sampled_from([None, 3]))
+@given(
+    data=st.binary(max_size=12_000),
+    sizes=st.lists(st.integers(1, 3000), max_size=8),
+    workers=st.sampled_from([1, 3]),
+    level=st.sampled_from([None, 3]),
+)
 def test_stream_equals_one_shot(data, sizes, workers, level):
     store = se.MemoryStore()
     encryptor = se.Encryptor(store, workers=workers, compression_level=level, **SMALL)
@@ -97,8 +102,13 @@ def test_progress_and_stats():
     data = os.urandom(40_000)
     store = se.MemoryStore()
     seen = []
-    encryptor = se.Encryptor(store, progress=lambda done, total: seen.append((done, total)),
-                             total_size=len(data), workers=2, **SMALL)
+    encryptor = se.Encryptor(
+        store,
+        progress=lambda done, total: seen.append((done, total)),
+        total_size=len(data),
+        workers=2,
+        **SMALL,
+    )
     encryptor.write(data)
     root = encryptor.finish()
     assert seen[-1] == (len(data), len(data))
@@ -147,7 +157,7 @@ def test_encrypt_file_from_a_reader_without_readinto():
             self._data, self._at = data, 0
 
         def read(self, size):
-            piece = self._data[self._at:self._at + min(size, 777)]
+            piece = self._data[self._at : self._at + min(size, 777)]
             self._at += len(piece)
             return piece
 
@@ -194,8 +204,6 @@ def test_concurrent_file_encryption_into_one_dir_store(tmp_path):
         assert se.decrypt(root, store) == path.read_bytes()
 
 
-
-
 @pytest.mark.parametrize("how", ["owned buffer", "stream of writes", "file"])
 def test_cuts_scanned_on_the_pool_give_the_same_output(tmp_path, how):
     # More than two scan segments with small chunk sizes, so the pool scans ahead.
@@ -212,7 +220,7 @@ def test_cuts_scanned_on_the_pool_give_the_same_output(tmp_path, how):
         else:
             with se.Encryptor(store, workers=2, **SMALL) as encryptor:
                 for start in range(0, len(data), 3_000_000):
-                    encryptor.write(data[start:start + 3_000_000])
+                    encryptor.write(data[start : start + 3_000_000])
             root = encryptor.data_map
         got = (root, {name: store.get(name) for name in store})
     assert got == expected

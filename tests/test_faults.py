@@ -67,9 +67,12 @@ def map_temporaries(folder: pathlib.Path) -> list[pathlib.Path]:
 
 def own_lines(stderr: bytes) -> list[str]:
     lines = stderr.decode().strip().splitlines()
-    return [line for index, line in enumerate(lines)
-            if "RuntimeWarning" not in line
-            and not (index and "RuntimeWarning" in lines[index - 1] and line.startswith("  "))]
+    return [
+        line
+        for index, line in enumerate(lines)
+        if "RuntimeWarning" not in line
+        and not (index and "RuntimeWarning" in lines[index - 1] and line.startswith("  "))
+    ]
 
 
 def fresh_file(folder: pathlib.Path, name: str = "f") -> bytes:
@@ -95,11 +98,33 @@ def setup(tmp_path_factory):
     work = tmp_path_factory.mktemp("faults")
     data = fresh_file(work)
     (work / "k").write_bytes(os.urandom(100_000))
-    encrypt = active_seconds(("encrypt", work / "f", "--store", work / "calibration", "-o",
-                              work / "calibration.sedm", "--chunk-sizes", SIZES, "-q"),
-                             work, ".calibration.sedm-*.partial")
-    decrypt = active_seconds(("decrypt", work / "calibration.sedm", "--store", work / "calibration",
-                              "-o", work / "calibration.out"), work, ".calibration.out.*.partial")
+    encrypt = active_seconds(
+        (
+            "encrypt",
+            work / "f",
+            "--store",
+            work / "calibration",
+            "-o",
+            work / "calibration.sedm",
+            "--chunk-sizes",
+            SIZES,
+            "-q",
+        ),
+        work,
+        ".calibration.sedm-*.partial",
+    )
+    decrypt = active_seconds(
+        (
+            "decrypt",
+            work / "calibration.sedm",
+            "--store",
+            work / "calibration",
+            "-o",
+            work / "calibration.out",
+        ),
+        work,
+        ".calibration.out.*.partial",
+    )
     assert (work / "calibration.out").read_bytes() == data
     return {"work": work, "encrypt": encrypt, "decrypt": decrypt}
 
@@ -114,14 +139,23 @@ def place(setup, tmp_path):
 
 
 def _encrypt_args(store, maps):
-    return ("encrypt", maps.parent / "f", "--store", store, "-o", maps / "f.sedm", "--force",
-            "--chunk-sizes", SIZES, "-q")
+    return (
+        "encrypt",
+        maps.parent / "f",
+        "--store",
+        store,
+        "-o",
+        maps / "f.sedm",
+        "--force",
+        "--chunk-sizes",
+        SIZES,
+        "-q",
+    )
 
 
 def _recover_and_check(store, maps) -> dict:
     """The README's recovery: gc removes leftovers, encrypt again, verify --full."""
-    report = json.loads(ok("gc", "--store", store, "--keep", maps, "--grace", "0", "--yes",
-                           "--json").stdout)
+    report = json.loads(ok("gc", "--store", store, "--keep", maps, "--grace", "0", "--yes", "--json").stdout)
     assert store_temporaries(store) == []
     ok(*_encrypt_args(store, maps))
     ok("verify", maps / "f.sedm", "--store", store, "--full")
@@ -160,7 +194,7 @@ def test_kill_9_during_decrypt(setup, place):
     rng = random.Random(SEED + 1)
     out = maps.parent / "out"
     killed = 0
-    for trial in range(3):
+    for _ in range(3):
         process = start("decrypt", maps / "f.sedm", "--store", store, "-o", out, "-q")
         assert wait_for(maps.parent, ".out.*.partial", process)
         time.sleep(rng.uniform(0, setup["decrypt"] * 0.9))
@@ -196,7 +230,7 @@ def test_sigterm_and_sighup_during_encrypt_clean_up(setup, place, signum):
     store, maps = place
     rng = random.Random(SEED + signum)
     stopped = 0
-    for trial in range(3):
+    for _ in range(3):
         fresh_file(maps.parent)
         process = start(*_encrypt_args(store, maps))
         assert wait_for(maps, ".f.sedm-*.partial", process)
@@ -223,7 +257,7 @@ def test_sigterm_and_sighup_during_decrypt_clean_up(setup, place, signum):
     out = maps.parent / "out"
     rng = random.Random(SEED + 10 * signum)
     stopped = 0
-    for trial in range(2):
+    for _ in range(2):
         process = start("decrypt", maps / "f.sedm", "--store", store, "-o", out, "-q")
         assert wait_for(maps.parent, ".out.*.partial", process)
         time.sleep(rng.uniform(0, setup["decrypt"] * 0.6))
@@ -254,8 +288,19 @@ def test_gc_racing_encrypts_never_takes_what_a_new_map_needs(setup, place, tmp_p
 
     def gc_loop() -> None:
         while not stop.is_set():
-            result = run("gc", "--store", store, "--keep", maps, "--grace", "0", "--yes", "--json",
-                         "--lock-wait", "120")
+            result = run(
+                "gc",
+                "--store",
+                store,
+                "--keep",
+                maps,
+                "--grace",
+                "0",
+                "--yes",
+                "--json",
+                "--lock-wait",
+                "120",
+            )
             if result.returncode != 0:
                 failures.append(result.stderr.decode())
                 return
@@ -275,8 +320,17 @@ def test_gc_racing_encrypts_never_takes_what_a_new_map_needs(setup, place, tmp_p
                 path = files[-1]
                 (maps / f"{path.name}.sedm").unlink()
                 time.sleep(rng.uniform(0, 0.5))
-            ok("encrypt", path, "--store", store, "-o", maps / f"{path.name}.sedm", "--chunk-sizes", SIZES,
-               "-q")
+            ok(
+                "encrypt",
+                path,
+                "--store",
+                store,
+                "-o",
+                maps / f"{path.name}.sedm",
+                "--chunk-sizes",
+                SIZES,
+                "-q",
+            )
             # Verified while gc keeps running: the map is in the kept folder now.
             ok("verify", maps / f"{path.name}.sedm", "--store", store, "--full")
     finally:

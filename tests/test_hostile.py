@@ -24,6 +24,7 @@ import zstandard
 
 import self_encryption as se
 from self_encryption import _backend, _chunking, _cli, _options
+
 from helpers import SMALL_SIZES, level0_of, levels_of
 
 #: Peak memory a rejection may take above the process's baseline (the issue's bound).
@@ -45,7 +46,8 @@ def _in_child(code: str, store_dir, data_map: se.DataMap | None = None, timeout:
     The report says which exception escaped (if any) and the peak RSS above
     the baseline taken right before the code ran.
     """
-    script = textwrap.dedent('''
+    script = (
+        textwrap.dedent("""
         import json, sys
         import self_encryption as se
         def hwm():
@@ -57,14 +59,20 @@ def _in_child(code: str, store_dir, data_map: se.DataMap | None = None, timeout:
         base = hwm()
         error = None
         try:
-    ''') + textwrap.indent(textwrap.dedent(code), "            ") + textwrap.dedent('''
+    """)
+        + textwrap.indent(textwrap.dedent(code), "            ")
+        + textwrap.dedent("""
         except BaseException as exc:
             error = type(exc).__name__ + ("" if isinstance(exc, se.SelfEncryptionError) else " (foreign)")
         print(json.dumps({"error": error, "peak": hwm() - base}))
-    ''')
-    result = subprocess.run([sys.executable, "-c", script, str(store_dir),
-                             data_map.to_text() if data_map else ""],
-                            capture_output=True, text=True, timeout=timeout)
+    """)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(store_dir), data_map.to_text() if data_map else ""],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -77,6 +85,7 @@ def _put_all(folder, chunks: dict) -> se.DirStore:
 
 
 # -- memory taken on a map's word --------------------------------------------------
+
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak RSS is read from /proc")
 @pytest.mark.parametrize("case", ["claimed file size", "claimed stored size", "unsized zstd frame"])
@@ -110,7 +119,9 @@ def test_level_1_root_cannot_claim_more_content_than_its_file_needs():
     # The review's case: a level-1 root of a 5-byte file holding a 1 GiB "map".
     content = 32 + 72 * ((1 << 30) // 72)  # a well-formed size, about 1 GiB
     quarter = (content - 32) // 4
-    records = tuple(se.ChunkInfo(size, 100, SEED, "cd" * 32) for size in (quarter, quarter, quarter, quarter + 32))
+    records = tuple(
+        se.ChunkInfo(size, 100, SEED, "cd" * 32) for size in (quarter, quarter, quarter, quarter + 32)
+    )
     with pytest.raises(se.DataMapError, match="more than the map of a 5-byte file"):
         se.DataMap(1, 5, records)
     raw = bytearray(se.DataMap(1, 10**9, records).to_bytes())
@@ -135,14 +146,19 @@ def test_cli_reads_no_more_than_a_map_can_be(tmp_path):
     with open(huge, "wb") as handle:
         handle.truncate(3 << 30)  # sparse: reading it whole would take 3 GiB
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "self_encryption", "info", str(huge)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "self_encryption", "info", str(huge)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == se.DataMapError.exit_code
     assert "too large to be a root data map" in result.stderr
     assert time.monotonic() - started < 30
 
 
 # -- one verdict for one payload ---------------------------------------------------------
+
 
 def _trailing_payload_chunk():
     data = os.urandom(200) + bytes(4000)
@@ -162,17 +178,30 @@ def test_bytes_after_the_frame_are_refused_on_every_read_path(tmp_path):
     for label, attempt in attempts.items():
         with pytest.raises(se.ChunkIntegrityError, match="after its zstd frame"):
             attempt()
+            pytest.fail(f"{label} accepted bytes after the frame")
     report = se.verify(data_map, store, full=True)
     assert [e.name for e in report.corrupt] == [data_map.chunks[0].name]
     map_file = tmp_path / "m.sedm"
     data_map.save(map_file)
     for command in (["cat"], ["decrypt", "-o", str(tmp_path / "o2")], ["verify", "--full"]):
-        result = subprocess.run([sys.executable, "-m", "self_encryption", *command, str(map_file),
-                                 "--store", str(tmp_path / "store")], capture_output=True, timeout=60)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "self_encryption",
+                *command,
+                str(map_file),
+                "--store",
+                str(tmp_path / "store"),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         assert result.returncode == se.ChunkIntegrityError.exit_code, (command, result.stderr)
 
 
 # -- no hangs ------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def stored_file(tmp_path):
@@ -208,8 +237,12 @@ def test_odd_chunk_files_are_corrupt_not_hangs(stored_file, tmp_path, where, rep
     for command in (["verify"], ["verify", "--full"], ["decrypt", "-o", str(tmp_path / "out")], ["cat"]):
         if command == ["verify"] and where == "file chunk":
             continue  # quick verify asks for presence only: it does not open file chunks
-        result = subprocess.run([sys.executable, "-m", "self_encryption", *command, str(map_file),
-                                 "--store", store.path], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "self_encryption", *command, str(map_file), "--store", store.path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == se.ChunkIntegrityError.exit_code, (command, result.stderr)
         assert victim[:12] in result.stderr
 
@@ -239,13 +272,34 @@ def test_ctrl_c_stops_decrypt_promptly_with_a_worker_stuck_in_the_store(tmp_path
     data_map, _ = _sealed(0x00, b"x" * 100, 100)
     map_file = tmp_path / "m.sedm"
     data_map.save(map_file)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "self_encryption", "decrypt", str(map_file), "--store", "s3://bucket",
-             "--endpoint-url", f"http://127.0.0.1:{server.server_address[1]}", "--workers", "4",
-             "-o", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True, env=env)
+            [
+                sys.executable,
+                "-m",
+                "self_encryption",
+                "decrypt",
+                str(map_file),
+                "--store",
+                "s3://bucket",
+                "--endpoint-url",
+                f"http://127.0.0.1:{server.server_address[1]}",
+                "--workers",
+                "4",
+                "-o",
+                str(tmp_path / "out"),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         assert server.hung.wait(60), "the decrypt never reached the store"
         time.sleep(0.5)
         child.send_signal(signal.SIGINT)
@@ -260,9 +314,23 @@ def test_ctrl_c_stops_decrypt_promptly_with_a_worker_stuck_in_the_store(tmp_path
 
 # -- destinations respected -----------------------------------------------------------------
 
+
 def _decrypt_cli(map_file, store, output, **kwargs):
-    return subprocess.run([sys.executable, "-m", "self_encryption", "decrypt", str(map_file),
-                           "--store", store.path, "-o", str(output)], timeout=60, **kwargs)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "self_encryption",
+            "decrypt",
+            str(map_file),
+            "--store",
+            store.path,
+            "-o",
+            str(output),
+        ],
+        timeout=60,
+        **kwargs,
+    )
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
@@ -333,6 +401,7 @@ def test_a_dangling_link_is_refused(stored_file, tmp_path):
 
 # -- secrets stay put ---------------------------------------------------------------------------
 
+
 def test_cli_never_prints_a_map_it_was_given(stored_file, tmp_path):
     _, root, store, _ = stored_file
     text = root.to_text()
@@ -347,12 +416,13 @@ def test_cli_never_prints_a_map_it_was_given(stored_file, tmp_path):
         ["gc", "--store", store.path, "--keep", text[:-3] + "AAA"],
         ["verify", text[:-3] + "AAA", "--store", store.path],
     ]
-    encoded = text[len("se1:"):]
+    encoded = text[len("se1:") :]
     for args in runs:
-        result = subprocess.run([sys.executable, "-m", "self_encryption", *args],
-                                capture_output=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "self_encryption", *args], capture_output=True, timeout=60
+        )
         output = result.stdout + result.stderr
-        for piece in (encoded[i:i + 24] for i in range(0, len(encoded) - 24, 24)):
+        for piece in (encoded[i : i + 24] for i in range(0, len(encoded) - 24, 24)):
             assert piece.encode() not in output, (args, output)
 
 
@@ -375,6 +445,7 @@ def test_no_repr_shows_a_secret():
 
 
 # -- the smaller findings --------------------------------------------------------------------------
+
 
 def test_a_mapping_whose_lookup_raises_other_errors_gives_a_store_error():
     data_map, chunks = se.encrypt(b"y" * 3000, chunk_sizes=SMALL_SIZES)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import self_encryption as se
+
 from helpers import SMALL_SIZES, levels_of, store_lock_is_held
 
 
@@ -116,12 +117,13 @@ def test_open_store_names(tmp_path):
 
 # -- repair --------------------------------------------------------------------------
 
+
 def _break(path, damage: str) -> None:
     content = path.read_bytes()
     if damage == "flip":
         path.write_bytes(content[:20] + bytes([content[20] ^ 1]) + content[21:])
     elif damage == "truncate":
-        path.write_bytes(content[:len(content) // 2])
+        path.write_bytes(content[: len(content) // 2])
     elif damage == "empty":
         path.write_bytes(b"")
     else:  # "unreadable": a folder where the chunk file should be
@@ -168,6 +170,7 @@ def test_repair_needs_full_mode_and_a_store_that_can_set_aside(stored):
 
 
 # -- garbage collection --------------------------------------------------------------
+
 
 def _age_all(store: se.DirStore, seconds: float) -> None:
     for name in store:
@@ -254,8 +257,9 @@ def test_collect_garbage_refuses_what_it_cannot_judge(two_files):
         se.collect_garbage(store, [keep_root, drop_root], delete=True, grace=0)
     assert caught.value.name == top and set(store) == before
     backing = {n: store.get(n) for n in store}
-    ageless = se.CallbackStore(get=backing.get, put=backing.__setitem__, delete=backing.pop,
-                               names=lambda: list(backing))
+    ageless = se.CallbackStore(
+        get=backing.get, put=backing.__setitem__, delete=backing.pop, names=lambda: list(backing)
+    )
     with pytest.raises(se.InvalidArgumentError, match="grace=0"):
         se.collect_garbage(ageless, [keep_root])
     report = se.collect_garbage(ageless, [keep_root], delete=True, grace=0)

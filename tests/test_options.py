@@ -7,19 +7,22 @@ import pytest
 import self_encryption as se
 
 
-@pytest.mark.parametrize("sizes", [
-    (63, 256, 1024),            # min below 64
-    (300, 256, 1024),           # min above avg
-    (64, 256, 255),             # max below avg
-    (64, 384, 1024),            # avg not a power of two
-    (64, 128, 1024),            # avg below 256
-    (64, 1 << 31, (1 << 31) + 1),  # max above 2**31
-    (64, 256),                  # not three values
-    (64.0, 256, 1024),          # not integers
-    (True, 256, 1024),
-    "64,256,1024",
-    None,
-])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        (63, 256, 1024),  # min below 64
+        (300, 256, 1024),  # min above avg
+        (64, 256, 255),  # max below avg
+        (64, 384, 1024),  # avg not a power of two
+        (64, 128, 1024),  # avg below 256
+        (64, 1 << 31, (1 << 31) + 1),  # max above 2**31
+        (64, 256),  # not three values
+        (64.0, 256, 1024),  # not integers
+        (True, 256, 1024),
+        "64,256,1024",
+        None,
+    ],
+)
 def test_bad_chunk_sizes(sizes):
     with pytest.raises(se.InvalidArgumentError) as caught:
         se.encrypt(b"data", chunk_sizes=sizes)

@@ -54,8 +54,11 @@ def test_nothing_from_typing_leaks():
     import collections.abc
     import typing
 
-    leaked = {name for name in dir(se)
-              if not name.startswith("__") and (hasattr(typing, name) or hasattr(collections.abc, name))}
+    leaked = {
+        name
+        for name in dir(se)
+        if not name.startswith("__") and (hasattr(typing, name) or hasattr(collections.abc, name))
+    }
     assert not leaked, leaked
 
 
@@ -85,17 +88,37 @@ def test_the_cut_search_is_called_from_the_chunking_module_only():
 
 def test_every_error_class_has_its_exit_code_in_the_table():
     table = {code.code: code.meaning for code in se.EXIT_CODES}
-    for cls in (se.SelfEncryptionError, se.InvalidArgumentError, se.DataMapError, se.StoreError,
-                se.ChunkNotFoundError, se.ChunkIntegrityError):
+    for cls in (
+        se.SelfEncryptionError,
+        se.InvalidArgumentError,
+        se.DataMapError,
+        se.StoreError,
+        se.ChunkNotFoundError,
+        se.ChunkIntegrityError,
+    ):
         assert cls.exit_code in table, cls
-    assert len({cls.exit_code for cls in (se.DataMapError, se.StoreError, se.ChunkNotFoundError,
-                                          se.ChunkIntegrityError, se.InvalidArgumentError)}) == 5
+    assert (
+        len(
+            {
+                cls.exit_code
+                for cls in (
+                    se.DataMapError,
+                    se.StoreError,
+                    se.ChunkNotFoundError,
+                    se.ChunkIntegrityError,
+                    se.InvalidArgumentError,
+                )
+            }
+        )
+        == 5
+    )
     assert table[0] == "success" and table[130] == "interrupted"
 
 
 def test_help_shows_the_exit_code_table():
-    result = subprocess.run([sys.executable, "-m", "self_encryption", "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "self_encryption", "--help"], capture_output=True, text=True, check=True
+    )
     for code in se.EXIT_CODES:
         assert re.search(rf"^\s*{code.code}\s+{re.escape(code.meaning)}$", result.stdout, re.M), code
     assert _cli.exit_codes_help() in result.stdout
@@ -108,7 +131,7 @@ def test_readme_exit_code_table_matches():
 
 def test_readme_architecture_names_every_module():
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Architecture"):]
-    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    section = text[text.index("## Architecture") :]
+    section = section[: section.index("\n## ", 1)] if "\n## " in section[1:] else section
     for path in PACKAGE.glob("*.py"):
         assert f"`{path.name}`" in section, f"{path.name} is not described in the README"

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from self_encryption import ChunkIntegrityError, InvalidArgumentError
-from self_encryption import _pybackend
+from self_encryption import ChunkIntegrityError, InvalidArgumentError, _pybackend
 
 try:
     from self_encryption import _cbackend
@@ -215,15 +214,15 @@ def test_aes256_ctr_backends_agree_on_odd_lengths():
 def test_gear_first_entries(backend):
     values = gear_table(backend).values
     assert len(values) == 256
-    assert ["%016x" % v for v in values[:4]] == PRIMITIVES["gear_first4"]
-    assert "%016x" % values[255] == PRIMITIVES["gear_255"]
+    assert [f"{v:016x}" for v in values[:4]] == PRIMITIVES["gear_first4"]
+    assert f"{values[255]:016x}" == PRIMITIVES["gear_255"]
     assert values == _spec_gear(b"")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gear_with_secret(backend):
     values = gear_table(backend, b"secret").values
-    assert ["%016x" % v for v in values[:4]] == PRIMITIVES["gear_first4_secret_'secret'"]
+    assert [f"{v:016x}" for v in values[:4]] == PRIMITIVES["gear_first4_secret_'secret'"]
     assert values == _spec_gear(b"secret")
     assert values != gear_table(backend).values
 
@@ -289,8 +288,7 @@ seeds = st.binary(min_size=32, max_size=32)
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @FAST
-@given(seed=seeds, prev1=seeds, prev2=seeds, kind=st.integers(0, 255),
-       body=st.binary(max_size=3000))
+@given(seed=seeds, prev1=seeds, prev2=seeds, kind=st.integers(0, 255), body=st.binary(max_size=3000))
 def test_open_inverts_seal(backend, seed, prev1, prev2, kind, body):
     content, name = backend.seal(seed, prev1, prev2, kind, body)
     assert len(content) == len(body) + 1
@@ -301,8 +299,7 @@ def test_open_inverts_seal(backend, seed, prev1, prev2, kind, body):
 
 @needs_c
 @FAST
-@given(seed=seeds, prev1=seeds, prev2=seeds, kind=st.integers(0, 255),
-       body=st.binary(max_size=3000))
+@given(seed=seeds, prev1=seeds, prev2=seeds, kind=st.integers(0, 255), body=st.binary(max_size=3000))
 def test_seal_and_open_agree_across_backends(seed, prev1, prev2, kind, body):
     c_content, c_name = _cbackend.seal(seed, prev1, prev2, kind, body)
     p_content, p_name = _pybackend.seal(seed, prev1, prev2, kind, body)

@@ -7,11 +7,12 @@ import os
 import shutil
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import self_encryption as se
 
-from helpers import SMALL_SIZES, level0_of, CountingStore
+from helpers import SMALL_SIZES, CountingStore, level0_of
 
 SMALL = dict(chunk_sizes=SMALL_SIZES)
 
@@ -33,7 +34,7 @@ def test_ranged_reads(multi_level, choice):
     length = choice.draw(st.integers(0, 5000))
     with se.open(root, store, workers=choice.draw(st.sampled_from([1, 2]))) as reader:
         reader.seek(start)
-        assert reader.read(length) == data[start:start + length]
+        assert reader.read(length) == data[start : start + length]
         assert reader.tell() == max(start, min(start + length, len(data)))
 
 
@@ -82,9 +83,12 @@ def test_ranged_read_fetches_only_overlapping_chunks():
         for offset, length in [(starts[40] + 3, 10), (starts[90] - 2, 4), (starts[7], 4096)]:
             before = len(store.gets)
             reader.seek(offset)
-            assert reader.read(length) == data[offset:offset + length]
-            wanted = {level0.chunks[i].name for i in range(len(level0.chunks))
-                      if starts[i] < offset + length and starts[i + 1] > offset}
+            assert reader.read(length) == data[offset : offset + length]
+            wanted = {
+                level0.chunks[i].name
+                for i in range(len(level0.chunks))
+                if starts[i] < offset + length and starts[i + 1] > offset
+            }
             fetched = set(store.gets[before:]) - map_chunks
             assert fetched == wanted
         # The map levels were fetched once, on the first read.

@@ -6,7 +6,8 @@ import array
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import self_encryption as se
 

@@ -51,12 +51,28 @@ def s3_server(tmp_path_factory):
     port = _free_port()
     with open(log, "wb") as log_file:
         server = subprocess.Popen(
-            [rclone, "serve", "s3", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}",
-             "--addr", f"127.0.0.1:{port}", "--config", os.devnull, str(root)],
-            stdout=log_file, stderr=subprocess.STDOUT)
+            [
+                rclone,
+                "serve",
+                "s3",
+                "--auth-key",
+                f"{ACCESS_KEY},{SECRET_KEY}",
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--config",
+                os.devnull,
+                str(root),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}
+    env = {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": url,
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
@@ -135,7 +151,7 @@ def test_files_and_ranged_reads(store, tmp_path):
     with se.open(root, store) as reader:
         for offset, length in [(0, 100), (70_000, 9000), (199_990, 50)]:
             reader.seek(offset)
-            assert reader.read(length) == data[offset:offset + length]
+            assert reader.read(length) == data[offset : offset + length]
 
 
 def test_second_encrypt_puts_nothing_new(store):
@@ -237,9 +253,14 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
                 server.faults.append((self.command, key, fault[0]))
         if fault:
             status, code = fault
-            payload = b"" if self.command == "HEAD" else (
-                f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected</Message>"
-                f"<Resource>{key}</Resource></Error>").encode()
+            payload = (
+                b""
+                if self.command == "HEAD"
+                else (
+                    f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected</Message>"
+                    f"<Resource>{key}</Resource></Error>"
+                ).encode()
+            )
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))
@@ -257,8 +278,10 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         for name, value in answer.getheaders():
             if name.lower() not in ("transfer-encoding", "connection", "content-length"):
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(content) if self.command != "HEAD"
-                                               else answer.getheader("Content-Length") or 0))
+        self.send_header(
+            "Content-Length",
+            str(len(content) if self.command != "HEAD" else answer.getheader("Content-Length") or 0),
+        )
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(content)
@@ -303,11 +326,13 @@ def test_throttling_and_5xx_answers_are_retried(bucket, faulty_proxy):
         assert proxy.attempts[method, key] == 2
 
 
-@pytest.mark.parametrize("method, status, code", [("GET", 503, "SlowDown"),
-                                                  ("PUT", 500, "InternalError"),
-                                                  ("HEAD", 502, "BadGateway")])
+@pytest.mark.parametrize(
+    "method, status, code",
+    [("GET", 503, "SlowDown"), ("PUT", 500, "InternalError"), ("HEAD", 502, "BadGateway")],
+)
 def test_persistent_errors_give_up_as_a_store_error_naming_bucket_and_key(
-        bucket, faulty_proxy, method, status, code):
+    bucket, faulty_proxy, method, status, code
+):
     content = b"chunk that will not move"
     name = hashlib.sha256(content).hexdigest()
     key = f"/{bucket}/chunks/{name}"
@@ -347,8 +372,12 @@ def _cli(s3_server, *args):
         command = [sys.executable, "-m", "self_encryption"]
     env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
     env.update({k: v for k, v in s3_server["env"].items() if k != "AWS_ENDPOINT_URL"})
-    return subprocess.run([*command, *map(str, args), "--endpoint-url", s3_server["url"]],
-                          capture_output=True, env=env, timeout=120)
+    return subprocess.run(
+        [*command, *map(str, args), "--endpoint-url", s3_server["url"]],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_cli_on_an_s3_store(s3_server, bucket, tmp_path):
@@ -356,17 +385,32 @@ def test_cli_on_an_s3_store(s3_server, bucket, tmp_path):
     keep, drop = os.urandom(90_000), os.urandom(40_000)
     (tmp_path / "keep").write_bytes(keep)
     (tmp_path / "drop").write_bytes(drop)
-    result = _cli(s3_server, "encrypt", tmp_path / "keep", tmp_path / "drop", "--store", url,
-                  "--chunk-sizes", "1K,4K,16K")
+    result = _cli(
+        s3_server,
+        "encrypt",
+        tmp_path / "keep",
+        tmp_path / "drop",
+        "--store",
+        url,
+        "--chunk-sizes",
+        "1K,4K,16K",
+    )
     assert result.returncode == 0, result.stderr
     for mode in ([], ["--full"]):
         checked = _cli(s3_server, "verify", tmp_path / "keep.sedm", "--store", url, *mode)
         assert checked.returncode == 0, checked.stderr
-    dry = json.loads(_cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm",
-                          "--json", "--grace", "0").stdout)
+    dry = json.loads(
+        _cli(
+            s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--json", "--grace", "0"
+        ).stdout
+    )
     assert dry["unreferenced"] > 0
-    assert _cli(s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--yes",
-                "--grace", "0").returncode == 0
+    assert (
+        _cli(
+            s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--yes", "--grace", "0"
+        ).returncode
+        == 0
+    )
     out = _cli(s3_server, "decrypt", tmp_path / "keep.sedm", "--store", url, "-o", "-")
     assert out.returncode == 0 and out.stdout == keep
     gone = _cli(s3_server, "verify", tmp_path / "drop.sedm", "--store", url)
@@ -401,8 +445,9 @@ def test_an_error_that_ends_within_retry_seconds_costs_only_time(bucket, faulty_
     name = hashlib.sha256(content).hexdigest()
     key = f"/{bucket}/chunks/{name}"
     recovers = time.monotonic() + 3
-    proxy = faulty_proxy(lambda m, k, attempt: (500, "InternalError")
-                         if k == key and time.monotonic() < recovers else None)
+    proxy = faulty_proxy(
+        lambda m, k, attempt: (500, "InternalError") if k == key and time.monotonic() < recovers else None
+    )
     store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, max_attempts=2, retry_seconds=30)
     store.put(name, content)
     assert time.monotonic() >= recovers and store.get(name) == content
@@ -462,9 +507,21 @@ def test_gc_on_a_bucket_spares_young_and_refreshed_chunks(store):
 
 def _serve(rclone: str, root, port: int, log) -> subprocess.Popen:
     return subprocess.Popen(
-        [rclone, "serve", "s3", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}",
-         "--addr", f"127.0.0.1:{port}", "--config", os.devnull, str(root)],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            rclone,
+            "serve",
+            "s3",
+            "--auth-key",
+            f"{ACCESS_KEY},{SECRET_KEY}",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--config",
+            os.devnull,
+            str(root),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait_until_up(url: str, server: subprocess.Popen, seconds: float = 30) -> None:
@@ -496,10 +553,29 @@ def test_an_encrypt_rides_out_a_server_stopped_for_15_seconds(s3_server, tmp_pat
                 command = [sys.executable, "-m", "self_encryption"]
             env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
             encrypt = subprocess.Popen(
-                [*command, "encrypt", "-", "-o", tmp_path / "f.sedm", "--store", "s3://outage/c",
-                 "--endpoint-url", url, "--retry-for", "90", "--chunk-sizes", "16K,64K,256K",
-                 "--workers", "4", "--json"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                [
+                    *command,
+                    "encrypt",
+                    "-",
+                    "-o",
+                    tmp_path / "f.sedm",
+                    "--store",
+                    "s3://outage/c",
+                    "--endpoint-url",
+                    url,
+                    "--retry-for",
+                    "90",
+                    "--chunk-sizes",
+                    "16K,64K,256K",
+                    "--workers",
+                    "4",
+                    "--json",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
             down = threading.Event()
             feeder = threading.Thread(target=_feed, args=(encrypt.stdin, data, down))
             feeder.start()

@@ -52,7 +52,9 @@ def _libcrypto_flags() -> list[str]:
         pytest.skip("pkg-config is not on PATH, so libcrypto cannot be located")
     result = subprocess.run(
         [pkg_config, "--cflags", "--libs", "libcrypto"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if result.returncode != 0:
         pytest.skip(f"pkg-config does not know libcrypto: {result.stderr.strip()}")
@@ -60,12 +62,18 @@ def _libcrypto_flags() -> list[str]:
 
 
 def _compile(gcc: str, flags: list[str], output: pathlib.Path) -> None:
-    command = [gcc, *WARNINGS, *flags, f"-I{CSRC}", *map(str, SOURCES),
-               *_libcrypto_flags(), "-o", str(output)]
+    command = [
+        gcc,
+        *WARNINGS,
+        *flags,
+        f"-I{CSRC}",
+        *map(str, SOURCES),
+        *_libcrypto_flags(),
+        "-o",
+        str(output),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
-    assert result.returncode == 0, (
-        f"compile failed: {shlex.join(command)}\n{result.stdout}\n{result.stderr}"
-    )
+    assert result.returncode == 0, f"compile failed: {shlex.join(command)}\n{result.stdout}\n{result.stderr}"
     # -Werror already refuses warnings; say so if a compiler still printed any.
     assert "warning" not in result.stderr, result.stderr
 
@@ -85,14 +93,19 @@ def _sanitizers_work(gcc: str, tmp_path: pathlib.Path) -> bool:
     probe.write_text("int main(void) { return 0; }\n")
     result = subprocess.run(
         [gcc, *SANITIZE, str(probe), "-o", str(tmp_path / "probe")],
-        capture_output=True, text=True, timeout=TIMEOUT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     return result.returncode == 0
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+    }
     env.update(extra)
     return env
 
@@ -105,10 +118,12 @@ def test_core_under_asan_and_ubsan(tmp_path):
     _compile(gcc, SANITIZE, binary)
     result = subprocess.run(
         [str(binary)],
-        capture_output=True, text=True, timeout=TIMEOUT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
         env=_clean_env(
             ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:strict_string_checks=1:"
-                         "detect_stack_use_after_return=1:check_initialization_order=1",
+            "detect_stack_use_after_return=1:check_initialization_order=1",
             UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
         ),
     )
@@ -126,9 +141,17 @@ def test_core_under_valgrind(tmp_path):
     # The plain build of the test, as documented in its header, plus -g.
     _compile(gcc, ["-g", "-O1"], binary)
     result = subprocess.run(
-        [valgrind, "--error-exitcode=99", "--leak-check=full",
-         "--errors-for-leak-kinds=definite", str(binary)],
-        capture_output=True, text=True, timeout=TIMEOUT, env=_clean_env(),
+        [
+            valgrind,
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            str(binary),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=_clean_env(),
     )
     report = f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, report

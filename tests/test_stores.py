@@ -165,7 +165,7 @@ def test_encrypt_to_store_puts_only_new_chunks():
     se.encrypt_to_store(data + b"tail", store, chunk_sizes=SMALL_SIZES)
     assert 0 < len(puts) - first < first // 2
     # Root chunks are put last: every put before them is a lower level.
-    assert set(puts[first - len(data_map.chunks):first]) == {c.name for c in data_map.chunks}
+    assert set(puts[first - len(data_map.chunks) : first]) == {c.name for c in data_map.chunks}
 
 
 def test_callback_store_without_optional_callbacks():
@@ -205,6 +205,7 @@ def test_a_store_that_cannot_serve_threads_points_to_workers_1(tmp_path):
 
 
 # -- health: ages, refreshing, quarantine, repair, locks, modes -----------------------
+
 
 def _age(store, name: str, seconds: float) -> None:
     """Make a stored chunk look stored seconds ago."""
@@ -344,8 +345,9 @@ with store.writing():
 @pytest.mark.skipif(os.name != "posix", reason="the store lock is POSIX flock")
 def test_store_lock_shared_by_writers_exclusive_for_gc(tmp_path):
     store = se.DirStore(tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(tmp_path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
         assert holder.stdout.readline() == b"held\n"
         with store.writing():  # writers share it
@@ -375,8 +377,9 @@ def test_store_lock_shared_by_writers_exclusive_for_gc(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
-@pytest.mark.parametrize("umask, file_mode, folder_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775),
-                                                           (0o077, 0o600, 0o700)])
+@pytest.mark.parametrize(
+    "umask, file_mode, folder_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)]
+)
 def test_chunk_files_and_folders_follow_the_umask(tmp_path, umask, file_mode, folder_mode):
     saved = os.umask(umask)
     try:

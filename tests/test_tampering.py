@@ -6,7 +6,8 @@ import hashlib
 import os
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import self_encryption as se
 
@@ -111,11 +112,14 @@ def _reseal(backend, seeds, index, kind, body):
     return backend.seal(seeds[index], seeds[(index - 1) % count], seeds[(index - 2) % count], kind, body)
 
 
-@pytest.mark.parametrize("kind, body, match", [
-    (0x02, b"abc", "unknown payload kind"),
-    (0x01, b"definitely not zstd", "not a valid zstd frame"),
-    (0x00, b"ab", "plaintext"),
-])
+@pytest.mark.parametrize(
+    "kind, body, match",
+    [
+        (0x02, b"abc", "unknown payload kind"),
+        (0x01, b"definitely not zstd", "not a valid zstd frame"),
+        (0x00, b"ab", "plaintext"),
+    ],
+)
 def test_bad_payloads_are_refused(any_backend, kind, body, match):
     """A chunk whose name is right but whose payload breaks section 2."""
     seed = hashlib.sha256(b"seed").digest()
@@ -153,8 +157,9 @@ def test_random_replacement_content_is_refused(sample, choice):
     data, root, chunks, where = sample
     victim = choice.draw(st.sampled_from(chunks))
     store = {c.name: c.content for c in chunks}
-    store[victim.name] = choice.draw(st.binary(max_size=2 * len(victim.content)).filter(
-        lambda b: b != victim.content))
+    store[victim.name] = choice.draw(
+        st.binary(max_size=2 * len(victim.content)).filter(lambda b: b != victim.content)
+    )
     with pytest.raises(se.ChunkIntegrityError) as caught:
         se.decrypt(root, store)
     assert caught.value.name == victim.name

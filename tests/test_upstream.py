@@ -22,12 +22,12 @@ import pytest
 pytest.importorskip("blake3", reason="the [upstream] extra (blake3) is not installed")
 pytest.importorskip("brotli", reason="the [upstream] extra (brotli) is not installed")
 
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given
+from hypothesis import strategies as st
 
-import self_encryption as se  # noqa: E402
-from self_encryption import upstream  # noqa: E402
-from self_encryption._errors import (  # noqa: E402
+import self_encryption as se
+from self_encryption import upstream
+from self_encryption._errors import (
     ChunkIntegrityError,
     ChunkNotFoundError,
     DataMapError,
@@ -36,9 +36,11 @@ from self_encryption._errors import (  # noqa: E402
 )
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "upstream")
-VECTOR_NAMES = sorted(
-    name for name in os.listdir(DATA) if os.path.isfile(os.path.join(DATA, name, "vector.json"))
-) if os.path.isdir(DATA) else []
+VECTOR_NAMES = (
+    sorted(name for name in os.listdir(DATA) if os.path.isfile(os.path.join(DATA, name, "vector.json")))
+    if os.path.isdir(DATA)
+    else []
+)
 
 
 class Vector:
@@ -88,13 +90,22 @@ def vector(request) -> Vector:
 
 def test_vectors_are_there():
     names = set(VECTOR_NAMES)
-    assert {"v-3-bytes", "v-3max-minus-1", "v-3max-plus-1", "v-multi", "v-3max-plus-26", "s256-1050", "s256-2-rounds", "s256-3-rounds"} <= names
-    total = sum(os.path.getsize(os.path.join(root, f))
-                for root, _, files in os.walk(DATA) for f in files)
+    assert {
+        "v-3-bytes",
+        "v-3max-minus-1",
+        "v-3max-plus-1",
+        "v-multi",
+        "v-3max-plus-26",
+        "s256-1050",
+        "s256-2-rounds",
+        "s256-3-rounds",
+    } <= names
+    total = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(DATA) for f in files)
     assert total < 4 << 20  # the committed vectors stay small
 
 
 # -- the committed vectors -----------------------------------------------------------
+
 
 def test_map_json_round_trips_byte_exactly(vector):
     data_map = vector.data_map()
@@ -115,8 +126,9 @@ def test_every_chunk_file_is_needed_and_named_by_its_blake3(vector):
     assert {n for _, level_map in maps for n in level_map.names()} == set(chunks)
     assert maps[-1][0] == 0 and maps[-1][1].child is None
     assert maps[-1][1].size == vector.info["size"]
-    assert [level for level, _ in maps] == ([0] if vector.info["child"] is None
-                                           else [1] * (len(maps) - 1) + [0])
+    assert [level for level, _ in maps] == (
+        [0] if vector.info["child"] is None else [1] * (len(maps) - 1) + [0]
+    )
 
 
 def test_upstream_reads_back_only_single_round_maps(vector):
@@ -133,8 +145,10 @@ def test_decrypt_from_folder(vector):
 
 
 def test_decrypt_from_mapping_and_json_text(vector):
-    data = upstream.decrypt(vector.map_json if vector.max_chunk_size == upstream.MAX_CHUNK_SIZE
-                            else vector.data_map(), vector.chunks())
+    data = upstream.decrypt(
+        vector.map_json if vector.max_chunk_size == upstream.MAX_CHUNK_SIZE else vector.data_map(),
+        vector.chunks(),
+    )
     assert sha256(data) == vector.info["sha256"]
 
 
@@ -181,8 +195,10 @@ def test_recipes_regenerate_the_plaintext():
         spec = importlib.util.spec_from_file_location("make_upstream_vectors", script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        for recipe in ({"kind": "random", "seed": "x", "size": 5000},
-                       {"kind": "blocks", "seed": "y", "size": 3 * 4096 + 5}):
+        for recipe in (
+            {"kind": "random", "seed": "x", "size": 5000},
+            {"kind": "blocks", "seed": "y", "size": 3 * 4096 + 5},
+        ):
             assert module.plaintext(recipe) == plaintext(recipe)
 
 
@@ -210,8 +226,7 @@ def _levels(vector: Vector) -> list[tuple[int, upstream.DataMap]]:
 
 def _ambiguous(level_map: upstream.DataMap, position: int) -> bool:
     """A map under level 1 whose size a serialised map could have: its first chunk's level is found by trying."""
-    return (position > 0 and level_map.child is None and len(level_map) > 3
-            and (level_map.size - 10) % 80 == 0)
+    return position > 0 and level_map.child is None and len(level_map) > 3 and (level_map.size - 10) % 80 == 0
 
 
 @pytest.mark.parametrize("name", [SMALL, SHRUNK, "s256-3-rounds"])
@@ -223,8 +238,7 @@ def test_missing_chunk_at_each_level_is_named(name):
         del chunks[info.name]
         with pytest.raises(ChunkNotFoundError) as caught:
             upstream.decrypt(vector.data_map(), chunks)
-        assert (caught.value.name, caught.value.index, caught.value.level) == (
-            info.name, info.index, level)
+        assert (caught.value.name, caught.value.index, caught.value.level) == (info.name, info.index, level)
         assert info.name in str(caught.value)
 
 
@@ -269,7 +283,10 @@ def test_tampered_chunk_at_each_level_is_named(name):
             error = caught.value
             unknown = info.index == 0 and _ambiguous(level_map, position)
             assert (error.name, error.index, error.level) == (
-                info.name, info.index, None if unknown else level)
+                info.name,
+                info.index,
+                None if unknown else level,
+            )
             assert "hash" in error.reason
 
 
@@ -322,8 +339,12 @@ def _reseal_with_map(vector, edit) -> upstream.DataMap:
 
 def test_map_whose_source_hash_is_wrong_cannot_open_the_chunks():
     vector = Vector(SMALL)
-    wrong = _reseal_with_map(vector, lambda i, info: upstream.ChunkInfo(
-        info.index, info.dst_hash, bytes(32) if i == 2 else info.src_hash, info.src_size))
+    wrong = _reseal_with_map(
+        vector,
+        lambda i, info: upstream.ChunkInfo(
+            info.index, info.dst_hash, bytes(32) if i == 2 else info.src_hash, info.src_size
+        ),
+    )
     with pytest.raises(ChunkIntegrityError) as caught:
         upstream.decrypt(wrong, vector.chunk_folder)
     # chunk 0 uses chunk 2's source hash in its keys, so it is the first to fail
@@ -335,8 +356,11 @@ def test_stored_chunk_for_another_size_is_refused():
     data_map = vector.data_map()
     infos = list(data_map.chunk_identifiers)
     # Swap which chunk the map says is where: names and hashes stay honest.
-    swapped = [upstream.ChunkInfo(0, infos[2].dst_hash, infos[2].src_hash, 1), infos[1],
-               upstream.ChunkInfo(2, infos[0].dst_hash, infos[0].src_hash, 2)]
+    swapped = [
+        upstream.ChunkInfo(0, infos[2].dst_hash, infos[2].src_hash, 1),
+        infos[1],
+        upstream.ChunkInfo(2, infos[0].dst_hash, infos[0].src_hash, 2),
+    ]
     with pytest.raises(ChunkIntegrityError):
         upstream.decrypt(upstream.DataMap(swapped), vector.chunk_folder)
 
@@ -369,14 +393,15 @@ def test_iter_decrypt_yields_the_good_prefix_before_the_error():
     chunks = _tampered(vector, bad, lambda c: c[::-1])
     pieces = upstream.iter_decrypt(vector.data_map(), chunks)
     expected = plaintext(vector.info["recipe"])
-    assert next(pieces) == expected[:upstream.MAX_CHUNK_SIZE]
-    assert next(pieces) == expected[upstream.MAX_CHUNK_SIZE:2 * upstream.MAX_CHUNK_SIZE]
+    assert next(pieces) == expected[: upstream.MAX_CHUNK_SIZE]
+    assert next(pieces) == expected[upstream.MAX_CHUNK_SIZE : 2 * upstream.MAX_CHUNK_SIZE]
     with pytest.raises(ChunkIntegrityError) as caught:
         next(pieces)
     assert caught.value.name == bad and caught.value.index == 2
 
 
 # -- inner maps ------------------------------------------------------------------------
+
 
 def test_inner_map_without_child_where_one_is_due_is_refused(monkeypatch):
     vector = Vector("s256-769")
@@ -403,9 +428,15 @@ def test_binary_map_round_trip_and_rejections():
     blob = data_map.to_bytes()
     assert blob[0] == 1 and len(blob) == 18 + 80 * 3
     assert upstream.DataMap.from_bytes(blob, max_chunk_size=256) == data_map
-    for broken in (b"", blob[:-1], blob + b"\0", b"\2" + blob[1:], blob[:9] + b"\xff" * 8 + blob[17:],
-                   blob[:1] + (10**12).to_bytes(8, "little") + blob[9:],
-                   blob[:-9] + b"\x02" + blob[-8:]):
+    for broken in (
+        b"",
+        blob[:-1],
+        blob + b"\0",
+        b"\2" + blob[1:],
+        blob[:9] + b"\xff" * 8 + blob[17:],
+        blob[:1] + (10**12).to_bytes(8, "little") + blob[9:],
+        blob[:-9] + b"\x02" + blob[-8:],
+    ):
         with pytest.raises(DataMapError):
             upstream.DataMap.from_bytes(broken, max_chunk_size=256)
 
@@ -423,8 +454,10 @@ def test_binary_map_parser_fuzz(blob):
 # A test-only sealer that follows docs/upstream-format.md, to build proper
 # child >= 2 chains (what upstream's reader expects) and hostile chunks.
 
-def _seal_level(data: bytes, level: int, store: dict, max_chunk: int = 256, *,
-                compress=None, claimed=None) -> list[upstream.ChunkInfo]:
+
+def _seal_level(
+    data: bytes, level: int, store: dict, max_chunk: int = 256, *, compress=None, claimed=None
+) -> list[upstream.ChunkInfo]:
     import blake3
     import brotli
     from Crypto.Cipher import ChaCha20_Poly1305
@@ -432,12 +465,13 @@ def _seal_level(data: bytes, level: int, store: dict, max_chunk: int = 256, *,
     sizes = upstream.chunk_sizes(len(data), max_chunk)
     pieces, offset = [], 0
     for size in sizes:
-        pieces.append(data[offset:offset + size])
+        pieces.append(data[offset : offset + size])
         offset += size
     src = [blake3.blake3(p).digest() for p in pieces]
-    plan = upstream.DataMap([upstream.ChunkInfo(i, bytes(32), h, n)
-                             for i, (h, n) in enumerate(zip(src, sizes))],
-                            max_chunk_size=max_chunk)
+    plan = upstream.DataMap(
+        [upstream.ChunkInfo(i, bytes(32), h, n) for i, (h, n) in enumerate(zip(src, sizes))],
+        max_chunk_size=max_chunk,
+    )
     infos = []
     for index, piece in enumerate(pieces):
         pad, key, nonce = upstream._chunk_secrets(plan, index, level)
@@ -456,8 +490,9 @@ def _proper_chain(data: bytes, max_chunk: int = 256) -> tuple[upstream.DataMap, 
     current = upstream.DataMap(_seal_level(data, 0, store, max_chunk), max_chunk_size=max_chunk)
     while len(current) > 3:
         level = (current.child or 0) + 1
-        current = upstream.DataMap(_seal_level(current.to_bytes(), level, store, max_chunk),
-                                   level, max_chunk_size=max_chunk)
+        current = upstream.DataMap(
+            _seal_level(current.to_bytes(), level, store, max_chunk), level, max_chunk_size=max_chunk
+        )
     return current, store
 
 
@@ -469,7 +504,8 @@ def test_sealer_matches_upstream_on_a_vector():
     mine = upstream.DataMap(_seal_level(data, 0, {}), max_chunk_size=256)
     theirs = upstream.resolve(vector.data_map(), vector.chunk_folder)
     assert [(i.src_hash, i.src_size) for i in mine.chunk_identifiers] == [
-        (i.src_hash, i.src_size) for i in theirs.chunk_identifiers]
+        (i.src_hash, i.src_size) for i in theirs.chunk_identifiers
+    ]
 
 
 def test_proper_child_chains_are_read():
@@ -520,13 +556,16 @@ def test_decompression_bomb_is_stopped_early():
     assert peak < 16 << 20
 
 
-@pytest.mark.parametrize("compress, message", [
-    (lambda piece: __import__("brotli").compress(piece) + b"junk", "decompress"),
-    (lambda piece: __import__("brotli").compress(piece)[:-1], "truncated|decompress"),
-    (lambda piece: b"", "truncated|decompress|opens to 0"),
-    (lambda piece: __import__("brotli").compress(piece + b"!"), "more than|opens to"),
-    (lambda piece: __import__("brotli").compress(bytes(len(piece))), "src_hash"),
-])
+@pytest.mark.parametrize(
+    "compress, message",
+    [
+        (lambda piece: __import__("brotli").compress(piece) + b"junk", "decompress"),
+        (lambda piece: __import__("brotli").compress(piece)[:-1], "truncated|decompress"),
+        (lambda piece: b"", "truncated|decompress|opens to 0"),
+        (lambda piece: __import__("brotli").compress(piece + b"!"), "more than|opens to"),
+        (lambda piece: __import__("brotli").compress(bytes(len(piece))), "src_hash"),
+    ],
+)
 def test_authentic_but_wrong_payloads_are_integrity_errors(compress, message):
     # (sealed under the right keys, so only what is inside the cipher is wrong)
     store: dict = {}
@@ -543,8 +582,7 @@ def test_nested_level_one_maps_of_any_depth():
     store: dict = {}
     current = upstream.DataMap(_seal_level(data, 0, store), max_chunk_size=256)
     while len(current) > 3:
-        current = upstream.DataMap(_seal_level(current.to_bytes(), 1, store), None,
-                                   max_chunk_size=256)
+        current = upstream.DataMap(_seal_level(current.to_bytes(), 1, store), None, max_chunk_size=256)
     root = upstream.DataMap(current.chunk_identifiers, 1, max_chunk_size=256)
     assert [level for level, _ in upstream.data_maps(root, store)] == [1, 1, 1, 0]
     assert upstream.decrypt(root, store) == data
@@ -561,44 +599,55 @@ def _edit(change) -> str:
     return json.dumps(document)
 
 
-@pytest.mark.parametrize("text", [
-    "", "null", "[]", "{}", "1", '"x"', GOOD[:-1], GOOD + "x", GOOD.replace("null", "NaN"),
-    '{"chunk_identifiers": []}',
-    _edit(lambda d: d.update(extra=1)),
-    _edit(lambda d: d.update(child=0)),
-    _edit(lambda d: d.update(child=-1)),
-    _edit(lambda d: d.update(child=101)),
-    _edit(lambda d: d.update(child=True)),
-    _edit(lambda d: d.update(child=1.0)),
-    _edit(lambda d: d.update(child="1")),
-    _edit(lambda d: d.pop("chunk_identifiers")),
-    _edit(lambda d: d.update(chunk_identifiers={})),
-    _edit(lambda d: d["chunk_identifiers"].pop()),
-    _edit(lambda d: d["chunk_identifiers"].reverse()),
-    _edit(lambda d: d["chunk_identifiers"][0].update(index=1)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(index=-1)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(index=2**64)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(src_size=0)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(src_size=342)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(src_size=True)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(src_size=341.0)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(src_size=10**30)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(dst_hash="ab" * 31)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(dst_hash="zz" * 32)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(dst_hash=list(range(32)))),
-    _edit(lambda d: d["chunk_identifiers"][0].update(src_hash=None)),
-    _edit(lambda d: d["chunk_identifiers"][0].update(more=1)),
-    _edit(lambda d: d["chunk_identifiers"][0].pop("src_hash")),
-    _edit(lambda d: d["chunk_identifiers"].__setitem__(0, [0, "a" * 64, "b" * 64, 341])),
-    GOOD.replace('"child"', '"child":null,"child"'),
-    GOOD.replace('"index":0,', '"index":0,"index":0,'),
-    "[" * 100_000 + "]" * 100_000,
-    '{"chunk_identifiers":[{"index":' + "9" * 5000 + "}]}",
-    "\ufeff" + GOOD,
-    b"\xff\xfe",
-    None,
-    12,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "null",
+        "[]",
+        "{}",
+        "1",
+        '"x"',
+        GOOD[:-1],
+        GOOD + "x",
+        GOOD.replace("null", "NaN"),
+        '{"chunk_identifiers": []}',
+        _edit(lambda d: d.update(extra=1)),
+        _edit(lambda d: d.update(child=0)),
+        _edit(lambda d: d.update(child=-1)),
+        _edit(lambda d: d.update(child=101)),
+        _edit(lambda d: d.update(child=True)),
+        _edit(lambda d: d.update(child=1.0)),
+        _edit(lambda d: d.update(child="1")),
+        _edit(lambda d: d.pop("chunk_identifiers")),
+        _edit(lambda d: d.update(chunk_identifiers={})),
+        _edit(lambda d: d["chunk_identifiers"].pop()),
+        _edit(lambda d: d["chunk_identifiers"].reverse()),
+        _edit(lambda d: d["chunk_identifiers"][0].update(index=1)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(index=-1)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(index=2**64)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(src_size=0)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(src_size=342)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(src_size=True)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(src_size=341.0)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(src_size=10**30)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(dst_hash="ab" * 31)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(dst_hash="zz" * 32)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(dst_hash=list(range(32)))),
+        _edit(lambda d: d["chunk_identifiers"][0].update(src_hash=None)),
+        _edit(lambda d: d["chunk_identifiers"][0].update(more=1)),
+        _edit(lambda d: d["chunk_identifiers"][0].pop("src_hash")),
+        _edit(lambda d: d["chunk_identifiers"].__setitem__(0, [0, "a" * 64, "b" * 64, 341])),
+        GOOD.replace('"child"', '"child":null,"child"'),
+        GOOD.replace('"index":0,', '"index":0,"index":0,'),
+        "[" * 100_000 + "]" * 100_000,
+        '{"chunk_identifiers":[{"index":' + "9" * 5000 + "}]}",
+        "\ufeff" + GOOD,
+        b"\xff\xfe",
+        None,
+        12,
+    ],
+)
 def test_malformed_json_maps_raise_data_map_error(text):
     with pytest.raises(DataMapError):
         upstream.DataMap.from_json(text)
@@ -627,11 +676,20 @@ def test_json_sizes_must_follow_upstreams_chunking_for_the_build():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2, max_value=2**65) | st.floats()
-    | st.text(max_size=70) | st.sampled_from(["a" * 64, "F" * 64, "0" * 63]),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
-        st.sampled_from(["chunk_identifiers", "child", "index", "dst_hash", "src_hash", "src_size", "x"]),
-        inner, max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-2, max_value=2**65)
+    | st.floats()
+    | st.text(max_size=70)
+    | st.sampled_from(["a" * 64, "F" * 64, "0" * 63]),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["chunk_identifiers", "child", "index", "dst_hash", "src_hash", "src_size", "x"]),
+            inner,
+            max_size=6,
+        )
+    ),
     max_leaves=30,
 )
 
@@ -657,10 +715,13 @@ def test_json_parser_fuzz_text(text):
         pass
 
 
-@given(st.integers(min_value=0, max_value=len(GOOD) - 1), st.text(min_size=0, max_size=4),
-       st.integers(min_value=0, max_value=3))
+@given(
+    st.integers(min_value=0, max_value=len(GOOD) - 1),
+    st.text(min_size=0, max_size=4),
+    st.integers(min_value=0, max_value=3),
+)
 def test_json_parser_fuzz_mutations_of_a_real_map(position, insert, cut):
-    text = GOOD[:position] + insert + GOOD[position + cut:]
+    text = GOOD[:position] + insert + GOOD[position + cut :]
     try:
         result = upstream.DataMap.from_json(text)
     except DataMapError:
@@ -669,6 +730,7 @@ def test_json_parser_fuzz_mutations_of_a_real_map(position, insert, cut):
 
 
 # -- decrypt_file atomicity ------------------------------------------------------------
+
 
 def test_decrypt_file_failure_leaves_the_destination_alone(tmp_path):
     vector = Vector(SMALL)
@@ -705,7 +767,9 @@ def test_decrypt_file_syncs_file_and_folder_then_renames(tmp_path, monkeypatch):
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd):
-        events.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else None))
+        events.append(
+            ("fsync", os.path.isdir(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else None)
+        )
         return real_fsync(fd)
 
     def replace(src, dst):
@@ -732,6 +796,7 @@ def test_decrypt_file_to_a_file_object_and_to_a_folder(tmp_path):
 
 
 # -- installing ------------------------------------------------------------------------
+
 
 def test_import_without_the_extra_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "blake3", None)
@@ -763,8 +828,11 @@ _LIVE_ENCRYPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not UPSTREAM_PYTHON, reason="SELF_ENCRYPTION_UPSTREAM_PYTHON does not name a "
-                    "Python with upstream self-encryption==0.35.0 installed")
+@pytest.mark.skipif(
+    not UPSTREAM_PYTHON,
+    reason="SELF_ENCRYPTION_UPSTREAM_PYTHON does not name a "
+    "Python with upstream self-encryption==0.35.0 installed",
+)
 def test_live_upstream_cross_check(tmp_path):
     """Random files written by upstream in a subprocess, read back by us and migrated.
 
@@ -775,8 +843,7 @@ def test_live_upstream_cross_check(tmp_path):
     migrated map must decrypt to the same bytes.
     """
     seed = int(os.environ.get("SELF_ENCRYPTION_UPSTREAM_SEED", random.randrange(2**32)))
-    max_chunk = int(os.environ.get("SELF_ENCRYPTION_UPSTREAM_MAX_CHUNK_SIZE",
-                                   upstream.MAX_CHUNK_SIZE))
+    max_chunk = int(os.environ.get("SELF_ENCRYPTION_UPSTREAM_MAX_CHUNK_SIZE", upstream.MAX_CHUNK_SIZE))
     rng = random.Random(seed)
     plain, stored = tmp_path / "plain", tmp_path / "stored"
     plain.mkdir()
@@ -796,8 +863,13 @@ def test_live_upstream_cross_check(tmp_path):
         name = f"file{number:02d}-{size}"
         (plain / name).write_bytes(data)
         expected[name] = sha256(data)
-    result = subprocess.run([UPSTREAM_PYTHON, "-c", _LIVE_ENCRYPT, str(plain), str(stored)],
-                            capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    result = subprocess.run(
+        [UPSTREAM_PYTHON, "-c", _LIVE_ENCRYPT, str(plain), str(stored)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     maps = json.loads(result.stdout)
     assert sorted(maps) == sorted(expected)
@@ -816,14 +888,29 @@ def test_live_upstream_cross_check(tmp_path):
         if max_chunk == upstream.MAX_CHUNK_SIZE:  # the command line reads the published build's maps
             (tmp_path / f"{name}.json").write_text(map_json)
             migrated = subprocess.run(
-                [sys.executable, "-m", "self_encryption", "import-upstream", str(tmp_path / f"{name}.json"),
-                 "--from", folder, "--store", str(tmp_path / "ours"), "-q"],
-                capture_output=True, text=True, timeout=600)
+                [
+                    sys.executable,
+                    "-m",
+                    "self_encryption",
+                    "import-upstream",
+                    str(tmp_path / f"{name}.json"),
+                    "--from",
+                    folder,
+                    "--store",
+                    str(tmp_path / "ours"),
+                    "-q",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert migrated.returncode == 0, migrated.stderr
             ours = se.DataMap.load(tmp_path / f"{name}.sedm")
             restored = hashlib.sha256()
             se.decrypt_into(ours, se.DirStore(tmp_path / "ours", create=False), restored.update)
             assert restored.hexdigest() == expected[name], f"{name} migrated (seed {seed})"
     rounds = sorted({count - 1 for _, count in checked})
-    print(f"live upstream cross-check, seed {seed}, max chunk {max_chunk}: {len(checked)} files, "
-          f"sizes {sorted(sizes)}; shrink rounds seen: {rounds}")
+    print(
+        f"live upstream cross-check, seed {seed}, max chunk {max_chunk}: {len(checked)} files, "
+        f"sizes {sorted(sizes)}; shrink rounds seen: {rounds}"
+    )

@@ -67,12 +67,15 @@ def test_stale_c_core_fails_the_import(tmp_path):
     copy = _stale_copy(tmp_path)
     code = "import self_encryption"
     env = {**os.environ, "SELF_ENCRYPTION_BACKEND": "c", "PYTHONPATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert result.returncode != 0
     assert "StaleCoreError" in result.stderr, result.stderr  # an ImportError
-    assert (f"the compiled C core self_encryption._native was built for version "
-            f"{_version.__version__} but the package is version 9.9.9") in result.stderr
+    assert (
+        f"the compiled C core self_encryption._native was built for version "
+        f"{_version.__version__} but the package is version 9.9.9"
+    ) in result.stderr
     assert str(copy) in result.stderr  # the copy, not the installed package, was imported
 
 
@@ -82,15 +85,23 @@ def test_stale_c_core_fails_even_when_the_backend_may_fall_back(tmp_path):
     # is a broken install, and fails loudly as cryptography's does.
     copy = _stale_copy(tmp_path)
     env = {**os.environ, "SELF_ENCRYPTION_BACKEND": "auto", "PYTHONPATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", "import self_encryption"], capture_output=True,
-                            text=True, env=env, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", "import self_encryption"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "StaleCoreError" in result.stderr and "the package is version 9.9.9" in result.stderr
     assert str(copy) in result.stderr
 
 
-@pytest.mark.skipif(not (ROOT / "self_encryption" / "_version.py").exists() or not BUILD_SCRIPT.exists(),
-                    reason="needs the source tree")
+@pytest.mark.skipif(
+    not (ROOT / "self_encryption" / "_version.py").exists() or not BUILD_SCRIPT.exists(),
+    reason="needs the source tree",
+)
 def test_build_script_reads_the_version_file(tmp_path):
     try:
         build = runpy.run_path(str(BUILD_SCRIPT), run_name="not_main")

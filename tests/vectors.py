@@ -19,8 +19,7 @@ def stream_bytes(seed: str, size: int) -> bytes:
     seed_bytes = seed.encode("utf-8")
     blocks = (size + 31) // 32
     return b"".join(
-        hashlib.sha256(seed_bytes + counter.to_bytes(8, "little")).digest()
-        for counter in range(blocks)
+        hashlib.sha256(seed_bytes + counter.to_bytes(8, "little")).digest() for counter in range(blocks)
     )[:size]
 
 
@@ -28,9 +27,7 @@ def text_bytes(size: int) -> bytes:
     """The first size bytes of the numbered lines of the test text."""
     line_length = len(b"line %08d of the self-encryption test text\n" % 0)
     lines = size // line_length + 1
-    return b"".join(
-        b"line %08d of the self-encryption test text\n" % i for i in range(lines)
-    )[:size]
+    return b"".join(b"line %08d of the self-encryption test text\n" % i for i in range(lines))[:size]
 
 
 def case_input(spec: dict) -> bytes:
