@@ -46,7 +46,8 @@ from ._reader import ChunkReader
 from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
 from ._s3 import S3Store
 from ._sealing import EncryptedChunk
-from ._stores import CallbackStore, ChunkStore, DirStore, MemoryStore, open_store
+from ._store_url import open_store
+from ._stores import CallbackStore, ChunkStore, DirStore, MemoryStore
 from ._version import __version__
 
 __all__ = [
