@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the sdist and check what it carries: every file git tracks under csrc/,
-# tests/, docs/, scripts/, benchmarks/ and examples/ (the C test and the test
+# tests/, docs/, scripts/, benchmarks/, examples/ and fuzz/ (the C test and the test
 # data included), LICENSE, CHANGELOG.md and the other top-level documents, and
 # no build leftovers. With --test, also unpack it in a temporary folder, set it
 # up there with its own scripts/bootstrap.sh (pip install -e '.[test]') and
@@ -30,7 +30,7 @@ echo "== built $(basename "$sdist")"
 
 tracked=""
 if git -C "$project" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  tracked=$(git -C "$project" ls-files -- csrc tests docs scripts benchmarks examples)
+  tracked=$(git -C "$project" ls-files -- csrc tests docs scripts benchmarks examples fuzz)
 fi
 TRACKED="$tracked" "$work/build-env/bin/python" - "$sdist" <<'PY'
 import os
