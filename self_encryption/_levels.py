@@ -121,7 +121,13 @@ def fetch_chunks(data_map: DataMap, fetch: Fetcher, indices: Sequence[int]) -> d
     if fetch.many is None or len(indices) == 1:
         return {index: fetch_chunk(data_map, fetch, index) for index in indices}
     names = list(dict.fromkeys(data_map.chunks[index].name for index in indices))
-    found = fetch.many(names)
+    try:
+        found = fetch.many(names)
+    except ChunkError as exc:  # the store named a chunk of the window: place it in the map
+        index = next((i for i in indices if data_map.chunks[i].name == exc.name), None)
+        if index is None:
+            raise
+        raise exc.located(index=index, level=data_map.level, name=data_map.chunks[index].name) from None
     result = {}
     for index in indices:
         record = data_map.chunks[index]

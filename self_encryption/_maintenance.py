@@ -112,7 +112,13 @@ def _check_level(
         return
     for run in batches(len(level.chunks), max(window, BATCH)):
         names = list(dict.fromkeys(level.chunks[i].name for i in run))
-        found = fetch.many(names)
+        try:
+            found = fetch.many(names)
+        except (ChunkNotFoundError, ChunkIntegrityError, StoreError):
+            # One bad chunk spoils the window: check its chunks one by one instead,
+            # so that each problem is named and the others are still checked.
+            yield from ordered_map(executor, lambda i: check(level, i), run, window)
+            continue
 
         def check_fetched(index: int, batch: Mapping[str, object] = found) -> ChunkProblem | None:
             return check(level, index, batch)

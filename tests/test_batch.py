@@ -93,3 +93,26 @@ def test_get_many_must_return_a_mapping(stored):
         se.decrypt(root, broken)
     with pytest.raises(se.InvalidArgumentError):
         se.CallbackStore(store.get, get_many="yes")
+
+
+def test_a_damaged_chunk_raised_by_get_many_is_placed_and_the_rest_still_checked(stored):
+    data, root, store = stored
+    level0 = levels_of(root, store)[-1]
+    victim, other = level0.chunks[12], level0.chunks[30]
+
+    def get_many(names):
+        for name in (victim.name, other.name):
+            if name in names:
+                raise se.ChunkIntegrityError("does not match its name", name=name)
+        return {n: store.get(n) for n in names}
+
+    def get(name):
+        if name in (victim.name, other.name):
+            return b"damaged"
+        return store.get(name)
+
+    with pytest.raises(se.ChunkIntegrityError) as caught:
+        se.decrypt(root, se.CallbackStore(get, get_many=get_many))
+    assert (caught.value.name, caught.value.index, caught.value.level) == (victim.name, 12, 0)
+    report = se.verify(root, se.CallbackStore(get, get_many=get_many), full=True)
+    assert sorted((e.index, e.name) for e in report.corrupt) == [(12, victim.name), (30, other.name)]
