@@ -512,7 +512,13 @@ def _kept_maps(sources: list[str], current: list[str]) -> Iterable[se.DataMap]:
                 )
             for path in found:
                 current[:] = [path]
-                yield read_map(path)
+                try:
+                    data_map = read_map(path)
+                except CommandError:
+                    if os.path.lexists(path):
+                        raise
+                    continue  # deleted since the folder was listed: no longer kept
+                yield data_map
         else:
             current[:] = [source]
             yield read_map(source)

@@ -605,3 +605,28 @@ with se.DirStore(sys.argv[1]).writing():
     print("held", flush=True)
     sys.stdin.read()
 """
+
+
+def test_gc_skips_a_kept_map_deleted_while_it_runs(workdir):
+    # gc lists --keep FOLDER, then reads each map: one deleted in between is no longer kept.
+    import self_encryption._cli as cli
+
+    maps = workdir / "maps"
+    maps.mkdir()
+    for name in ("a", "b"):
+        (workdir / name).write_bytes(os.urandom(3000))
+        ok(
+            "encrypt",
+            workdir / name,
+            "--store",
+            workdir / "s",
+            "-o",
+            maps / f"{name}.sedm",
+            "--chunk-sizes",
+            SMALL,
+        )
+    current: list[str] = []
+    kept = cli._kept_maps([str(maps)], current)
+    first = next(kept)
+    (maps / "b.sedm").unlink()
+    assert list(kept) == [] and first == se.DataMap.load(maps / "a.sedm")
