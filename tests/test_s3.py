@@ -40,6 +40,37 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _serve(rclone: str, root, port: int, log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            rclone,
+            "serve",
+            "s3",
+            "--auth-key",
+            f"{ACCESS_KEY},{SECRET_KEY}",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--config",
+            os.devnull,
+            str(root),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            boto3.client("s3", endpoint_url=url).list_buckets()
+            return
+        except Exception:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A running S3 server: its URL and the environment that reaches it."""
@@ -50,22 +81,7 @@ def s3_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("s3-log") / "rclone.log"
     port = _free_port()
     with open(log, "wb") as log_file:
-        server = subprocess.Popen(
-            [
-                rclone,
-                "serve",
-                "s3",
-                "--auth-key",
-                f"{ACCESS_KEY},{SECRET_KEY}",
-                "--addr",
-                f"127.0.0.1:{port}",
-                "--config",
-                os.devnull,
-                str(root),
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+        server = _serve(rclone, root, port, log_file)
     url = f"http://127.0.0.1:{port}"
     env = {
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -76,15 +92,10 @@ def s3_server(tmp_path_factory):
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                boto3.client("s3", endpoint_url=url).list_buckets()
-                break
-            except Exception:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"rclone serve s3 did not start: {log.read_text()[-500:]}")
-                time.sleep(0.2)
+        try:
+            _wait_until_up(url, server)
+        except Exception:
+            pytest.skip(f"rclone serve s3 did not start: {log.read_text()[-500:]}")
         yield {"url": url, "env": env, "root": root}
     finally:
         server.terminate()
@@ -503,37 +514,6 @@ def test_gc_on_a_bucket_spares_young_and_refreshed_chunks(store):
     gone = se.collect_garbage(store, [keep_root], delete=True, grace=0, workers=4)
     assert set(gone.names) == dropped and gone.bytes_freed > 0
     assert se.decrypt(keep_root, store) == keep
-
-
-def _serve(rclone: str, root, port: int, log) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            rclone,
-            "serve",
-            "s3",
-            "--auth-key",
-            f"{ACCESS_KEY},{SECRET_KEY}",
-            "--addr",
-            f"127.0.0.1:{port}",
-            "--config",
-            os.devnull,
-            str(root),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            boto3.client("s3", endpoint_url=url).list_buckets()
-            return
-        except Exception:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_an_encrypt_rides_out_a_server_stopped_for_15_seconds(s3_server, tmp_path):
