@@ -86,3 +86,14 @@ def store_lock_is_held(path) -> bool:
     finally:
         os.close(descriptor)
     return False
+
+
+def own_lines(stderr: bytes) -> list[str]:
+    """stderr without the import-time RuntimeWarning of an install without the C core."""
+    lines = stderr.decode().strip().splitlines()
+    return [
+        line
+        for index, line in enumerate(lines)
+        if "RuntimeWarning" not in line
+        and not (index and "RuntimeWarning" in lines[index - 1] and line.startswith("  "))
+    ]

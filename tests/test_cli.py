@@ -14,7 +14,7 @@ import pytest
 
 import self_encryption as se
 
-from helpers import level0_of
+from helpers import level0_of, own_lines
 
 SCRIPT = pathlib.Path(sys.executable).with_name("self-encryption")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "self_encryption"]
@@ -31,20 +31,9 @@ def ok(*args, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-def _own_lines(stderr: bytes) -> list[str]:
-    """stderr without the import-time RuntimeWarning of an install without the C core."""
-    lines = stderr.decode().strip().splitlines()
-    return [
-        line
-        for index, line in enumerate(lines)
-        if "RuntimeWarning" not in line
-        and not (index and "RuntimeWarning" in lines[index - 1] and line.startswith("  "))
-    ]
-
-
 def one_line_error(result, code: int) -> str:
     assert result.returncode == code, (result.returncode, result.stderr.decode())
-    lines = _own_lines(result.stderr)
+    lines = own_lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("self-encryption: error: "), lines
     assert "Traceback" not in result.stderr.decode()
     return lines[0]
@@ -474,7 +463,7 @@ def test_a_map_that_cannot_be_saved_goes_to_stderr(workdir):
     target.parent.rmdir()
     out, err = process.communicate(data[1000:], timeout=120)
     assert process.returncode == 6, err.decode()
-    lines = _own_lines(err)
+    lines = own_lines(err)
     assert len(lines) == 2 and lines[0].startswith("self-encryption: warning: cannot write data map")
     assert str(target) in lines[0] and "keep it" in lines[0]
     root = se.DataMap.from_text(lines[1])

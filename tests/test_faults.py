@@ -22,6 +22,8 @@ import pytest
 
 import self_encryption as se
 
+from helpers import own_lines
+
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and the flock store lock")
 
 SCRIPT = pathlib.Path(sys.executable).with_name("self-encryption")
@@ -63,16 +65,6 @@ def store_temporaries(store: pathlib.Path) -> list[pathlib.Path]:
 
 def map_temporaries(folder: pathlib.Path) -> list[pathlib.Path]:
     return list(folder.glob(".*.sedm-*.partial"))  # as the README says to look for them
-
-
-def own_lines(stderr: bytes) -> list[str]:
-    lines = stderr.decode().strip().splitlines()
-    return [
-        line
-        for index, line in enumerate(lines)
-        if "RuntimeWarning" not in line
-        and not (index and "RuntimeWarning" in lines[index - 1] and line.startswith("  "))
-    ]
 
 
 def fresh_file(folder: pathlib.Path, name: str = "f") -> bytes:
