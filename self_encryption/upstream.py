@@ -27,6 +27,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import IO, Any, NoReturn, TypedDict
 
 from ._decryptor import write_output
@@ -131,7 +132,9 @@ class ChunkInfo:
 
     index: int
     dst_hash: bytes  #: BLAKE3 of the stored (encrypted) chunk: its name
-    src_hash: bytes  #: BLAKE3 of the chunk's plaintext
+    #: BLAKE3 of the chunk's plaintext. Upstream derives the chunk's keys from it, so it
+    #: is as secret as our key seeds and is left out of ``repr``.
+    src_hash: bytes = dataclass_field(repr=False)
     src_size: int  #: plaintext bytes in the chunk
 
     @property

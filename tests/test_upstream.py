@@ -914,3 +914,11 @@ def test_live_upstream_cross_check(tmp_path):
         f"live upstream cross-check, seed {seed}, max chunk {max_chunk}: {len(checked)} files, "
         f"sizes {sorted(sizes)}; shrink rounds seen: {rounds}"
     )
+
+
+def test_no_repr_shows_upstream_key_material(vector):
+    # Upstream derives a chunk's keys from its src_hash: it is as secret as a key seed.
+    data_map = vector.data_map()
+    for info in data_map.chunk_identifiers:
+        for text in (repr(info), str(info), repr(data_map), str(data_map)):
+            assert repr(info.src_hash) not in text and info.src_hash.hex() not in text
