@@ -623,7 +623,7 @@ def cmd_import_upstream(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError(f"data map {target} already exists: add --force to replace it", USAGE)
     options = _options(args)
     levels = upstream.data_maps(old_map, source)  # every level, map chunks fetched and checked
-    file_map = upstream.resolve(old_map, source)
+    file_map = levels[-1][1]  # the file's own map: where the walk ends
     store = _store(args, create=True)
     progress = ProgressBar(os.path.basename(args.map), not args.quiet and not args.json)
     started = time.monotonic()
