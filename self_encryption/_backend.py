@@ -59,6 +59,7 @@ class Backend(Protocol):
         at_end: bool,
         *,
         path: str | None = None,
+        limit: int | None = None,
     ) -> list[int]: ...
 
     def scan_candidates(

@@ -265,14 +265,20 @@ def cut_lengths(
     at_end: bool,
     *,
     path: str | None = None,
+    limit: int | None = None,
 ) -> list[int]:
     """Every chunk length that repeated find_cut calls give from the start of data.
 
-    Stops where the remaining bytes cannot decide a cut, unless at_end.
+    Stops where the remaining bytes cannot decide a cut, unless at_end, or
+    after ``limit`` lengths.
     """
     data = memoryview(data)
     size = data.nbytes
     cap = size // max(min_size, 64) + 1  # chunks are > min bytes but the last
+    if limit is not None:
+        if limit < 1:
+            raise InvalidArgumentError("limit must be at least 1")
+        cap = min(cap, limit)
     cuts = ffi.new("uint64_t[]", cap)
     count = ffi.new("size_t *")
     consumed = ffi.new("size_t *")

@@ -8,17 +8,31 @@ final only once more than ``max`` bytes lie ahead, or the data has ended,
 lives here alone.
 
 The search itself runs in the backend, a window of bytes per call. With a
-worker pool, large windows are searched in two steps: the pool scans
-segments for candidate positions (the gear fingerprint at a position depends
-only on the 64 bytes before it, so segments are independent), a fixed number
-of segments ahead, while the calling thread resolves the actual cuts from
-the sparse candidates. The cuts are the same either way.
+worker pool, large windows are searched on the pool in one of two ways, a
+fixed number of segments ahead of the cuts handed out; the cuts are the same
+either way.
+
+* Candidate scan (windows of a few segments): the gear fingerprint at a
+  position depends only on the 64 bytes before it, so workers find the
+  candidate positions of separate segments independently, and the calling
+  thread resolves the actual cuts from the sparse candidates. Every byte is
+  hashed once.
+* Chains (very large windows, such as a whole buffer): each worker cuts its
+  own segment as if a chunk began at the segment's start, skipping the
+  first ``min`` bytes of every chunk just as the one-thread search does.
+  Only the first chunk or two of such a chain can differ from the true
+  cuts: once a true cut lands on a cut of the chain, every later cut of the
+  chain is true, because a cut depends only on where its chunk starts and
+  on the bytes. The calling thread follows the true cuts into each chain,
+  searching one chunk at a time itself until they meet (about one chunk per
+  segment, measured), and then takes the rest of the chain as it is.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator
@@ -40,6 +54,12 @@ Piece = bytes | memoryview
 WINDOW = 8 << 20
 #: Bytes a worker scans for candidates per job.
 SEGMENT = 1 << 20
+#: Bytes a worker cuts per chain, at the least; and at the least this many
+#: average chunks, so the chunk or two a chain takes to meet the true cuts
+#: (searched twice: by the chain, then by the calling thread) stay a few
+#: percent of its work.
+CHAIN_SEGMENT = 16 << 20
+CHAIN_CHUNKS = 64
 
 
 _TABLES_KEPT = 8
@@ -101,6 +121,7 @@ class Cutter:
         # bounds the list of cuts one search returns.
         self._window = max(WINDOW, 2 * (options.max_size + 1))
         self._segment = max(SEGMENT, options.max_size + 1)
+        self._chain = max(CHAIN_SEGMENT, CHAIN_CHUNKS * options.avg_size, 4 * (options.max_size + 1))
         self._pool = pool if workers > 1 else None  # () -> executor, asked when first needed
         self._ahead = 2 * workers
         self._buffer = bytearray()  # bytes of the next chunk, kept between feeds
@@ -135,7 +156,9 @@ class Cutter:
         What is left is shorter than max bytes: no cut in it can be decided
         before more bytes come (or the end does).
         """
-        if self._pool is not None and len(view) >= 2 * self._segment:
+        if self._pool is not None and len(view) >= 2 * self._chain:
+            lengths = self._chains(view, at_end)
+        elif self._pool is not None and len(view) >= 2 * self._segment:
             lengths = self._scan_ahead(view, at_end)
         else:
             lengths = self._in_windows(view, at_end)
@@ -216,6 +239,97 @@ class Cutter:
                     return
         finally:
             for _, future in scans:
+                future.cancel()
+
+    def _chains(self, view: memoryview, at_end: bool) -> Iterator[int]:
+        """Chunk lengths from the start of view, from chains cut on the pool.
+
+        Segment k of view (``self._chain`` bytes; the last takes the rest)
+        is cut on a worker as if a chunk began at its start; the chain runs
+        on past the segment's end to its first cut there. The true cuts
+        enter segment k at the last cut of chain k-1 and are searched here,
+        one chunk at a time, until one lands on a cut of chain k.
+        """
+        backend, table = self._backend, self._table
+        min_size, avg_size, max_size = self._sizes
+        assert self._pool is not None
+        pool = self._pool()
+        total = len(view)
+        count = total // self._chain
+        bounds = [k * self._chain for k in range(count)] + [total]
+
+        def chain(k: int) -> list[int]:
+            """The ends of the cuts from bounds[k], to the first at or past bounds[k + 1]."""
+            start, stop = bounds[k], bounds[k + 1]
+            last = stop == total
+            with view[start:stop] as segment:
+                lengths = backend.cut_lengths(table, segment, min_size, avg_size, max_size, at_end and last)
+            ends = list(itertools.accumulate(lengths, initial=start))[1:]
+            position = ends[-1] if ends else start
+            while not last and position < stop:
+                length = one_chunk(position)
+                if length is None:
+                    break
+                position += length
+                ends.append(position)
+            return ends
+
+        def one_chunk(position: int) -> int | None:
+            """The length of the chunk at position, None when the bytes cannot decide it yet."""
+            end = min(total, position + max_size + 1)
+            with view[position:end] as window:
+                found = backend.cut_lengths(
+                    table, window, min_size, avg_size, max_size, at_end and end == total, limit=1
+                )
+            return found[0] if found else None
+
+        chains: deque[Future[list[int]]] = deque()
+        submitted = 0
+
+        def top_up() -> None:
+            nonlocal submitted
+            while submitted < count and len(chains) < self._ahead:
+                chains.append(pool.submit(chain, submitted))
+                submitted += 1
+
+        position = 0  # the true cuts are known up to here
+        top_up()
+        try:
+            for k in range(count):
+                ends = chains[0].result()
+                chains.popleft()
+                top_up()
+                # Follow the true cuts until one is a cut of this chain (or
+                # the chain's start), or the chain has nothing past them.
+                while True:
+                    if position == bounds[k]:
+                        joined: int | None = 0
+                        break
+                    at = bisect.bisect_left(ends, position)
+                    if at < len(ends) and ends[at] == position:
+                        joined = at + 1
+                        break
+                    if at == len(ends):
+                        joined = None
+                        break
+                    length = one_chunk(position)
+                    if length is None:
+                        return
+                    yield length
+                    position += length
+                if joined is None:
+                    continue
+                for end in ends[joined:]:
+                    yield end - position
+                    position = end
+                if k == count - 1:
+                    return  # the last chain ends where the one-thread search would
+            # The last chain never met the true cuts: finish them here.
+            while (length := one_chunk(position)) is not None:
+                yield length
+                position += length
+        finally:
+            for future in chains:
                 future.cancel()
 
     def _cut_buffer(self, at_end: bool) -> Generator[Piece, None, None]:

@@ -155,13 +155,16 @@ def cut_lengths(
     at_end: bool,
     *,
     path: str | None = None,
+    limit: int | None = None,
 ) -> list[int]:
     """Every chunk length that repeated find_cut calls give from the start of data."""
     _check_sizes(min_size, avg_size, max_size)
+    if limit is not None and limit < 1:
+        raise InvalidArgumentError("limit must be at least 1")
     view = memoryview(data).cast("B")
-    cuts = []
+    cuts: list[int] = []
     start = 0
-    while start < len(view):
+    while start < len(view) and (limit is None or len(cuts) < limit):
         cut = find_cut(table, view[start:], min_size, avg_size, max_size, at_end)
         if not cut:
             break

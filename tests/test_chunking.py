@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given, settings
@@ -102,8 +103,9 @@ def _parallel_cuts(data: bytes, sizes, workers: int) -> list[int]:
     kind=st.sampled_from(["random", "text", "runs", "zeros"]),
     sizes=st.sampled_from([(64, 256, 1024), (64, 256, 256), (256, 4096, 8192), (100, 1024, 4096)]),
     workers=st.sampled_from([2, 3]),
+    method=st.sampled_from(["scan", "chains"]),
 )
-def test_cut_points_with_workers_are_the_one_thread_cuts(seed, kind, sizes, workers):
+def test_cut_points_with_workers_are_the_one_thread_cuts(seed, kind, sizes, workers, method):
     rng = random.Random(seed)
     size = rng.randrange(0, 300_000)
     if kind == "random":
@@ -117,11 +119,74 @@ def test_cut_points_with_workers_are_the_one_thread_cuts(seed, kind, sizes, work
         data = bytes(size)
     expected = _parallel_cuts(data, sizes, 1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_chunking, "SEGMENT", 4096)  # many segments in a few hundred KiB
+        if method == "scan":
+            patch.setattr(_chunking, "SEGMENT", 4096)  # many segments in a few hundred KiB
+        else:
+            # Chains of 4 max-size chunks: they often meet the true cuts late
+            # or never (runs of zeros cut at max, and 4 * (max + 1) is no
+            # multiple of max), so every way of joining them is taken.
+            patch.setattr(_chunking, "CHAIN_SEGMENT", 0)
+            patch.setattr(_chunking, "CHAIN_CHUNKS", 4)
         assert _parallel_cuts(data, sizes, workers) == expected
     assert expected == ([] if not data else expected) and (not data or expected[-1] == len(data))
     lengths = _chunking.cut_lengths(_backend.active, data, _options.make_options(chunk_sizes=sizes))
     assert [sum(lengths[: i + 1]) for i in range(len(lengths))] == expected
+
+
+def _chains_used(monkeypatch) -> list[int]:
+    """Make chains of about 4 chunks of SMALL_SIZES, and count the segments cut."""
+    monkeypatch.setattr(_chunking, "CHAIN_SEGMENT", 0)
+    monkeypatch.setattr(_chunking, "CHAIN_CHUNKS", 4)
+    used: list[int] = []
+    original = _chunking.Cutter._chains
+
+    def counting(self, view, at_end):
+        used.append(len(view) // self._chain)
+        return original(self, view, at_end)
+
+    monkeypatch.setattr(_chunking.Cutter, "_chains", counting)
+    return used
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 20])
+@pytest.mark.parametrize("owned", [True, False])
+def test_cutter_with_chains_gives_the_whole_stream_cuts(monkeypatch, pieces, owned):
+    used = _chains_used(monkeypatch)
+    rng = random.Random(pieces)
+    data = rng.randbytes(150_000) + bytes(40_000) + b"a line of text\n" * 5000 + rng.randbytes(30_000)
+    with ThreadPoolExecutor(2) as pool:
+        cutter = _chunking.Cutter(_backend.active, OPTIONS, pool=lambda: pool, workers=2)
+        step = -(-len(data) // pieces)
+        assert _feed(cutter, data, [step], owned) == _whole(data)
+    assert used and max(used) >= (40 if pieces == 1 else 2)
+
+
+@pytest.mark.parametrize(
+    "kind", ["zeros: chains never meet the true cuts", "random: they meet", "zeros then random"]
+)
+def test_cut_points_from_chains_in_every_case(monkeypatch, kind):
+    # Zeros cut at max, 1024 bytes; chains start at multiples of 4 * 1025.
+    used = _chains_used(monkeypatch)
+    rng = random.Random(kind)
+    data = {
+        "zeros: chains never meet the true cuts": bytes(300_000),
+        "random: they meet": rng.randbytes(300_000),
+        "zeros then random": bytes(100_000) + rng.randbytes(200_000),
+    }[kind]
+    expected = _parallel_cuts(data, SMALL_SIZES, 1)
+    assert _parallel_cuts(data, SMALL_SIZES, 2) == expected
+    assert used == [300_000 // (4 * 1025)]
+
+
+def test_chains_stop_cleanly_when_the_caller_stops_early(monkeypatch):
+    _chains_used(monkeypatch)
+    data = random.Random(7).randbytes(400_000)
+    with ThreadPoolExecutor(2) as pool:
+        cutter = _chunking.Cutter(_backend.active, OPTIONS, pool=lambda: pool, workers=2)
+        pieces = cutter.cut_all(data, owned=True)
+        first = [bytes(next(pieces)) for _ in range(3)]
+        pieces.close()
+    assert first == _whole(data)[:3]
 
 
 def test_public_cut_points_match_encrypt():

@@ -383,6 +383,20 @@ def test_arguments_are_checked(request, which):
         backend.resolve_cuts(table, data, array("Q", [1000 << 1]), 64, 256, 1024, True)
     assert backend.scan_candidates(table, data, 10, 10, 256) == array("Q")
     assert backend.cut_lengths(table, b"", 64, 256, 1024, True) == []
+    with pytest.raises(InvalidArgumentError):
+        backend.cut_lengths(table, data, 64, 256, 1024, True, limit=0)
+
+
+@pytest.mark.parametrize("which", ["c", "py"])
+@pytest.mark.parametrize("at_end", [True, False])
+def test_cut_lengths_stops_after_limit(request, which, at_end):
+    backend = request.getfixturevalue(which)
+    table = backend.GearTable(b"")
+    data = make_data("random", 20_000)
+    every = backend.cut_lengths(table, data, 64, 256, 1024, at_end)
+    assert len(every) > 5
+    for limit in (1, 2, 5, len(every), len(every) + 3):
+        assert backend.cut_lengths(table, data, 64, 256, 1024, at_end, limit=limit) == every[:limit]
 
 
 # ------------------------------------------------------------- hypothesis

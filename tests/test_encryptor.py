@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import self_encryption as se
-from self_encryption import _backend, _options
+from self_encryption import _backend, _chunking, _options
 
 import reference
 from helpers import SMALL_SIZES, CountingStore, in_threads, store_lock_is_held
@@ -204,9 +204,14 @@ def test_concurrent_file_encryption_into_one_dir_store(tmp_path):
         assert se.decrypt(root, store) == path.read_bytes()
 
 
+@pytest.mark.parametrize("method", ["scan", "chains"])
 @pytest.mark.parametrize("how", ["owned buffer", "stream of writes", "file"])
-def test_cuts_scanned_on_the_pool_give_the_same_output(tmp_path, how):
-    # More than two scan segments with small chunk sizes, so the pool scans ahead.
+def test_cuts_scanned_on_the_pool_give_the_same_output(tmp_path, monkeypatch, how, method):
+    # More than two scan segments with small chunk sizes, so the pool scans ahead;
+    # or segments of a few chunks each, cut as chains.
+    if method == "chains":
+        monkeypatch.setattr(_chunking, "CHAIN_SEGMENT", 0)
+        monkeypatch.setattr(_chunking, "CHAIN_CHUNKS", 4)
     data = os.urandom(1 << 20) + b"text-like line of words\n" * 60_000 + bytes(300_000)
     expected = _expected(data, **SMALL)
     if how == "owned buffer":
