@@ -17,7 +17,12 @@ thread's CPU time, the threaded one wall time. Lines:
                   (it skips the first min bytes of every chunk).
   cut_lengths     every cut of the buffer in one call, 1 thread, default
                   sizes, on the scalar and on the auto path (also skips min).
-  scan+resolve    candidates of N segments on N threads, then resolve_cuts.
+  scan+resolve    candidates of N segments on N threads, then resolve_cuts
+                  (how the Cutter searches windows of a few segments).
+  cut_points      the public function, 1 worker and N workers: with N, an
+                  input of at least two chain segments (64 average chunks,
+                  64 MiB at the default sizes) is cut as chains on the pool,
+                  a smaller one by scan+resolve.
 
 benchmarks/cut_variants.c compares the scan variants that were tried
 (streams, a 64K-entry pair table, AVX2 gathers) without Python.
@@ -26,6 +31,7 @@ benchmarks/cut_variants.c compares the scan variants that were tried
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -59,7 +65,7 @@ def cpu_name() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=64, help="MiB of data (default 64)")
+    parser.add_argument("--size", type=int, default=256, help="MiB of data (default 256)")
     parser.add_argument("--data", choices=["random", "text", "zeros"], default="random")
     parser.add_argument("--repeat", type=int, default=5, help="rounds; the best counts")
     parser.add_argument("--threads", type=int, default=2, help="threads for scan+resolve")
@@ -110,6 +116,15 @@ def main() -> int:
     cases["cut_lengths scalar, 1 thread"] = lengths("scalar")
     cases[f"cut_lengths {c.cut_path('auto')}, 1 thread"] = lengths("auto")
     cases[f"scan+resolve, {args.threads} threads"] = scan_resolve
+
+    def public(workers):
+        def run():
+            assert se.cut_points(data, workers=workers) == list(itertools.accumulate(expect))
+
+        return run
+
+    cases["cut_points, 1 worker"] = public(1)
+    cases[f"cut_points, {args.threads} threads"] = public(args.threads)
 
     find_cut_loop()  # fills expect, which the batch calls are checked against
     assert c.scan_candidates(table, data, 0, size, avg_size, path="scalar") == c.scan_candidates(
