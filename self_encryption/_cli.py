@@ -983,8 +983,24 @@ def main(argv: Iterable[str] | None = None) -> int:
     except se.SelfEncryptionError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        return _fail(_SIGNAL_MESSAGES.get(signum, "interrupted"), 128 + signum)
+        return _interrupted(exc)
+    except RuntimeError as exc:
+        # A signal that arrives while a lock is being released (a wait for
+        # a worker) surfaces as "cannot release un-acquired lock" with the
+        # interrupt as its context: report the interrupt.
+        context: BaseException | None = exc
+        for _ in range(16):
+            if context is None or isinstance(context, KeyboardInterrupt):
+                break
+            context = context.__context__
+        if not isinstance(context, KeyboardInterrupt):
+            raise
+        return _interrupted(context)
+
+
+def _interrupted(exc: BaseException) -> int:
+    signum = getattr(exc, "signum", signal.SIGINT)
+    return _fail(_SIGNAL_MESSAGES.get(signum, "interrupted"), 128 + signum)
 
 
 # -- signals -------------------------------------------------------------------------

@@ -85,6 +85,21 @@ def ordered_map(
 INTERRUPT_GRACE = 2.0
 
 
+def interrupt_behind(error: BaseException | None) -> KeyboardInterrupt | None:
+    """The interrupt an error is, or was raised while handling; None if neither.
+
+    A signal handler that raises while a lock is being released (inside
+    ``Condition.wait``, as ``Future.result`` does) leaves a RuntimeError
+    ("cannot release un-acquired lock") on top of the interrupt. That is
+    still an interrupt, and is treated as one.
+    """
+    for _ in range(16):  # a context chain is short; never loop on a cycle
+        if error is None or isinstance(error, KeyboardInterrupt):
+            return error
+        error = error.__context__
+    return None
+
+
 def stop(executor: Executor, error: BaseException | None = None) -> None:
     """Shut a pool down: drop queued jobs and wait for the running ones.
 
@@ -93,8 +108,7 @@ def stop(executor: Executor, error: BaseException | None = None) -> None:
     store call to finish and remove its temporary file, short enough that a
     call stuck on a dead server does not hold the command.
     """
-    interrupted = error is not None and not isinstance(error, Exception)
-    if not interrupted:
+    if interrupt_behind(error) is None:
         executor.shutdown(wait=True, cancel_futures=True)
         return
     executor.shutdown(wait=False, cancel_futures=True)
