@@ -60,6 +60,10 @@ SEGMENT = 1 << 20
 #: percent of its work.
 CHAIN_SEGMENT = 16 << 20
 CHAIN_CHUNKS = 64
+#: A chain that starts with this many max-size chunks is dropped (see Cutter._chains).
+CHAIN_PROBE = 2
+#: Chunks the calling thread searches into a chain before giving its segment to the scan.
+CHAIN_WALK = 8
 
 
 _TABLES_KEPT = 8
@@ -249,6 +253,13 @@ class Cutter:
         on past the segment's end to its first cut there. The true cuts
         enter segment k at the last cut of chain k-1 and are searched here,
         one chunk at a time, until one lands on a cut of chain k.
+
+        Where chunks end at ``max`` for want of a content cut (runs of one
+        byte, the empty stretches of a disk image), a chain and the true
+        cuts stay ``max`` apart and need not ever meet: a chain that starts
+        with CHAIN_PROBE such chunks is dropped at once, and a segment whose
+        chain has not met the true cuts after CHAIN_WALK chunks is finished
+        by the candidate scan on the pool instead, as smaller windows are.
         """
         backend, table = self._backend, self._table
         min_size, avg_size, max_size = self._sizes
@@ -258,19 +269,32 @@ class Cutter:
         count = total // self._chain
         bounds = [k * self._chain for k in range(count)] + [total]
 
-        def chain(k: int) -> list[int]:
-            """The ends of the cuts from bounds[k], to the first at or past bounds[k + 1]."""
+        def chain(k: int) -> list[int] | None:
+            """The ends of the cuts from bounds[k], to the first at or past bounds[k + 1].
+
+            None: the segment looks like runs of max-size chunks (see above).
+            """
             start, stop = bounds[k], bounds[k + 1]
             last = stop == total
             with view[start:stop] as segment:
-                lengths = backend.cut_lengths(table, segment, min_size, avg_size, max_size, at_end and last)
-            ends = list(itertools.accumulate(lengths, initial=start))[1:]
+                first = backend.cut_lengths(
+                    table, segment, min_size, avg_size, max_size, at_end and last, limit=CHAIN_PROBE
+                )
+            if k > 0 and len(first) == CHAIN_PROBE and all(length == max_size for length in first):
+                return None
+            ends = list(itertools.accumulate(first, initial=start))[1:]
             position = ends[-1] if ends else start
+            if len(first) == CHAIN_PROBE:
+                with view[position:stop] as rest:
+                    more = backend.cut_lengths(table, rest, min_size, avg_size, max_size, at_end and last)
+                for length in more:
+                    position += length
+                    ends.append(position)
             while not last and position < stop:
-                length = one_chunk(position)
-                if length is None:
+                step = one_chunk(position)
+                if step is None:
                     break
-                position += length
+                position += step
                 ends.append(position)
             return ends
 
@@ -283,7 +307,7 @@ class Cutter:
                 )
             return found[0] if found else None
 
-        chains: deque[Future[list[int]]] = deque()
+        chains: deque[Future[list[int] | None]] = deque()
         submitted = 0
 
         def top_up() -> None:
@@ -301,22 +325,38 @@ class Cutter:
                 top_up()
                 # Follow the true cuts until one is a cut of this chain (or
                 # the chain's start), or the chain has nothing past them.
-                while True:
+                joined: int | None = None
+                walked = 0
+                while ends is not None:
                     if position == bounds[k]:
-                        joined: int | None = 0
+                        joined = 0
                         break
                     at = bisect.bisect_left(ends, position)
                     if at < len(ends) and ends[at] == position:
                         joined = at + 1
                         break
                     if at == len(ends):
-                        joined = None
+                        break
+                    if walked == CHAIN_WALK:
+                        ends = None  # not meeting: give the segment to the scan
                         break
                     length = one_chunk(position)
                     if length is None:
                         return
                     yield length
                     position += length
+                    walked += 1
+                if ends is None:
+                    # The true cuts through this segment and just past it (a
+                    # chunk that starts before bounds[k + 1] ends within max
+                    # bytes), from candidates scanned on the pool.
+                    cover = total if k == count - 1 else bounds[k + 1] + max_size + 1
+                    for length in self._scan_ahead(view[position:cover], at_end and cover == total):
+                        yield length
+                        position += length
+                    if k == count - 1:
+                        return
+                    continue
                 if joined is None:
                     continue
                 for end in ends[joined:]:

@@ -103,7 +103,7 @@ def _parallel_cuts(data: bytes, sizes, workers: int) -> list[int]:
     kind=st.sampled_from(["random", "text", "runs", "zeros"]),
     sizes=st.sampled_from([(64, 256, 1024), (64, 256, 256), (256, 4096, 8192), (100, 1024, 4096)]),
     workers=st.sampled_from([2, 3]),
-    method=st.sampled_from(["scan", "chains"]),
+    method=st.sampled_from(["scan", "chains", "chains, scan after 1 chunk"]),
 )
 def test_cut_points_with_workers_are_the_one_thread_cuts(seed, kind, sizes, workers, method):
     rng = random.Random(seed)
@@ -127,6 +127,8 @@ def test_cut_points_with_workers_are_the_one_thread_cuts(seed, kind, sizes, work
             # multiple of max), so every way of joining them is taken.
             patch.setattr(_chunking, "CHAIN_SEGMENT", 0)
             patch.setattr(_chunking, "CHAIN_CHUNKS", 4)
+            if method.endswith("1 chunk"):
+                patch.setattr(_chunking, "CHAIN_WALK", 1)
         assert _parallel_cuts(data, sizes, workers) == expected
     assert expected == ([] if not data else expected) and (not data or expected[-1] == len(data))
     lengths = _chunking.cut_lengths(_backend.active, data, _options.make_options(chunk_sizes=sizes))
@@ -161,11 +163,27 @@ def test_cutter_with_chains_gives_the_whole_stream_cuts(monkeypatch, pieces, own
     assert used and max(used) >= (40 if pieces == 1 else 2)
 
 
+@pytest.mark.parametrize("walk", [0, 1, 8])
+@pytest.mark.parametrize("probe", [2, 10])
 @pytest.mark.parametrize(
     "kind", ["zeros: chains never meet the true cuts", "random: they meet", "zeros then random"]
 )
-def test_cut_points_from_chains_in_every_case(monkeypatch, kind):
-    # Zeros cut at max, 1024 bytes; chains start at multiples of 4 * 1025.
+def test_cut_points_from_chains_in_every_case(monkeypatch, kind, probe, walk):
+    # Zeros cut at max, 1024 bytes; chains start at multiples of 4 * 1025, so
+    # they and the true cuts stay apart. A probe of 2 drops such chains at
+    # once (the candidate scan takes their segments); a probe of 10 (more
+    # chunks than a segment holds) keeps them, and the calling thread walks
+    # up to `walk` chunks into each before handing its segment to the scan.
+    monkeypatch.setattr(_chunking, "CHAIN_PROBE", probe)
+    monkeypatch.setattr(_chunking, "CHAIN_WALK", walk)
+    scans = []
+    original_scan = _chunking.Cutter._scan_ahead
+
+    def counting_scan(self, view, at_end):
+        scans.append(len(view))
+        return original_scan(self, view, at_end)
+
+    monkeypatch.setattr(_chunking.Cutter, "_scan_ahead", counting_scan)
     used = _chains_used(monkeypatch)
     rng = random.Random(kind)
     data = {
@@ -176,6 +194,8 @@ def test_cut_points_from_chains_in_every_case(monkeypatch, kind):
     expected = _parallel_cuts(data, SMALL_SIZES, 1)
     assert _parallel_cuts(data, SMALL_SIZES, 2) == expected
     assert used == [300_000 // (4 * 1025)]
+    if kind.startswith("zeros") and (probe == 2 or walk <= 1):
+        assert scans  # some segment was finished by the scan
 
 
 def test_chains_stop_cleanly_when_the_caller_stops_early(monkeypatch):
