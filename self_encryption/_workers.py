@@ -85,16 +85,18 @@ def ordered_map(
 INTERRUPT_GRACE = 2.0
 
 
-def interrupt_behind(error: BaseException | None) -> KeyboardInterrupt | None:
+def interrupt_behind(error: BaseException | None) -> BaseException | None:
     """The interrupt an error is, or was raised while handling; None if neither.
 
-    A signal handler that raises while a lock is being released (inside
-    ``Condition.wait``, as ``Future.result`` does) leaves a RuntimeError
-    ("cannot release un-acquired lock") on top of the interrupt. That is
-    still an interrupt, and is treated as one.
+    An interrupt is anything raised that is not an Exception: Ctrl-C's
+    KeyboardInterrupt (and the signals the command line turns into one),
+    SystemExit. A signal handler that raises while a lock is being released
+    (inside ``Condition.wait``, as ``Future.result`` does) leaves a
+    RuntimeError ("cannot release un-acquired lock") on top of the
+    interrupt. That is still an interrupt, and is treated as one.
     """
     for _ in range(16):  # a context chain is short; never loop on a cycle
-        if error is None or isinstance(error, KeyboardInterrupt):
+        if error is None or not isinstance(error, Exception):
             return error
         error = error.__context__
     return None

@@ -28,6 +28,8 @@ def test_interrupt_behind_finds_the_interrupt_in_the_context_chain():
     assert _workers.interrupt_behind(_runtime_error_over(interrupt)) is interrupt
     assert _workers.interrupt_behind(RuntimeError("plain")) is None
     assert _workers.interrupt_behind(None) is None
+    leaving = SystemExit(3)
+    assert _workers.interrupt_behind(leaving) is leaving
     looped = ValueError("a")
     looped.__context__ = ValueError("b")
     looped.__context__.__context__ = looped
