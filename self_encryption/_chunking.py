@@ -277,19 +277,16 @@ class Cutter:
             start, stop = bounds[k], bounds[k + 1]
             last = stop == total
             with view[start:stop] as segment:
-                first = backend.cut_lengths(
+                lengths = backend.cut_lengths(
                     table, segment, min_size, avg_size, max_size, at_end and last, limit=CHAIN_PROBE
                 )
-            if k > 0 and len(first) == CHAIN_PROBE and all(length == max_size for length in first):
+            if k > 0 and len(lengths) == CHAIN_PROBE and all(length == max_size for length in lengths):
                 return None
-            ends = list(itertools.accumulate(first, initial=start))[1:]
+            if len(lengths) == CHAIN_PROBE:  # the probe stopped at its limit: cut the rest
+                with view[start + sum(lengths) : stop] as rest:
+                    lengths += backend.cut_lengths(table, rest, min_size, avg_size, max_size, at_end and last)
+            ends = list(itertools.accumulate(lengths, initial=start))[1:]
             position = ends[-1] if ends else start
-            if len(first) == CHAIN_PROBE:
-                with view[position:stop] as rest:
-                    more = backend.cut_lengths(table, rest, min_size, avg_size, max_size, at_end and last)
-                for length in more:
-                    position += length
-                    ends.append(position)
             while not last and position < stop:
                 step = one_chunk(position)
                 if step is None:
