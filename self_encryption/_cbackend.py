@@ -272,18 +272,12 @@ def cut_lengths(
     Stops where the remaining bytes cannot decide a cut, unless at_end, or
     after ``limit`` lengths.
     """
+    if limit is not None and limit < 1:
+        raise InvalidArgumentError("limit must be at least 1")
     data = memoryview(data)
     size = data.nbytes
-    cap = size // max(min_size, 64) + 1  # chunks are > min bytes but the last
-    if limit is not None:
-        if limit < 1:
-            raise InvalidArgumentError("limit must be at least 1")
-        cap = min(cap, limit)
-    cuts = ffi.new("uint64_t[]", cap)
-    count = ffi.new("size_t *")
-    consumed = ffi.new("size_t *")
-    _check(
-        lib.se_cut_lengths(
+    return _cut_list(
+        lambda cuts, cap, count, consumed: lib.se_cut_lengths(
             _cut_request(path),
             table.table,
             _in(data),
@@ -297,8 +291,28 @@ def cut_lengths(
             cap,
             count,
             consumed,
-        )
+        ),
+        size,
+        min_size,
+        limit,
     )
+
+
+def _cut_list(
+    call: Callable[[Any, int, Any, Any], int], span: int, min_size: int, limit: int | None
+) -> list[int]:
+    """The lengths a C cut loop writes: call(cuts, cap, count, consumed) over span bytes.
+
+    The buffer holds every chunk span bytes can have (each is longer than
+    min bytes, but the last), or limit of them.
+    """
+    cap = span // max(min_size, 64) + 1
+    if limit is not None:
+        cap = min(cap, limit)
+    cuts = ffi.new("uint64_t[]", cap)
+    count = ffi.new("size_t *")
+    consumed = ffi.new("size_t *")
+    _check(call(cuts, cap, count, consumed))
     return [int(cut) for cut in ffi.unpack(cuts, count[0])]
 
 
@@ -372,13 +386,9 @@ def resolve_cuts(
     joined = _joined_candidates(candidates)
     data = memoryview(data)
     size = data.nbytes
-    cap = max(size - start, 0) // max(min_size, 64) + 1
-    cuts = ffi.new("uint64_t[]", cap)
-    count = ffi.new("size_t *")
-    consumed = ffi.new("size_t *")
     entries = ffi.from_buffer("uint64_t[]", joined) if len(joined) else ffi.NULL
-    _check(
-        lib.se_cut_resolve(
+    return _cut_list(
+        lambda cuts, cap, count, consumed: lib.se_cut_resolve(
             table.table,
             _in(data),
             size,
@@ -393,6 +403,8 @@ def resolve_cuts(
             cap,
             count,
             consumed,
-        )
+        ),
+        max(size - start, 0),
+        min_size,
+        None,
     )
-    return [int(cut) for cut in ffi.unpack(cuts, count[0])]
