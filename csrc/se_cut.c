@@ -398,6 +398,57 @@ static size_t block_steps(size_t n, size_t most)
 
 /* ------------------------------------------------------------ drivers */
 
+/*
+ * An exact scan of [a, b) (exact_first or exact_list behind an adapter):
+ * returns b when it is done, or the position it stopped at (a hit, or a
+ * full sink).
+ */
+typedef size_t (*exact_fn)(const uint64_t *gear, const uint8_t *data,
+                           size_t a, size_t b, void *ctx);
+
+static size_t first_in(const uint64_t *gear, const uint8_t *data,
+                       size_t a, size_t b, void *ctx)
+{
+    return exact_first(gear, data, a, b, *(const uint64_t *)ctx);
+}
+
+static size_t list_in(const uint64_t *gear, const uint8_t *data,
+                      size_t a, size_t b, void *ctx)
+{
+    return exact_list(gear, data, a, b, (cand_sink *)ctx);
+}
+
+/*
+ * [a, b) in blocks of `most` positions per stream (a >= WINDOW): the exact
+ * scan runs only on the sub-blocks a block flags, and on what is left after
+ * the last whole block. Returns as the exact scan does, at the first place
+ * it stops.
+ */
+static size_t scan_blocks(block_fn block, const uint64_t *gear,
+                          const uint8_t *data, size_t a, size_t b,
+                          uint64_t mask, unsigned nbits, size_t most,
+                          exact_fn exact, void *ctx)
+{
+    size_t steps;
+    while (b > a && (steps = block_steps(b - a, most)) != 0) {
+        uint64_t flags[LANES];
+        int k;
+        block(gear, data, a, steps, mask, nbits, flags);
+        for (k = 0; k < LANES; k++) {
+            uint64_t f = flags[k];
+            while (f != 0) {
+                size_t u = a + (size_t)k * steps + (size_t)lowest_bit(f) * SUB;
+                size_t next = exact(gear, data, u, u + SUB, ctx);
+                if (next < u + SUB)
+                    return next;
+                f &= f - 1;
+            }
+        }
+        a += LANES * steps;
+    }
+    return exact(gear, data, a, b, ctx);
+}
+
 /* First position in [a, b) with W & mask == 0 (mask has nbits bits), else b. */
 static size_t scan_first(int path, const uint64_t *gear, const uint8_t *data,
                          size_t a, size_t b, uint64_t mask, unsigned nbits)
@@ -408,25 +459,10 @@ static size_t scan_first(int path, const uint64_t *gear, const uint8_t *data,
         /* Blocks of about a quarter of the mean gap between hits, so little
          * is scanned past the first one. */
         size_t most = nbits >= 17 ? MAX_STEPS : ((size_t)1 << nbits) / 32;
-        size_t steps;
         if (most < MIN_STEPS)
             most = MIN_STEPS;
-        while (b > a && (steps = block_steps(b - a, most)) != 0) {
-            uint64_t flags[LANES];
-            int k;
-            block(gear, data, a, steps, mask, nbits, flags);
-            for (k = 0; k < LANES; k++) {
-                uint64_t f = flags[k];
-                while (f != 0) {
-                    size_t u = a + (size_t)k * steps + (size_t)lowest_bit(f) * SUB;
-                    size_t hit = exact_first(gear, data, u, u + SUB, mask);
-                    if (hit < u + SUB)
-                        return hit;
-                    f &= f - 1;
-                }
-            }
-            a += LANES * steps;
-        }
+        return scan_blocks(block, gear, data, a, b, mask, nbits, most,
+                           first_in, &mask);
     }
     return exact_first(gear, data, a, b, mask);
 }
@@ -438,7 +474,6 @@ static size_t scan_list(int path, const uint64_t *gear, const uint8_t *data,
     block_fn block = block_for(path);
 
     if (block != NULL && nbits >= VECTOR_MIN_BITS) {
-        size_t steps;
         if (a < WINDOW) {
             size_t head = b < WINDOW ? b : WINDOW;
             size_t next = exact_list(gear, data, a, head, sink);
@@ -446,22 +481,8 @@ static size_t scan_list(int path, const uint64_t *gear, const uint8_t *data,
                 return next;
             a = head;
         }
-        while (b > a && (steps = block_steps(b - a, MAX_STEPS)) != 0) {
-            uint64_t flags[LANES];
-            int k;
-            block(gear, data, a, steps, sink->mask_l, nbits, flags);
-            for (k = 0; k < LANES; k++) {
-                uint64_t f = flags[k];
-                while (f != 0) {
-                    size_t u = a + (size_t)k * steps + (size_t)lowest_bit(f) * SUB;
-                    size_t next = exact_list(gear, data, u, u + SUB, sink);
-                    if (next < u + SUB)
-                        return next;
-                    f &= f - 1;
-                }
-            }
-            a += LANES * steps;
-        }
+        return scan_blocks(block, gear, data, a, b, sink->mask_l, nbits,
+                           MAX_STEPS, list_in, sink);
     }
     return exact_list(gear, data, a, b, sink);
 }
