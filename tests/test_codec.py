@@ -79,7 +79,10 @@ def test_frame_length_walks_blocks_and_checksum():
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"nope", "does not start with a zstd frame"), (b"\x28\xb5\x2f\xfd\x00", "ends inside a zstd block header")],
+    [
+        (b"nope", "does not start with a zstd frame"),
+        (b"\x28\xb5\x2f\xfd\x00", "ends inside a zstd block header"),
+    ],
 )
 def test_frame_length_refuses_what_is_not_a_whole_frame(body, message):
     with pytest.raises(ChunkIntegrityError, match=message):
