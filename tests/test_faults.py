@@ -64,7 +64,7 @@ def store_temporaries(store: pathlib.Path) -> list[pathlib.Path]:
 
 
 def map_temporaries(folder: pathlib.Path) -> list[pathlib.Path]:
-    return list(folder.glob(".*.sedm-*.partial"))  # as the README says to look for them
+    return list(folder.glob(".*.sedm-*.partial"))  # as docs/command-line.md says to look for them
 
 
 def fresh_file(folder: pathlib.Path, name: str = "f") -> bytes:
@@ -146,7 +146,7 @@ def _encrypt_args(store, maps):
 
 
 def _recover_and_check(store, maps) -> dict:
-    """The README's recovery: gc removes leftovers, encrypt again, verify --full."""
+    """The documented recovery (docs/command-line.md): gc removes leftovers, encrypt again, verify --full."""
     report = json.loads(ok("gc", "--store", store, "--keep", maps, "--grace", "0", "--yes", "--json").stdout)
     assert store_temporaries(store) == []
     ok(*_encrypt_args(store, maps))
@@ -172,7 +172,7 @@ def test_kill_9_during_encrypt(setup, place):
             assert left[1] == 1, (trial, outcomes)  # the map's claimed place stays behind
         report = _recover_and_check(store, maps)
         assert report["temp_files"] == left[0], (trial, outcomes)
-        for temp in map_temporaries(maps):  # the README: remove them by hand
+        for temp in map_temporaries(maps):  # the documented clean-up: remove them by hand
             temp.unlink()
         (maps / "f.sedm").unlink()
     print(f"kill -9 during encrypt, (exit, store temporaries, map temporaries): {outcomes}")
@@ -199,7 +199,7 @@ def test_kill_9_during_decrypt(setup, place):
         killed += 1
         leftovers = list(maps.parent.glob(".*.partial"))  # never a partial file under the real name
         assert len(leftovers) == 1 and leftovers[0].name.startswith(".out."), leftovers
-        leftovers[0].unlink()  # the README: remove them by hand
+        leftovers[0].unlink()  # the documented clean-up: remove them by hand
     ok("decrypt", maps / "f.sedm", "--store", store, "-o", out)
     print(f"kill -9 during decrypt: {killed} of 3 killed before the end")
     assert out.read_bytes() == data and killed >= 1
