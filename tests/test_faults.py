@@ -48,17 +48,6 @@ def start(*args) -> subprocess.Popen:
     return subprocess.Popen([*COMMAND, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_for(folder: pathlib.Path, pattern: str, process: subprocess.Popen, timeout: float = 60) -> bool:
-    """Wait until a file matching pattern appears in folder; False if the process ended first."""
-    deadline = time.monotonic() + timeout
-    while not list(folder.glob(pattern)):
-        if process.poll() is not None:
-            return False
-        assert time.monotonic() < deadline, f"no {pattern} in {folder}"
-        time.sleep(0.005)
-    return True
-
-
 def store_temporaries(store: pathlib.Path) -> list[pathlib.Path]:
     return list(store.glob("??/.tmp-*"))
 
@@ -74,51 +63,70 @@ def fresh_file(folder: pathlib.Path, name: str = "f") -> bytes:
     return data
 
 
-def active_seconds(args, folder: pathlib.Path, pattern: str) -> float:
-    """How long a command runs once its temporary (pattern in folder) has appeared."""
-    process = start(*args)
-    assert wait_for(folder, pattern, process)
-    started = time.monotonic()
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err.decode()
-    return time.monotonic() - started
+def written_bytes(pid: int) -> int | None:
+    """Bytes the process has written so far (/proc/PID/io), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as io:
+            for line in io:
+                if line.startswith("wchar:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def stop_mid_run(process: subprocess.Popen, low: int, high: int, timeout: float = 120) -> bool:
+    """Freeze the process (SIGSTOP) once it has written low bytes; True if it is then mid-run.
+
+    Mid-run means still alive with fewer than high bytes written: a signal
+    sent now lands inside the work whatever the machine's load, since
+    nothing runs until SIGCONT. False (the process resumed) when it had got
+    past high, or finished, before it could be frozen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        written = written_bytes(process.pid)
+        if written is None or process.poll() is not None:
+            return False
+        if written >= low:
+            break
+        assert time.monotonic() < deadline, f"the command wrote only {written} bytes in {timeout} s"
+        time.sleep(0.002)
+    process.send_signal(signal.SIGSTOP)
+    written = written_bytes(process.pid)
+    if process.poll() is None and written is not None and written < high:
+        return True
+    process.send_signal(signal.SIGCONT)
+    return False
+
+
+def signal_mid_run(
+    start_run, signum: int, rng: random.Random, *, low: float = 0.03, high: float = 0.35, tries: int = 8
+) -> subprocess.Popen:
+    """Start runs until one is frozen mid-run, then send it signum and let it go on.
+
+    The moment is random but seeded: once the run has written a share of
+    FILE_SIZE drawn from [low, high / 2]. Runs that got past high first are
+    waited for and started again (on a loaded machine a run can be fast).
+    """
+    for _ in range(tries):
+        process = start_run()
+        at = int(FILE_SIZE * rng.uniform(low, high / 2))
+        if stop_mid_run(process, at, int(FILE_SIZE * high)):
+            process.send_signal(signum)
+            process.send_signal(signal.SIGCONT)
+            return process
+        process.communicate(timeout=300)
+        assert process.returncode == 0, "a run that was not signalled failed"
+    raise AssertionError(f"no run could be frozen mid-run in {tries} tries")
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A kept file, and how long an encrypt and a decrypt run once they have begun."""
+    """A folder holding k, the small file whose map every test keeps."""
     work = tmp_path_factory.mktemp("faults")
-    data = fresh_file(work)
     (work / "k").write_bytes(os.urandom(100_000))
-    encrypt = active_seconds(
-        (
-            "encrypt",
-            work / "f",
-            "--store",
-            work / "calibration",
-            "-o",
-            work / "calibration.sedm",
-            "--chunk-sizes",
-            SIZES,
-            "-q",
-        ),
-        work,
-        ".calibration.sedm-*.partial",
-    )
-    decrypt = active_seconds(
-        (
-            "decrypt",
-            work / "calibration.sedm",
-            "--store",
-            work / "calibration",
-            "-o",
-            work / "calibration.out",
-        ),
-        work,
-        ".calibration.out.*.partial",
-    )
-    assert (work / "calibration.out").read_bytes() == data
-    return {"work": work, "encrypt": encrypt, "decrypt": decrypt}
+    return {"work": work}
 
 
 @pytest.fixture
@@ -161,10 +169,7 @@ def test_kill_9_during_encrypt(setup, place):
     outcomes = []
     for trial in range(4):
         fresh_file(maps.parent)
-        process = start(*_encrypt_args(store, maps))
-        assert wait_for(maps, ".f.sedm-*.partial", process)
-        time.sleep(rng.uniform(0, setup["encrypt"] * 0.9))
-        process.kill()
+        process = signal_mid_run(lambda: start(*_encrypt_args(store, maps)), signal.SIGKILL, rng)
         process.wait(timeout=60)
         left = (len(store_temporaries(store)), len(map_temporaries(maps)))
         outcomes.append((process.returncode, *left))
@@ -176,7 +181,7 @@ def test_kill_9_during_encrypt(setup, place):
             temp.unlink()
         (maps / "f.sedm").unlink()
     print(f"kill -9 during encrypt, (exit, store temporaries, map temporaries): {outcomes}")
-    assert [code for code, *_ in outcomes].count(-signal.SIGKILL) >= 2, outcomes
+    assert [code for code, *_ in outcomes].count(-signal.SIGKILL) == 4, outcomes
 
 
 def test_kill_9_during_decrypt(setup, place):
@@ -187,10 +192,9 @@ def test_kill_9_during_decrypt(setup, place):
     out = maps.parent / "out"
     killed = 0
     for _ in range(3):
-        process = start("decrypt", maps / "f.sedm", "--store", store, "-o", out, "-q")
-        assert wait_for(maps.parent, ".out.*.partial", process)
-        time.sleep(rng.uniform(0, setup["decrypt"] * 0.9))
-        process.kill()
+        process = signal_mid_run(
+            lambda: start("decrypt", maps / "f.sedm", "--store", store, "-o", out, "-q"), signal.SIGKILL, rng
+        )
         process.wait(timeout=60)
         if out.exists():  # it finished first: then it is whole
             assert out.read_bytes() == data
@@ -202,7 +206,7 @@ def test_kill_9_during_decrypt(setup, place):
         leftovers[0].unlink()  # the documented clean-up: remove them by hand
     ok("decrypt", maps / "f.sedm", "--store", store, "-o", out)
     print(f"kill -9 during decrypt: {killed} of 3 killed before the end")
-    assert out.read_bytes() == data and killed >= 1
+    assert out.read_bytes() == data and killed == 3
 
 
 def _signalled(process: subprocess.Popen, signum: int) -> tuple[bool, bytes]:
@@ -224,10 +228,7 @@ def test_sigterm_and_sighup_during_encrypt_clean_up(setup, place, signum):
     stopped = 0
     for _ in range(3):
         fresh_file(maps.parent)
-        process = start(*_encrypt_args(store, maps))
-        assert wait_for(maps, ".f.sedm-*.partial", process)
-        time.sleep(rng.uniform(0, setup["encrypt"] * 0.8))
-        process.send_signal(signum)
+        process = signal_mid_run(lambda: start(*_encrypt_args(store, maps)), signum, rng)
         interrupted, _ = _signalled(process, signum)
         if interrupted:
             stopped += 1
@@ -238,7 +239,7 @@ def test_sigterm_and_sighup_during_encrypt_clean_up(setup, place, signum):
         assert report["temp_files"] == 0
         (maps / "f.sedm").unlink()
     print(f"{signal.Signals(signum).name} during encrypt: {stopped} of 3 stopped before the end")
-    assert stopped >= 1
+    assert stopped == 3
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
@@ -250,10 +251,9 @@ def test_sigterm_and_sighup_during_decrypt_clean_up(setup, place, signum):
     rng = random.Random(SEED + 10 * signum)
     stopped = 0
     for _ in range(2):
-        process = start("decrypt", maps / "f.sedm", "--store", store, "-o", out, "-q")
-        assert wait_for(maps.parent, ".out.*.partial", process)
-        time.sleep(rng.uniform(0, setup["decrypt"] * 0.6))
-        process.send_signal(signum)
+        process = signal_mid_run(
+            lambda: start("decrypt", maps / "f.sedm", "--store", store, "-o", out, "-q"), signum, rng
+        )
         interrupted, _ = _signalled(process, signum)
         if interrupted:
             stopped += 1
@@ -262,7 +262,7 @@ def test_sigterm_and_sighup_during_decrypt_clean_up(setup, place, signum):
             assert out.read_bytes() == data
             out.unlink()
     print(f"{signal.Signals(signum).name} during decrypt: {stopped} of 2 stopped before the end")
-    assert stopped >= 1
+    assert stopped == 2
 
 
 def test_gc_racing_encrypts_never_takes_what_a_new_map_needs(setup, place, tmp_path):
