@@ -29,6 +29,6 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 # Names the signatures use but the reference does not document on their own.
 nitpicky = False
-html_theme = "alabaster"
+html_theme = "furo"
 html_title = f"self-encryption-cffi {release}"
 doctest_global_setup = "import self_encryption as se"
