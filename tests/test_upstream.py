@@ -34,6 +34,7 @@ from self_encryption._errors import (
     InvalidArgumentError,
     StoreError,
 )
+from self_encryption.upstream import _opening
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "upstream")
 VECTOR_NAMES = (
@@ -300,6 +301,10 @@ def test_ambiguous_maps_are_settled_by_the_first_chunk():
         fetched = []
 
         class Counting(dict):
+            def __getitem__(self, key):
+                fetched.append(key)
+                return super().__getitem__(key)
+
             def get(self, key, default=None):
                 fetched.append(key)
                 return super().get(key, default)
@@ -418,7 +423,7 @@ def test_inner_map_without_child_where_one_is_due_is_refused(monkeypatch):
 
 def test_inner_map_larger_than_accepted_is_refused_before_fetching(monkeypatch):
     vector = Vector(SHRUNK)
-    monkeypatch.setattr(upstream, "MAX_MAP_BYTES", 100)
+    monkeypatch.setattr("self_encryption.upstream._levels.MAX_MAP_BYTES", 100)
     with pytest.raises(DataMapError, match="accepts"):
         upstream.decrypt(vector.data_map(), {})
 
@@ -474,10 +479,10 @@ def _seal_level(
     )
     infos = []
     for index, piece in enumerate(pieces):
-        pad, key, nonce = upstream._chunk_secrets(plan, index, level)
+        pad, key, nonce = _opening._chunk_secrets(plan, index, level)
         payload = (compress or (lambda b: brotli.compress(b, quality=6)))(piece)
         sealed, tag = ChaCha20_Poly1305.new(key=key, nonce=nonce).encrypt_and_digest(payload)
-        stored = upstream._xor_pad(sealed + tag, pad)
+        stored = _opening._xor_pad(sealed + tag, pad)
         name = blake3.blake3(stored).digest()
         store[name.hex()] = stored
         infos.append(upstream.ChunkInfo(index, name, src[index], sizes[index]))
