@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 
 import pytest
 
@@ -265,6 +266,56 @@ def test_missing_chunk_in_each_source_form(tmp_path):
         error = caught.value
         assert error.level == 0 and error.name in {info.name, vector.data_map().names()[0]}
         assert isinstance(error, KeyError)
+
+
+class _Windowed:
+    """A store that gets windows of chunks with get_many, as our stores and readers do."""
+
+    def __init__(self, chunks: dict[str, bytes], get_many) -> None:
+        self.chunks, self.get_many = chunks, get_many
+
+    def get(self, name):
+        return self.chunks[name]
+
+
+def test_get_many_failures_get_the_verdicts_our_reader_gives():
+    # The same store behaviour gives the same verdict here as in se.decrypt:
+    # a KeyError carrying a chunk's name says that chunk is missing, and a
+    # mapping whose lookups fail is the store's failure, naming the chunk.
+    vector = Vector(SMALL)
+    chunks = vector.chunks()
+    victim = vector.data_map().chunk_identifiers[1]
+
+    def key_error(names):
+        if victim.name in names:
+            raise KeyError(victim.name)
+        return {name: chunks[name] for name in names}
+
+    with pytest.raises(ChunkNotFoundError) as caught:
+        upstream.decrypt(vector.data_map(), _Windowed(chunks, key_error))
+    assert (caught.value.name, caught.value.index, caught.value.level) == (victim.name, 1, 0)
+
+    class FailingLookups(Mapping):
+        """What a lazy get_many returns: a mapping that fetches on lookup, and whose fetch fails."""
+
+        def __init__(self, names, error: Exception) -> None:
+            self.names, self.error = list(names), error
+
+        def __getitem__(self, name):
+            raise self.error
+
+        def __iter__(self):
+            return iter(self.names)
+
+        def __len__(self):
+            return len(self.names)
+
+    for error in (RuntimeError("lazy fetch failed"), TypeError("bad"), ValueError("bad")):
+        failing = _Windowed(chunks, lambda names, error=error: FailingLookups(names, error))
+        with pytest.raises(StoreError) as raised:
+            upstream.decrypt(vector.data_map(), failing)
+        assert type(error).__name__ in str(raised.value)
+        assert any(name in str(raised.value) for name in vector.data_map().names())
 
 
 def _tampered(vector, name: str, change) -> dict:
