@@ -303,11 +303,7 @@ def collect_garbage(
                 chunks.delete(entry.name)
             return ChunkEntry(entry.name, size, entry.mtime)
 
-        gone: list[ChunkEntry] = []
-        with running(make_executor(workers)) as executor:
-            for result in ordered_map(executor, collect, old, in_flight(workers)):
-                if result is not None:
-                    gone.append(result)
+        gone = [entry for entry in chunks.each(collect, old, workers) if entry is not None]
         temporaries = chunks.remove_temporaries(grace, delete=delete)
     return GcReport(
         deleted=delete,

@@ -17,7 +17,7 @@ import copy
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from .._buffers import Buffer
 from .._errors import (
@@ -27,7 +27,11 @@ from .._errors import (
     SelfEncryptionError,
     StoreError,
 )
+from .._workers import in_flight, make_executor, ordered_map, running
 from .protocol import ChunkEntry, store_call
+
+T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - an item
 
 #: Chunks asked of a store's get_many() at once, at the least.
 BATCH = 8
@@ -254,6 +258,17 @@ class StoreAccess:
         if self._remove_temporaries is None:
             return 0
         return int(self._remove_temporaries(older_than, delete=delete))
+
+    # -- concurrency --------------------------------------------------------------
+
+    def each(self, call: Callable[[I], T], items: Sequence[I], workers: int) -> list[T]:
+        """call(item) for every item, on workers threads at once (a store call each), in order.
+
+        The pool is stopped as every pool of the package is: after an
+        interrupt, calls stuck on a dead store get the interrupt grace.
+        """
+        with running(make_executor(workers)) as executor:
+            return list(ordered_map(executor, call, items, in_flight(workers)))
 
     # -- locks --------------------------------------------------------------------
 

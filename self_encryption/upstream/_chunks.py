@@ -52,10 +52,9 @@ class ChunkFolder:
 
 def open_chunks(chunks: Chunks) -> StoreAccess:
     """The StoreAccess over what a caller passed as upstream chunks."""
-    if isinstance(chunks, (str, bytes, os.PathLike)):
-        return access(ChunkFolder(chunks))
+    source = ChunkFolder(chunks) if isinstance(chunks, (str, bytes, os.PathLike)) else chunks
     try:
-        return access(chunks)
+        return access(source)
     except InvalidArgumentError:
         raise InvalidArgumentError(
             "chunks must be a folder path, a mapping of hex name to bytes, or an object "
