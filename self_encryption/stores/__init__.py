@@ -3,10 +3,11 @@
 ``protocol`` declares what a store is and may offer; ``memory``,
 ``callback``, ``folder`` and ``s3`` are the stores; ``urls`` turns a store
 URL into one; ``access`` is the one object the engine reaches a store
-through. The public names are re-exported by :mod:`self_encryption`.
+through (``access.access(store)`` makes one). The public names are
+re-exported by :mod:`self_encryption`.
 """
 
-from .access import StoreAccess, access
+from .access import StoreAccess
 from .callback import CallbackStore
 from .folder import DirStore
 from .memory import MemoryStore
@@ -23,7 +24,6 @@ __all__ = [
     "MemoryStore",
     "S3Store",
     "StoreAccess",
-    "access",
     "open_store",
     "store_call",
 ]
