@@ -303,25 +303,25 @@ def _look_up(found: Mapping[str, object], name: str) -> object:
     return found.get(name)
 
 
-def access(chunks: object, *, needs: tuple[str, ...] = (), purpose: str = "") -> StoreAccess:
+def access(store: object, *, needs: tuple[str, ...] = (), purpose: str = "") -> StoreAccess:
     """The StoreAccess over what a caller passed, made once at the public entry point.
 
-    For reading, ``chunks`` may be a store, a mapping of name to bytes or
+    For reading, ``store`` may be a store, a mapping of name to bytes or
     EncryptedChunks. With ``needs`` (writers: "put", "has"; "get" to read
     back), it must be a store with those methods, else InvalidArgumentError
     (with ``purpose`` as its message, when given).
     """
-    if isinstance(chunks, StoreAccess):
-        wrapped = chunks
+    if isinstance(store, StoreAccess):
+        wrapped = store
     elif needs:
-        wrapped = StoreAccess(chunks)
-    elif isinstance(chunks, Mapping):
-        wrapped = StoreAccess(chunks, get=chunks.__getitem__)
-    elif _method(chunks, "get") is not None:
-        wrapped = StoreAccess(chunks)
+        wrapped = StoreAccess(store)
+    elif isinstance(store, Mapping):
+        wrapped = StoreAccess(store, get=store.__getitem__)
+    elif _method(store, "get") is not None:
+        wrapped = StoreAccess(store)
     else:
         try:
-            mapping = {chunk.name: chunk.content for chunk in chunks}  # type: ignore[attr-defined]
+            mapping = {chunk.name: chunk.content for chunk in store}  # type: ignore[attr-defined]
         except (TypeError, AttributeError):
             raise InvalidArgumentError(
                 "chunks must be a chunk store, a mapping of name to bytes, or an iterable of EncryptedChunk"
