@@ -136,7 +136,7 @@ def verify(
     if repair and not full:
         raise InvalidArgumentError("repair needs full=True: only opening every chunk finds the damaged ones")
     root = check_root(data_map)
-    chunks = access(store)
+    store = access(store)
     backend = _backend.active
     workers = check_workers(workers)
     quarantined: dict[str, str] = {}
@@ -144,7 +144,7 @@ def verify(
         # A folder store's StoreError on a read is a file that cannot be read;
         # for repair that is damage to set aside. (A bucket's quarantine reads
         # the object again first and keeps it if the failure was passing.)
-        chunks = chunks.unreadable_as_damaged()
+        store = store.unreadable_as_damaged()
 
     def set_aside_once(problem: ChunkProblem) -> None:
         if (
@@ -153,7 +153,7 @@ def verify(
             and problem.name
             and problem.name not in quarantined
         ):
-            quarantined[problem.name] = chunks.set_aside(problem.name)
+            quarantined[problem.name] = store.set_aside(problem.name)
 
     def check(level: DataMap, index: int, batch: Mapping[str, object] | None = None) -> ChunkProblem | None:
         record = level.chunks[index]
@@ -162,10 +162,10 @@ def verify(
                 content = batch.get(record.name)
                 if content is None:
                     raise ChunkNotFoundError("chunk not found in the store", name=record.name)
-                load_chunk(backend, level, chunks, index, content=content)
+                load_chunk(backend, level, store, index, content=content)
             elif full:
-                load_chunk(backend, level, chunks, index)
-            elif not chunks.has(record.name, record.stored_size):
+                load_chunk(backend, level, store, index)
+            elif not store.has(record.name, record.stored_size):
                 raise ChunkNotFoundError(
                     "chunk not found in the store", name=record.name, index=index, level=level.level
                 )
@@ -178,7 +178,7 @@ def verify(
     problems: dict[str, ChunkProblem] = {}
     checked = 0
     complete = True
-    levels = _walk(backend, root, chunks)
+    levels = _walk(backend, root, store)
     with running(make_executor(workers)) as executor:
         while True:
             try:
@@ -192,7 +192,7 @@ def verify(
                 complete = False
                 break
             indices = range(len(level.chunks)) if full else _sample(len(level.chunks))
-            for found in _check_level(level, indices, check, chunks, executor, workers, full):
+            for found in _check_level(level, indices, check, store, executor, workers, full):
                 if found is not None:
                     problems.setdefault(found.name or "", found)
                     set_aside_once(found)
@@ -271,20 +271,20 @@ def collect_garbage(
     grace = _seconds("grace", grace)
     lock_wait = _seconds("lock_wait", lock_wait)
     workers = check_workers(workers)
-    chunks = access(store)
-    if grace > 0 and not chunks.tells_age:
+    store = access(store)
+    if grace > 0 and not store.tells_age:
         raise InvalidArgumentError(
             "this store cannot tell when a chunk was stored (it has no mtime method): "
             "pass grace=0 to collect garbage without the grace period"
         )
-    with chunks.collecting(lock_wait):
+    with store.collecting(lock_wait):
         referenced: set[str] = set()
         for data_map in keep:
-            referenced |= _chunk_names(check_root(data_map), chunks)
+            referenced |= _chunk_names(check_root(data_map), store)
         now = time.time()
         total = 0
         candidates: list[ChunkEntry] = []
-        for entry in chunks.entries():
+        for entry in store.entries():
             total += 1
             if entry.name not in referenced:
                 candidates.append(entry)
@@ -293,18 +293,18 @@ def collect_garbage(
         def collect(entry: ChunkEntry) -> ChunkEntry | None:
             """The entry, deleted if delete; None if it turned young or vanished meanwhile."""
             if grace > 0:
-                stamp = chunks.mtime(entry.name)
+                stamp = store.mtime(entry.name)
                 if stamp is None or time.time() - stamp < grace:
                     return None
-            size = entry.size if entry.size is not None else chunks.size(entry.name)
+            size = entry.size if entry.size is not None else store.size(entry.name)
             if size is None:  # a store listed by name only: it vanished meanwhile
                 return None
             if delete:
-                chunks.delete(entry.name)
+                store.delete(entry.name)
             return ChunkEntry(entry.name, size, entry.mtime)
 
-        gone = [entry for entry in chunks.each(collect, old, workers) if entry is not None]
-        temporaries = chunks.remove_temporaries(grace, delete=delete)
+        gone = [entry for entry in store.each(collect, old, workers) if entry is not None]
+        temporaries = store.remove_temporaries(grace, delete=delete)
     return GcReport(
         deleted=delete,
         names=tuple(entry.name for entry in gone),
