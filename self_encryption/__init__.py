@@ -44,11 +44,9 @@ from ._maintenance import GcReport, VerifyReport, chunk_names, collect_garbage, 
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Progress
 from ._reader import ChunkReader
 from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
-from ._s3 import S3Store
 from ._sealing import EncryptedChunk
-from ._store_url import open_store
-from ._stores import CallbackStore, ChunkStore, DirStore, MemoryStore
 from ._version import __version__
+from .stores import CallbackStore, ChunkStore, DirStore, MemoryStore, S3Store, open_store
 
 __all__ = [
     "DEFAULT_CHUNK_SIZES",

@@ -2,7 +2,8 @@
 
 Inputs are passed with ``ffi.from_buffer`` (no copies); outputs are written
 straight into the objects returned. Status codes become exceptions in
-:func:`_check`, the one place that maps them.
+:func:`_check`; only :func:`cut_path` reads one itself, since there a
+refusal means the scan path asked for is not available on this CPU.
 
 At import, the compiled core must have been built for this package version
 (:func:`check_package_version`), the check pyca/cryptography makes of its

@@ -43,7 +43,7 @@ from . import _backend
 from ._buffers import Buffer, as_bytes_view
 from ._errors import SelfEncryptionError
 from ._options import DEFAULT_CHUNK_SIZES, Options, make_options
-from ._workers import check_workers, make_executor, stop
+from ._workers import check_workers, make_executor, running
 
 if TYPE_CHECKING:
     from ._backend import Backend
@@ -429,18 +429,10 @@ def cut_points(
     """
     options = make_options(convergence_secret, None, chunk_sizes)
     count = check_workers(workers)
-    executor = make_executor(count) if count > 1 else None
-    cutter = Cutter(_backend.active, options, pool=lambda: executor, workers=count)
     ends, offset = [], 0
-    error: BaseException | None = None
-    try:
+    with running(make_executor(count)) as executor:
+        cutter = Cutter(_backend.active, options, pool=lambda: executor, workers=count)
         for piece in cutter.cut_all(data, owned=True):
             offset += len(piece)
             ends.append(offset)
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        if executor is not None:
-            stop(executor, error)
     return ends

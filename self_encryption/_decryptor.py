@@ -19,11 +19,12 @@ from ._buffers import ScratchPool
 from ._datamap import DataMap
 from ._errors import InvalidArgumentError
 from ._files import atomic_write, current_umask
-from ._levels import check_root, fetcher, iter_level, level_zero
+from ._levels import check_root, iter_level, level_zero
 from ._options import Progress
 from ._sealing import EncryptedChunk
-from ._stores import ChunkStore
-from ._workers import InlineExecutor, check_workers, in_flight, make_executor, stop
+from ._workers import InlineExecutor, check_workers, in_flight, make_executor, running
+from .stores.access import access
+from .stores.protocol import ChunkStore
 
 #: Where decryption may fetch chunks from: a store, a mapping of name to bytes,
 #: or the EncryptedChunks encrypt() returned.
@@ -61,18 +62,16 @@ def decrypt_into(
     write() receives is a view valid only until it returns.
     """
     root = check_root(data_map)
-    fetch = fetcher(chunks)
+    store = access(chunks)
     backend = _backend.active
     workers = check_workers(workers)
-    executor: Any = InlineExecutor()
     pool = ScratchPool() if reuse_buffers else None
     done = 0
-    error: BaseException | None = None
-    try:
-        level0 = level_zero(backend, root, fetch)
-        if len(level0.chunks) > 1:
-            executor = make_executor(workers)
-        parts = iter_level(backend, level0, fetch, executor, in_flight(workers), pool)
+    level0 = level_zero(backend, root, store)
+    # Threads start only for a file of more than one chunk.
+    executor = make_executor(workers) if len(level0.chunks) > 1 else InlineExecutor()
+    with running(executor):
+        parts = iter_level(backend, level0, store, executor, in_flight(workers), pool)
         with contextlib.closing(parts):  # type: ignore[type-var]
             for plain, scratch in parts:
                 write(plain)
@@ -81,11 +80,6 @@ def decrypt_into(
                     pool.release(scratch)
                 if progress is not None:
                     progress(done, root.file_size)
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        stop(executor, error)
     return done
 
 

@@ -24,10 +24,11 @@ from ._buffers import as_bytes_view
 from ._chunking import Cutter
 from ._datamap import ChunkInfo, DataMap
 from ._errors import InvalidArgumentError, SelfEncryptionError
-from ._levels import Level0View, check_root, fetch_chunk, fetcher, level_zero, load_chunk
+from ._levels import Level0View, check_root, fetch_chunk, level_zero, load_chunk
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, make_options
 from ._sealing import neighbour_seeds, prepare_chunk, reseal, seal_prepared, shrink_map
-from ._stores import ChunkStore, put_if_absent, writing
+from .stores.access import StoreAccess, access
+from .stores.protocol import ChunkStore
 
 _CACHED_CHUNKS = 8
 
@@ -64,7 +65,7 @@ class SelfEncryptor:
 
     def __init__(
         self,
-        store: ChunkStore,
+        store: ChunkStore | StoreAccess,
         data_map: DataMap | None = None,
         *,
         convergence_secret: bytes | str = b"",
@@ -72,15 +73,11 @@ class SelfEncryptor:
         chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
     ) -> None:
         self._options = make_options(convergence_secret, compression_level, chunk_sizes)
-        for method in ("get", "put", "has"):
-            if not callable(getattr(store, method, None)):
-                raise InvalidArgumentError(f"store has no {method}() method")
+        self._store = access(store, needs=("get", "put", "has"))
         if data_map is not None:
             check_root(data_map)
         else:
             data_map = DataMap(0, 0, ())
-        self._store = store
-        self._fetch = fetcher(store)
         self._backend = _backend.active
         self._lock = threading.RLock()
         self._root = data_map
@@ -162,7 +159,7 @@ class SelfEncryptor:
         with self._lock:
             self._check_open()
             if self._changed():
-                with writing(self._store):
+                with self._store.writing():
                     self._reencrypt()
             return self._root
 
@@ -209,7 +206,7 @@ class SelfEncryptor:
     def _level0(self) -> Level0View:
         """The old level-0 map, fetched on first need."""
         if self._view is None:
-            level0 = level_zero(self._backend, self._root, self._fetch)
+            level0 = level_zero(self._backend, self._root, self._store)
             self._view = Level0View(level0, _CACHED_CHUNKS)
         return self._view
 
@@ -221,7 +218,7 @@ class SelfEncryptor:
         view = self._level0()
         plain = view.cached(index)
         if plain is None:
-            plain = bytes(load_chunk(self._backend, view.map, self._fetch, index))
+            plain = bytes(load_chunk(self._backend, view.map, self._store, index))
             view.remember(index, plain)
         return plain
 
@@ -305,7 +302,7 @@ class SelfEncryptor:
             pads = neighbour_seeds(seeds, i)
             if isinstance(entry, _New):
                 record, content = seal_prepared(backend, prepared[i], *pads)
-                put_if_absent(self._store, record.name, content)
+                self._store.put_if_absent(record.name, content)
             else:
                 record = old.chunks[entry.number]
                 if pads != neighbour_seeds(old_seeds, entry.number):
@@ -315,7 +312,7 @@ class SelfEncryptor:
         level0 = DataMap(0, self._size, tuple(records))
         root, upper = shrink_map(backend, level0, options)
         for chunk in upper:
-            put_if_absent(self._store, chunk.name, chunk.content)
+            self._store.put_if_absent(chunk.name, chunk.content)
         self._adopt(root, level0, entries)
 
     def _recut(self, position: int) -> Iterator[bytes | memoryview]:
@@ -339,9 +336,9 @@ class SelfEncryptor:
     def _reseal(self, index: int, prev1: bytes, prev2: bytes) -> ChunkInfo:
         """An unchanged old chunk under new neighbours: same payload, new pad."""
         old = self._level0().map
-        content = fetch_chunk(old, self._fetch, index)
+        content = fetch_chunk(old, self._store, index)
         record, sealed = reseal(self._backend, old, index, content, prev1, prev2)
-        put_if_absent(self._store, record.name, sealed)
+        self._store.put_if_absent(record.name, sealed)
         return record
 
     def _adopt(self, root: DataMap, level0: DataMap, entries: list[_Old | _New]) -> None:

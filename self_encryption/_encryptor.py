@@ -34,8 +34,9 @@ from ._sealing import (
     seal_prepared,
     shrink_map,
 )
-from ._stores import ChunkStore, store_chunk, writing
-from ._workers import InlineExecutor, check_workers, in_flight, make_executor, stop
+from ._workers import Executor, InlineExecutor, check_workers, in_flight, make_executor, stop
+from .stores.access import StoreAccess, access
+from .stores.protocol import ChunkStore
 
 #: Bytes read from a file at a time.
 READ_SIZE = 8 << 20
@@ -99,7 +100,7 @@ class Encryptor:
 
     def __init__(
         self,
-        store: ChunkStore,
+        store: ChunkStore | StoreAccess,
         *,
         convergence_secret: bytes | str = b"",
         compression_level: int | None = DEFAULT_COMPRESSION_LEVEL,
@@ -110,19 +111,16 @@ class Encryptor:
         check_existing: bool = False,
     ) -> None:
         self._options: Options = make_options(convergence_secret, compression_level, chunk_sizes)
-        for method in ("put", "has"):
-            if not callable(getattr(store, method, None)):
-                raise InvalidArgumentError(f"store has no {method}() method")
-        if check_existing and not callable(getattr(store, "get", None)):
-            raise InvalidArgumentError("check_existing needs a store with a get() method")
-        self._store = store
+        self._store = access(store, needs=("put", "has"))
+        if check_existing:
+            self._store.require("get", purpose="check_existing needs a store with a get() method")
         self._check_existing = bool(check_existing)
         self._backend = _backend.active
         self._workers = check_workers(workers)
         # Large writes are scanned for cuts on the same pool that seals chunks.
         self._cutter = Cutter(self._backend, self._options, pool=self._pool, workers=self._workers)
         # Threads start with the second chunk: a small input never pays for them.
-        self._executor: Any = InlineExecutor()
+        self._executor: Executor = InlineExecutor()
         self._window = in_flight(self._workers)
         self._progress = progress
         self._total = total_size
@@ -138,7 +136,7 @@ class Encryptor:
         self.data_map: DataMap | None = None
         self.level0: DataMap | None = None
         self._lock = contextlib.ExitStack()  # last: a failure above leaves nothing held
-        self._lock.enter_context(writing(store))
+        self._lock.enter_context(self._store.writing())
 
     # -- public --------------------------------------------------------------
 
@@ -179,7 +177,7 @@ class Encryptor:
             root, upper = shrink_map(self._backend, level0, self._options)
             for chunk in upper:
                 self._account(*self._store_chunk(chunk.name, chunk.content))
-        self._executor.shutdown()
+        stop(self._executor)
         self._state = "finished"
         self.data_map = root
         self._lock.close()
@@ -220,7 +218,7 @@ class Encryptor:
         self.stats.bytes_read += len(view)
         return len(view)
 
-    def _pool(self) -> Any:
+    def _pool(self) -> Executor:
         """The worker pool, started on first need (a small input never pays for it)."""
         if isinstance(self._executor, InlineExecutor):
             self._executor = make_executor(self._workers)
@@ -270,7 +268,8 @@ class Encryptor:
         if index < 2:  # their pads need the last two seeds: sealed by finish()
             done.set_result(_Held(index, prepared))
             return
-        # Chunks past the first two never wrap, so their neighbours are simply i-1 and i-2.
+        # Chunks past the first two never wrap, so their neighbours are i-1 and i-2 whatever
+        # the count (which is not known yet): the only pads worked out without neighbours().
         predecessors = (self._seeds[index - 1], self._seeds[index - 2])
         job = (index, prepared, predecessors, done)
         if all(f.done() for f in predecessors):
@@ -322,7 +321,7 @@ class Encryptor:
         return _Stored(index, record, *self._store_chunk(record.name, content))
 
     def _store_chunk(self, name: str, content: Buffer) -> tuple[int, bool]:
-        return store_chunk(self._store, name, content, check=self._check_existing)
+        return self._store.store_chunk(name, content, check=self._check_existing)
 
     def _seal_first_chunks(self) -> None:
         seeds = _SeedList(self._seeds, self._count)
@@ -399,7 +398,7 @@ def encrypt(
     collector = _Collector()
     encryptor = _encrypt_buffer(
         data,
-        collector,
+        access(collector, needs=("put", "has")),
         convergence_secret=convergence_secret,
         compression_level=compression_level,
         chunk_sizes=chunk_sizes,
@@ -445,7 +444,7 @@ def encrypt_to_store(
     return encryptor.data_map
 
 
-def _encrypt_buffer(data: Buffer, store: Any, **options: Any) -> Encryptor:
+def _encrypt_buffer(data: Buffer, store: ChunkStore | StoreAccess, **options: Any) -> Encryptor:
     """Run a finished Encryptor over a whole buffer, which stays ours until it is done."""
     view = as_bytes_view(data)
     with Encryptor(store, total_size=len(view), **options) as encryptor:

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._buffers import Scratch, ScratchPool
 from ._datamap import DataMap
-from ._errors import ChunkError, ChunkNotFoundError, DataMapError, InvalidArgumentError, StoreError
+from ._errors import ChunkError, ChunkNotFoundError, DataMapError, InvalidArgumentError
 from ._sealing import unseal_chunk
-from ._stores import store_call
 from ._workers import Executor, ordered_map
+from .stores.access import BATCH, StoreAccess, windows
 
 #: A chunk opened: its plaintext, and the scratch it lives in (None: its own memory).
 Opened = tuple["memoryview | bytes", "Scratch | None"]
@@ -37,92 +37,21 @@ def check_root(root: object) -> DataMap:
     return root
 
 
-#: Chunks asked of a store's get_many() at once, at the least.
-BATCH = 8
-
-
-class Fetcher:
-    """Stored content by name, over a store, a mapping or EncryptedChunks.
-
-    ``fetcher(name, size)`` gets one chunk (a store may read no more than
-    ``size`` plus one byte of it); ``many`` is set when the store can also
-    get several at once (``get_many(names) -> Mapping[str, bytes]``), which
-    saves a round trip per chunk on a network store.
-    """
-
-    def __init__(
-        self,
-        one: Callable[[str, int | None], object],
-        many: Callable[[list[str]], Mapping[str, object]] | None = None,
-    ) -> None:
-        self._one = one
-        self.many = many
-
-    def __call__(self, name: str, size: int | None = None) -> object:
-        return self._one(name, size)
-
-
-def fetcher(chunks: object) -> Fetcher:
-    """A Fetcher over a store, a mapping or EncryptedChunks."""
-    if isinstance(chunks, Fetcher):
-        return chunks
-    if isinstance(chunks, Mapping):
-        mapping = chunks
-    elif callable(getattr(chunks, "get", None)):
-        return _store_fetcher(chunks)
-    else:
-        try:
-            mapping = {chunk.name: chunk.content for chunk in chunks}  # type: ignore[attr-defined]
-        except (TypeError, AttributeError):
-            raise InvalidArgumentError(
-                "chunks must be a chunk store, a mapping of name to bytes, or an iterable of EncryptedChunk"
-            ) from None
-
-    def from_mapping(name: str, size: int | None = None) -> object:
-        return store_call("get", name, mapping.__getitem__, name)
-
-    return Fetcher(from_mapping)
-
-
-def _store_fetcher(store: Any) -> Fetcher:
-    get_at_most = getattr(store, "get_at_most", None)
-    get_many = getattr(store, "get_many", None)
-
-    def from_store(name: str, size: int | None = None) -> object:
-        if get_at_most is not None and size is not None:
-            content = store_call("get", name, get_at_most, name, size + 1)
-        else:
-            content = store_call("get", name, store.get, name)
-        if content is None:
-            raise ChunkNotFoundError("chunk not found in the store", name=name)
-        return content
-
-    def many(names: list[str]) -> Mapping[str, object]:
-        assert get_many is not None
-        found = store_call("get", names[0] if len(names) == 1 else f"{names[0]} and others", get_many, names)
-        if not isinstance(found, Mapping):
-            raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
-        return found
-
-    return Fetcher(from_store, many if callable(get_many) else None)
-
-
-def fetch_chunk(data_map: DataMap, fetch: Fetcher, index: int) -> object:
+def fetch_chunk(data_map: DataMap, store: StoreAccess, index: int) -> object:
     """The stored content of record index of data_map, as the store returns it."""
     record = data_map.chunks[index]
     try:
-        return fetch(record.name, record.stored_size)
+        return store.get(record.name, record.stored_size)
     except ChunkError as exc:
         raise exc.located(index=index, level=data_map.level, name=record.name) from None
 
 
-def fetch_chunks(data_map: DataMap, fetch: Fetcher, indices: Sequence[int]) -> dict[int, object]:
+def fetch_chunks(data_map: DataMap, store: StoreAccess, indices: Sequence[int]) -> dict[int, object]:
     """The stored content of several records, in one get_many() call where the store has it."""
-    if fetch.many is None or len(indices) == 1:
-        return {index: fetch_chunk(data_map, fetch, index) for index in indices}
-    names = list(dict.fromkeys(data_map.chunks[index].name for index in indices))
+    if not store.batched or len(indices) == 1:
+        return {index: fetch_chunk(data_map, store, index) for index in indices}
     try:
-        found = fetch.many(names)
+        found = store.get_window([data_map.chunks[index].name for index in indices])
     except ChunkError as exc:  # the store named a chunk of the window: place it in the map
         index = next((i for i in indices if data_map.chunks[i].name == exc.name), None)
         if index is None:
@@ -143,27 +72,21 @@ def fetch_chunks(data_map: DataMap, fetch: Fetcher, indices: Sequence[int]) -> d
 def load_chunk(
     backend: Backend,
     data_map: DataMap,
-    fetch: Fetcher,
+    store: StoreAccess,
     index: int,
     scratch: Scratch | None = None,
     content: object = None,
 ) -> memoryview | bytes:
     """Fetch (unless content is given), check and open record index of data_map."""
     if content is None:
-        content = fetch_chunk(data_map, fetch, index)
+        content = fetch_chunk(data_map, store, index)
     return unseal_chunk(backend, data_map, index, content, scratch)
-
-
-def batches(count: int, size: int) -> Iterator[range]:
-    """range(count) in consecutive runs of size."""
-    for start in range(0, count, size):
-        yield range(start, min(count, start + size))
 
 
 def iter_level(
     backend: Backend,
     data_map: DataMap,
-    fetch: Fetcher,
+    store: StoreAccess,
     executor: Executor | None = None,
     window: int = 1,
     pool: ScratchPool | None = None,
@@ -179,11 +102,11 @@ def iter_level(
 
     def load(index: int, content: object = None) -> Opened:
         scratch = None if pool is None else pool.acquire()
-        return load_chunk(backend, data_map, fetch, index, scratch, content), scratch
+        return load_chunk(backend, data_map, store, index, scratch, content), scratch
 
     count = len(data_map.chunks)
-    if fetch.many is not None and count > 1:
-        return _iter_batched(data_map, fetch, executor, max(window, BATCH), load)
+    if store.batched and count > 1:
+        return _iter_batched(data_map, store, executor, max(window, BATCH), load)
     indices = range(count)
     if executor is None:
         return map(load, indices)
@@ -191,22 +114,22 @@ def iter_level(
 
 
 def _iter_batched(
-    data_map: DataMap, fetch: Fetcher, executor: Executor | None, size: int, load: Callable[..., Opened]
+    data_map: DataMap, store: StoreAccess, executor: Executor | None, size: int, load: Callable[..., Opened]
 ) -> Iterator[Opened]:
     """iter_level over a store with get_many: a window fetched while the one before is opened."""
-    runs = list(batches(len(data_map.chunks), size))
+    runs = list(windows(len(data_map.chunks), size))
     if executor is None:
         for run in runs:
-            contents = fetch_chunks(data_map, fetch, run)
+            contents = fetch_chunks(data_map, store, run)
             for index in run:
                 yield load(index, contents.pop(index))
         return
     ahead: Future[dict[int, object]] | None = None
     try:
         for number, run in enumerate(runs):
-            current = ahead.result() if ahead is not None else fetch_chunks(data_map, fetch, run)
+            current = ahead.result() if ahead is not None else fetch_chunks(data_map, store, run)
             ahead = (
-                executor.submit(fetch_chunks, data_map, fetch, runs[number + 1])
+                executor.submit(fetch_chunks, data_map, store, runs[number + 1])
                 if number + 1 < len(runs)
                 else None
             )
@@ -234,19 +157,19 @@ def child_map(parent: DataMap, serialized: bytes) -> DataMap:
     return child
 
 
-def walk_levels(backend: Backend, root: DataMap, fetch: Fetcher) -> Iterator[DataMap]:
+def walk_levels(backend: Backend, root: DataMap, store: StoreAccess) -> Iterator[DataMap]:
     """Every level of a data map, root first and level 0 last, each fetched when reached."""
     data_map = root
     yield data_map
     while data_map.level > 0:
-        content = b"".join(plain for plain, _ in iter_level(backend, data_map, fetch))
+        content = b"".join(plain for plain, _ in iter_level(backend, data_map, store))
         data_map = child_map(data_map, content)
         yield data_map
 
 
-def level_zero(backend: Backend, root: DataMap, fetch: Fetcher) -> DataMap:
+def level_zero(backend: Backend, root: DataMap, store: StoreAccess) -> DataMap:
     """The level-0 map of a root: the records of the file's own chunks."""
-    *_, level0 = walk_levels(backend, root, fetch)  # the walk ends at level 0
+    *_, level0 = walk_levels(backend, root, store)  # the walk ends at level 0
     return level0
 
 

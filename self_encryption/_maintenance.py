@@ -7,17 +7,17 @@ and ``info --deep``; the command line only formats what they return.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from . import _backend
 from ._datamap import DataMap
 from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
-from ._levels import BATCH, Fetcher, batches, check_root, fetcher, load_chunk
+from ._levels import check_root, load_chunk
 from ._levels import walk_levels as _walk
-from ._stores import ChunkEntry, collecting, set_aside, store_call
-from ._workers import check_workers, in_flight, make_executor, ordered_map, stop
+from ._workers import Executor, check_workers, in_flight, make_executor, ordered_map, running
+from .stores.access import BATCH, StoreAccess, access, windows
+from .stores.protocol import ChunkEntry, ChunkStore
 
 ChunkProblem = ChunkNotFoundError | ChunkIntegrityError
 
@@ -55,40 +55,31 @@ class VerifyReport:
         return tuple(sorted(found, key=lambda e: (-(e.level or 0), e.index or 0)))
 
 
-def walk_levels(data_map: DataMap, store: Any) -> Iterator[DataMap]:
+#: What the maintenance functions read a store from: a store, or a mapping of name to content.
+Store = ChunkStore | Mapping[str, bytes] | StoreAccess
+
+
+def walk_levels(data_map: DataMap, store: Store) -> Iterator[DataMap]:
     """Every level of a data map, root first and level 0 last.
 
     Each level below the root is fetched from ``store`` (a chunk store or a
     mapping of name to content) and checked as it is reached.
     """
     root = check_root(data_map)
-    return _walk(_backend.active, root, fetcher(store))
+    return _walk(_backend.active, root, access(store))
 
 
-def chunk_names(data_map: DataMap, store: Any) -> set[str]:
+def chunk_names(data_map: DataMap, store: Store) -> set[str]:
     """The name of every chunk the data map needs, at every level.
 
     This is what pinning, replication and garbage collection need; the map
     levels are fetched from ``store`` to find the names below the root.
     """
-    return {record.name for level in walk_levels(data_map, store) for record in level.chunks}
+    return _chunk_names(check_root(data_map), access(store))
 
 
-def _unreadable_is_damaged(fetch: Fetcher) -> Fetcher:
-    """fetch, where a chunk the store fails to read is a ChunkIntegrityError naming it.
-
-    A folder store's StoreError on a read is a file that cannot be read;
-    for repair that is damage to set aside. (A bucket's quarantine reads the
-    object again first and keeps it if the failure was passing.)
-    """
-
-    def fetch_or_damaged(name: str, size: int | None = None) -> object:
-        try:
-            return fetch(name, size)
-        except StoreError as exc:
-            raise ChunkIntegrityError(f"unreadable: {exc}", name=name) from exc
-
-    return Fetcher(fetch_or_damaged, fetch.many)
+def _chunk_names(root: DataMap, store: StoreAccess) -> set[str]:
+    return {record.name for level in _walk(_backend.active, root, store) for record in level.chunks}
 
 
 def _sample(count: int) -> list[int]:
@@ -98,22 +89,21 @@ def _sample(count: int) -> list[int]:
 
 def _check_level(
     level: DataMap,
-    indices: Any,
+    indices: Sequence[int],
     check: Callable[..., ChunkProblem | None],
-    fetch: Fetcher,
-    executor: Any,
+    store: StoreAccess,
+    executor: Executor,
     workers: int,
     full: bool,
 ) -> Iterator[ChunkProblem | None]:
     """check() for each index, fetching a window at a time when the store has get_many."""
     window = in_flight(workers)
-    if not full or fetch.many is None:
+    if not full or not store.batched:
         yield from ordered_map(executor, lambda i: check(level, i), indices, window)
         return
-    for run in batches(len(level.chunks), max(window, BATCH)):
-        names = list(dict.fromkeys(level.chunks[i].name for i in run))
+    for run in windows(len(level.chunks), max(window, BATCH)):
         try:
-            found = fetch.many(names)
+            found = store.get_window([level.chunks[i].name for i in run])
         except (ChunkNotFoundError, ChunkIntegrityError, StoreError):
             # One bad chunk spoils the window: check its chunks one by one instead,
             # so that each problem is named and the others are still checked.
@@ -127,7 +117,7 @@ def _check_level(
 
 
 def verify(
-    data_map: DataMap, store: Any, *, full: bool = False, workers: int | None = None, repair: bool = False
+    data_map: DataMap, store: Store, *, full: bool = False, workers: int | None = None, repair: bool = False
 ) -> VerifyReport:
     """Check that a file is wholly in a store, going on past the first problem.
 
@@ -146,13 +136,15 @@ def verify(
     if repair and not full:
         raise InvalidArgumentError("repair needs full=True: only opening every chunk finds the damaged ones")
     root = check_root(data_map)
-    fetch = fetcher(store)
+    store = access(store)
     backend = _backend.active
     workers = check_workers(workers)
-    has = getattr(store, "has", None)
     quarantined: dict[str, str] = {}
     if repair:
-        fetch = _unreadable_is_damaged(fetch)
+        # A folder store's StoreError on a read is a file that cannot be read;
+        # for repair that is damage to set aside. (A bucket's quarantine reads
+        # the object again first and keeps it if the failure was passing.)
+        store = store.unreadable_as_damaged()
 
     def set_aside_once(problem: ChunkProblem) -> None:
         if (
@@ -161,7 +153,7 @@ def verify(
             and problem.name
             and problem.name not in quarantined
         ):
-            quarantined[problem.name] = set_aside(store, problem.name)
+            quarantined[problem.name] = store.set_aside(problem.name)
 
     def check(level: DataMap, index: int, batch: Mapping[str, object] | None = None) -> ChunkProblem | None:
         record = level.chunks[index]
@@ -170,16 +162,13 @@ def verify(
                 content = batch.get(record.name)
                 if content is None:
                     raise ChunkNotFoundError("chunk not found in the store", name=record.name)
-                load_chunk(backend, level, fetch, index, content=content)
+                load_chunk(backend, level, store, index, content=content)
             elif full:
-                load_chunk(backend, level, fetch, index)
-            elif has is not None:
-                if not store_call("check", record.name, has, record.name):
-                    raise ChunkNotFoundError(
-                        "chunk not found in the store", name=record.name, index=index, level=level.level
-                    )
-            else:
-                fetch(record.name, record.stored_size)
+                load_chunk(backend, level, store, index)
+            elif not store.has(record.name, record.stored_size):
+                raise ChunkNotFoundError(
+                    "chunk not found in the store", name=record.name, index=index, level=level.level
+                )
         except (ChunkNotFoundError, ChunkIntegrityError) as exc:
             if exc.index is None:
                 exc = exc.located(index=index, level=level.level, name=record.name)
@@ -189,10 +178,8 @@ def verify(
     problems: dict[str, ChunkProblem] = {}
     checked = 0
     complete = True
-    executor = make_executor(workers)
-    levels = _walk(backend, root, fetch)
-    error: BaseException | None = None
-    try:
+    levels = _walk(backend, root, store)
+    with running(make_executor(workers)) as executor:
         while True:
             try:
                 level = next(levels)
@@ -205,16 +192,11 @@ def verify(
                 complete = False
                 break
             indices = range(len(level.chunks)) if full else _sample(len(level.chunks))
-            for found in _check_level(level, indices, check, fetch, executor, workers, full):
+            for found in _check_level(level, indices, check, store, executor, workers, full):
                 if found is not None:
                     problems.setdefault(found.name or "", found)
                     set_aside_once(found)
             checked += len(indices)
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        stop(executor, error)
     missing = tuple(p for p in problems.values() if isinstance(p, ChunkNotFoundError))
     corrupt = tuple(p for p in problems.values() if isinstance(p, ChunkIntegrityError))
     return VerifyReport(full, checked, missing, corrupt, complete, tuple(quarantined.items()))
@@ -254,7 +236,7 @@ class GcReport:
 
 
 def collect_garbage(
-    store: Any,
+    store: ChunkStore | StoreAccess,
     keep: Iterable[DataMap],
     *,
     delete: bool = False,
@@ -289,20 +271,20 @@ def collect_garbage(
     grace = _seconds("grace", grace)
     lock_wait = _seconds("lock_wait", lock_wait)
     workers = check_workers(workers)
-    mtime = getattr(store, "mtime", None)
-    if grace > 0 and not callable(mtime):
+    store = access(store)
+    if grace > 0 and not store.tells_age:
         raise InvalidArgumentError(
             "this store cannot tell when a chunk was stored (it has no mtime method): "
             "pass grace=0 to collect garbage without the grace period"
         )
-    with collecting(store, lock_wait):
+    with store.collecting(lock_wait):
         referenced: set[str] = set()
         for data_map in keep:
-            referenced |= chunk_names(data_map, store)
+            referenced |= _chunk_names(check_root(data_map), store)
         now = time.time()
         total = 0
         candidates: list[ChunkEntry] = []
-        for entry in _entries(store):
+        for entry in store.entries():
             total += 1
             if entry.name not in referenced:
                 candidates.append(entry)
@@ -311,32 +293,18 @@ def collect_garbage(
         def collect(entry: ChunkEntry) -> ChunkEntry | None:
             """The entry, deleted if delete; None if it turned young or vanished meanwhile."""
             if grace > 0:
-                assert callable(mtime)  # checked before the lock was taken
-                try:
-                    stamp = store_call("check", entry.name, mtime, entry.name)
-                except ChunkNotFoundError:
+                stamp = store.mtime(entry.name)
+                if stamp is None or time.time() - stamp < grace:
                     return None
-                if time.time() - stamp < grace:
-                    return None
-            size: int | None = entry.size if entry.size is not None else _size(store, entry.name)
+            size = entry.size if entry.size is not None else store.size(entry.name)
             if size is None:  # a store listed by name only: it vanished meanwhile
                 return None
             if delete:
-                store_call("delete", entry.name, store.delete, entry.name)
+                store.delete(entry.name)
             return ChunkEntry(entry.name, size, entry.mtime)
 
-        gone: list[ChunkEntry] = []
-        executor = make_executor(workers)
-        try:
-            for result in ordered_map(executor, collect, old, in_flight(workers)):
-                if result is not None:
-                    gone.append(result)
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
-        temporaries = 0
-        remove_temporaries = getattr(store, "remove_temporaries", None)
-        if callable(remove_temporaries):
-            temporaries = remove_temporaries(grace, delete=delete)
+        gone = [entry for entry in store.each(collect, old, workers) if entry is not None]
+        temporaries = store.remove_temporaries(grace, delete=delete)
     return GcReport(
         deleted=delete,
         names=tuple(entry.name for entry in gone),
@@ -353,27 +321,3 @@ def _seconds(label: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
         raise InvalidArgumentError(f"{label} must be a number of seconds >= 0, not {value!r}")
     return float(value)
-
-
-def _entries(store: Any) -> Iterator[ChunkEntry]:
-    """(name, size, mtime) of every chunk: from one listing where the store can, else name by name.
-
-    Sizes and times left as None are looked up later, only for the chunks
-    that may go.
-    """
-    scan = getattr(store, "scan", None)
-    if callable(scan):
-        yield from scan()
-        return
-    for name in store:
-        yield ChunkEntry(name, None, None)
-
-
-def _size(store: Any, name: str) -> int | None:
-    size_of = getattr(store, "size", None)
-    try:
-        if callable(size_of):
-            return int(store_call("check", name, size_of, name))
-        return len(store_call("get", name, store.get, name))
-    except ChunkNotFoundError:
-        return None

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import io
+import sys
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _backend
 from ._datamap import DataMap
 from ._errors import SelfEncryptionError
-from ._levels import Level0View, check_root, fetch_chunks, fetcher, level_zero, load_chunk
-from ._workers import check_workers, make_executor
+from ._levels import Level0View, check_root, fetch_chunks, level_zero, load_chunk
+from ._workers import Executor, check_workers, make_executor, stop
+from .stores.access import access
+
+if TYPE_CHECKING:
+    from ._decryptor import ChunkSource
 
 #: The most bytes readall() asks for at a time.
 READ_PIECE = 8 << 20
@@ -28,15 +33,15 @@ class ChunkReader(io.RawIOBase):
     """
 
     def __init__(
-        self, data_map: DataMap, store: Any, *, workers: int | None = None, cached_chunks: int = 8
+        self, data_map: DataMap, store: ChunkSource, *, workers: int | None = None, cached_chunks: int = 8
     ) -> None:
         super().__init__()
         self._root = check_root(data_map)
-        self._fetch = fetcher(store)
+        self._store = access(store)
         self._backend = _backend.active
         workers = check_workers(workers)
         self._ahead_count = workers if workers > 1 else 0
-        self._executor: Any = make_executor(workers) if workers > 1 else None
+        self._executor: Executor | None = make_executor(workers) if workers > 1 else None
         self._cached_chunks = cached_chunks
         self._ahead: dict[int, Future[Any]] = {}
         self._view: Level0View | None = None
@@ -140,9 +145,15 @@ class ChunkReader(io.RawIOBase):
         return piece
 
     def close(self) -> None:
+        """Stop the read-ahead workers and forget the opened chunks.
+
+        Closed while an interrupt is on its way out (from a ``with`` block or
+        a ``finally``), it gives workers stuck in a store call the interrupt
+        grace, as every pool of the package does, instead of waiting for them.
+        """
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+            executor, self._executor = self._executor, None
+            stop(executor, sys.exc_info()[1])
         self._ahead.clear()
         if self._view is not None:
             self._view.clear()
@@ -152,13 +163,13 @@ class ChunkReader(io.RawIOBase):
 
     def _level0(self) -> Level0View:
         if self._view is None:
-            level0 = level_zero(self._backend, self._root, self._fetch)
+            level0 = level_zero(self._backend, self._root, self._store)
             self._view = Level0View(level0, self._cached_chunks)
         return self._view
 
     def _load(self, index: int) -> Any:
         assert self._view is not None
-        return load_chunk(self._backend, self._view.map, self._fetch, index)
+        return load_chunk(self._backend, self._view.map, self._store, index)
 
     def _chunk(self, index: int) -> Any:
         view = self._level0()
@@ -187,21 +198,21 @@ class ChunkReader(io.RawIOBase):
         ]
         if not wanted:
             return
-        if self._fetch.many is None or len(wanted) == 1:
+        if not self._store.batched or len(wanted) == 1:
             for ahead in wanted:
                 self._ahead[ahead] = self._executor.submit(self._load, ahead)
             return
         # One get_many() for the window; each chunk is opened as its own job.
-        batch = self._executor.submit(fetch_chunks, self._view.map, self._fetch, wanted)
+        batch = self._executor.submit(fetch_chunks, self._view.map, self._store, wanted)
         for ahead in wanted:
             self._ahead[ahead] = self._executor.submit(self._load_from, batch, ahead)
 
     def _load_from(self, batch: Future[dict[int, object]], index: int) -> Any:
         assert self._view is not None
         content = batch.result()[index]
-        return load_chunk(self._backend, self._view.map, self._fetch, index, content=content)
+        return load_chunk(self._backend, self._view.map, self._store, index, content=content)
 
 
-def open(data_map: DataMap, store: Any, *, workers: int | None = None) -> ChunkReader:  # noqa: A001
+def open(data_map: DataMap, store: ChunkSource, *, workers: int | None = None) -> ChunkReader:  # noqa: A001
     """A read-only, seekable binary file that decrypts only the chunks it reads."""
     return ChunkReader(data_map, store, workers=workers)

@@ -1,8 +1,11 @@
 """Sealing and opening one chunk (docs/format.md 2.3 and 2.4), and whole levels.
 
 A chunk's pad comes from its own key seed and those of the two chunks
-before it, wrapping round the level: :func:`neighbours` is that rule, and
-everything that seals or opens a chunk asks it.
+before it, wrapping round the level: :func:`neighbours` is that rule.
+Sealing and opening here ask it, and so do the editor and the encryptor's
+first two chunks, through :func:`neighbour_seeds`. The streaming encryptor
+seals the chunks past the first two before the count is known, and takes
+i-1 and i-2 for them itself: those never wrap.
 """
 
 from __future__ import annotations

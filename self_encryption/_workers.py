@@ -6,6 +6,7 @@ parallel; results always come back in submission order.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -27,6 +28,7 @@ def check_workers(workers: int | None) -> int:
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item
+E = TypeVar("E", bound="Executor")
 
 
 class Executor(Protocol):
@@ -105,6 +107,10 @@ def interrupt_behind(error: BaseException | None) -> BaseException | None:
 def stop(executor: Executor, error: BaseException | None = None) -> None:
     """Shut a pool down: drop queued jobs and wait for the running ones.
 
+    This is the one way every pool the package starts is shut down
+    (through :func:`running` where the pool lives for one block), so that
+    every command gives its workers the same grace after an interrupt.
+
     After an interrupt (a KeyboardInterrupt, or a signal made into one) the
     running jobs get INTERRUPT_GRACE seconds: long enough for a normal
     store call to finish and remove its temporary file, short enough that a
@@ -117,3 +123,20 @@ def stop(executor: Executor, error: BaseException | None = None) -> None:
     deadline = time.monotonic() + INTERRUPT_GRACE
     for thread in list(getattr(executor, "_threads", ())):  # ThreadPoolExecutor's workers
         thread.join(max(0.0, deadline - time.monotonic()))
+
+
+@contextlib.contextmanager
+def running(executor: E) -> Iterator[E]:
+    """Use a pool for one block; leaving the block stops it (:func:`stop`).
+
+    Whatever leaves the block decides how: an interrupt gives the running
+    jobs INTERRUPT_GRACE seconds, anything else waits for them.
+    """
+    error: BaseException | None = None
+    try:
+        yield executor
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        stop(executor, error)

@@ -7,6 +7,7 @@ composition of the format steps produces.
 from __future__ import annotations
 
 from self_encryption import DataMap, EncryptedChunk, _levels, _sealing
+from self_encryption.stores.access import access
 
 
 def encrypt(backend, data, options) -> tuple[DataMap, dict[str, bytes]]:
@@ -19,9 +20,9 @@ def encrypt(backend, data, options) -> tuple[DataMap, dict[str, bytes]]:
 
 
 def decrypt(backend, root: DataMap, chunks) -> bytes:
-    fetch = _levels.fetcher(chunks)
-    level0 = _levels.level_zero(backend, _levels.check_root(root), fetch)
-    return b"".join(bytes(plain) for plain, _ in _levels.iter_level(backend, level0, fetch))
+    store = access(chunks)
+    level0 = _levels.level_zero(backend, _levels.check_root(root), store)
+    return b"".join(bytes(plain) for plain, _ in _levels.iter_level(backend, level0, store))
 
 
 def as_dict(chunks: list[EncryptedChunk]) -> dict[str, bytes]:

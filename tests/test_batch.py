@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 
 import pytest
 
@@ -116,3 +117,53 @@ def test_a_damaged_chunk_raised_by_get_many_is_placed_and_the_rest_still_checked
     assert (caught.value.name, caught.value.index, caught.value.level) == (victim.name, 12, 0)
     report = se.verify(root, se.CallbackStore(get, get_many=get_many), full=True)
     assert sorted((e.index, e.name) for e in report.corrupt) == [(12, victim.name), (30, other.name)]
+
+
+class FailingLookups(Mapping):
+    """What a lazy get_many returns: a mapping that fetches on lookup, and whose fetch fails."""
+
+    def __init__(self, names, error: Exception) -> None:
+        self.names, self.error = list(names), error
+
+    def __getitem__(self, name):
+        raise self.error
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self):
+        return len(self.names)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("lazy fetch failed"), TypeError("bad"), ValueError("bad")])
+def test_a_get_many_whose_lookups_fail_is_a_store_error_naming_the_chunk(stored, tmp_path, error):
+    data, root, store = stored
+    names = {record.name for level in levels_of(root, store) for record in level.chunks}
+    failing = se.CallbackStore(store.get, get_many=lambda asked: FailingLookups(asked, error))
+
+    def named_store_error(run) -> None:
+        with pytest.raises(se.StoreError) as caught:
+            run()
+        assert type(error).__name__ in str(caught.value)
+        assert any(name in str(caught.value) for name in names), caught.value
+
+    named_store_error(lambda: se.decrypt(root, failing))
+    named_store_error(lambda: se.decrypt_file(root, failing, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    named_store_error(lambda: se.open(root, failing).read())
+    named_store_error(lambda: se.verify(root, failing, full=True))
+
+
+def test_a_key_error_from_get_many_names_the_chunk_it_carries(stored):
+    data, root, store = stored
+    level0 = levels_of(root, store)[-1]
+    victim = level0.chunks[5]
+
+    def get_many(names):
+        if victim.name in names:
+            raise KeyError(victim.name)
+        return {n: store.get(n) for n in names}
+
+    with pytest.raises(se.ChunkNotFoundError) as caught:
+        se.decrypt(root, se.CallbackStore(store.get, get_many=get_many))
+    assert (caught.value.name, caught.value.index, caught.value.level) == (victim.name, 5, 0)

@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -624,3 +625,85 @@ def test_get_many_fetches_a_window_concurrently_and_checks_each(store, s3_server
     _raw_client(s3_server).put_object(Bucket=store.bucket, Key=f"chunks/{names[3]}", Body=b"other bytes")
     with pytest.raises(se.ChunkIntegrityError):
         store.get_many(names[:5])
+
+
+class HangingS3(http.server.ThreadingHTTPServer):
+    """A real HTTP server that finds the bucket but never answers a GET: a server dead mid-read."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.gets = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        super().__init__(("127.0.0.1", 0), _HangingHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def close(self) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _HangingHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_HEAD(self) -> None:  # the bucket check
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        server: HangingS3 = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.gets += 1
+        server.release.wait(300)
+
+
+def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
+    # The first window of chunks is asked of S3Store.get_many, whose own threads
+    # then hang on the server. Ctrl-C must stop the command after the interrupt
+    # grace, as it does when the command's own workers are stuck.
+    store = se.MemoryStore()
+    root = se.encrypt_to_store(os.urandom(3 << 20), store)
+    assert root.level == 0 and len(root.chunks) > 1  # a window of several chunks, read at once
+    root.save(tmp_path / "f.sedm")
+    server = HangingS3()
+    command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
+    if not os.path.exists(command[0]):
+        command = [sys.executable, "-m", "self_encryption"]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.url})
+    process = subprocess.Popen(
+        [*command, "decrypt", tmp_path / "f.sedm", "--store", "s3://bucket", "-o", tmp_path / "out"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while server.gets < 2:  # get_many's threads are waiting on the server
+            assert process.poll() is None, process.stderr.read() if process.stderr else b""
+            assert time.monotonic() < deadline, "the decrypt never asked for its chunks"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        code = process.wait(timeout=60)
+        took = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        server.close()
+    assert code == 130, process.stderr.read() if process.stderr else b""
+    # The grace (2 s) and leaving; a loaded machine may add some seconds, never the read timeout (60 s).
+    assert took < 20, took
+    assert not (tmp_path / "out").exists()

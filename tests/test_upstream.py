@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 
 import pytest
 
@@ -34,6 +35,7 @@ from self_encryption._errors import (
     InvalidArgumentError,
     StoreError,
 )
+from self_encryption.upstream import _opening
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "upstream")
 VECTOR_NAMES = (
@@ -266,6 +268,56 @@ def test_missing_chunk_in_each_source_form(tmp_path):
         assert isinstance(error, KeyError)
 
 
+class _Windowed:
+    """A store that gets windows of chunks with get_many, as our stores and readers do."""
+
+    def __init__(self, chunks: dict[str, bytes], get_many) -> None:
+        self.chunks, self.get_many = chunks, get_many
+
+    def get(self, name):
+        return self.chunks[name]
+
+
+def test_get_many_failures_get_the_verdicts_our_reader_gives():
+    # The same store behaviour gives the same verdict here as in se.decrypt:
+    # a KeyError carrying a chunk's name says that chunk is missing, and a
+    # mapping whose lookups fail is the store's failure, naming the chunk.
+    vector = Vector(SMALL)
+    chunks = vector.chunks()
+    victim = vector.data_map().chunk_identifiers[1]
+
+    def key_error(names):
+        if victim.name in names:
+            raise KeyError(victim.name)
+        return {name: chunks[name] for name in names}
+
+    with pytest.raises(ChunkNotFoundError) as caught:
+        upstream.decrypt(vector.data_map(), _Windowed(chunks, key_error))
+    assert (caught.value.name, caught.value.index, caught.value.level) == (victim.name, 1, 0)
+
+    class FailingLookups(Mapping):
+        """What a lazy get_many returns: a mapping that fetches on lookup, and whose fetch fails."""
+
+        def __init__(self, names, error: Exception) -> None:
+            self.names, self.error = list(names), error
+
+        def __getitem__(self, name):
+            raise self.error
+
+        def __iter__(self):
+            return iter(self.names)
+
+        def __len__(self):
+            return len(self.names)
+
+    for error in (RuntimeError("lazy fetch failed"), TypeError("bad"), ValueError("bad")):
+        failing = _Windowed(chunks, lambda names, error=error: FailingLookups(names, error))
+        with pytest.raises(StoreError) as raised:
+            upstream.decrypt(vector.data_map(), failing)
+        assert type(error).__name__ in str(raised.value)
+        assert any(name in str(raised.value) for name in vector.data_map().names())
+
+
 def _tampered(vector, name: str, change) -> dict:
     chunks = vector.chunks()
     chunks[name] = change(chunks[name])
@@ -300,6 +352,10 @@ def test_ambiguous_maps_are_settled_by_the_first_chunk():
         fetched = []
 
         class Counting(dict):
+            def __getitem__(self, key):
+                fetched.append(key)
+                return super().__getitem__(key)
+
             def get(self, key, default=None):
                 fetched.append(key)
                 return super().get(key, default)
@@ -418,7 +474,7 @@ def test_inner_map_without_child_where_one_is_due_is_refused(monkeypatch):
 
 def test_inner_map_larger_than_accepted_is_refused_before_fetching(monkeypatch):
     vector = Vector(SHRUNK)
-    monkeypatch.setattr(upstream, "MAX_MAP_BYTES", 100)
+    monkeypatch.setattr("self_encryption.upstream._levels.MAX_MAP_BYTES", 100)
     with pytest.raises(DataMapError, match="accepts"):
         upstream.decrypt(vector.data_map(), {})
 
@@ -474,10 +530,10 @@ def _seal_level(
     )
     infos = []
     for index, piece in enumerate(pieces):
-        pad, key, nonce = upstream._chunk_secrets(plan, index, level)
+        pad, key, nonce = _opening._chunk_secrets(plan, index, level)
         payload = (compress or (lambda b: brotli.compress(b, quality=6)))(piece)
         sealed, tag = ChaCha20_Poly1305.new(key=key, nonce=nonce).encrypt_and_digest(payload)
-        stored = upstream._xor_pad(sealed + tag, pad)
+        stored = _opening._xor_pad(sealed + tag, pad)
         name = blake3.blake3(stored).digest()
         store[name.hex()] = stored
         infos.append(upstream.ChunkInfo(index, name, src[index], sizes[index]))

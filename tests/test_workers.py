@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+
+import pytest
 
 from self_encryption import _workers
 
@@ -85,3 +89,85 @@ def test_cli_reports_a_masked_interrupt_as_the_signal(tmp_path):
     )
     assert done.returncode == 128 + 15, done.stderr
     assert done.stderr == "self-encryption: error: terminated (SIGTERM)\n"
+
+
+class _Stuck:
+    """A memory store whose chosen calls hang (a dead server) until released, saying when one started."""
+
+    def __init__(self, store, stuck_names=(), stuck_delete=False) -> None:
+        self.store, self.stuck_names, self.stuck_delete = store, set(stuck_names), stuck_delete
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def _hang(self) -> None:
+        self.entered.set()
+        self.release.wait(30)
+
+    def get(self, name):
+        if name in self.stuck_names:
+            self._hang()
+        return self.store.get(name)
+
+    def has(self, name):
+        return self.store.has(name)
+
+    def put(self, name, data):
+        self.store.put(name, data)
+
+    def delete(self, name):
+        if self.stuck_delete:
+            self._hang()
+        self.store.delete(name)
+
+    def __iter__(self):
+        return iter(self.store)
+
+
+def _interrupt_when(event: threading.Event) -> None:
+    """Ctrl-C (a real SIGINT to this process) once event is set."""
+
+    def wait_then_interrupt() -> None:
+        if event.wait(60):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=wait_then_interrupt, daemon=True).start()
+
+
+def test_an_interrupted_gc_gives_its_stuck_workers_only_the_grace():
+    import self_encryption as se
+
+    memory = se.MemoryStore()
+    se.encrypt_to_store(os.urandom(50_000), memory, chunk_sizes=(1024, 4096, 16384))
+    stuck = _Stuck(memory, stuck_delete=True)
+    _interrupt_when(stuck.entered)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            se.collect_garbage(stuck, [], delete=True, grace=0, workers=2)
+        waited = time.monotonic() - started
+    finally:
+        stuck.release.set()
+    assert waited < _workers.INTERRUPT_GRACE + 8  # not the 30 s a stuck delete lasts
+
+
+def test_a_reader_closed_by_an_interrupt_gives_its_read_ahead_only_the_grace():
+    import self_encryption as se
+
+    memory = se.MemoryStore()
+    data = os.urandom(50_000)
+    root = se.encrypt_to_store(data, memory, chunk_sizes=(1024, 4096, 16384))
+    level0 = [level for level in se.walk_levels(root, memory)][-1]
+    stuck = _Stuck(memory, stuck_names={record.name for record in level0.chunks[2:]})
+    first, second = (record.plain_size for record in level0.chunks[:2])
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with se.open(root, stuck, workers=2) as reader:
+                assert reader.read(first) == data[:first]
+                # A sequential read: the chunks after it are read ahead, and hang.
+                assert reader.read(second) == data[first : first + second]
+                assert stuck.entered.wait(60)
+                raise KeyboardInterrupt
+        waited = time.monotonic() - started
+    finally:
+        stuck.release.set()
+    assert waited < _workers.INTERRUPT_GRACE + 8  # not the 30 s a stuck read lasts

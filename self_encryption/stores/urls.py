@@ -7,9 +7,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import InvalidArgumentError
-from ._s3 import S3Store
-from ._stores import ChunkStore, DirStore, MemoryStore
+from .._errors import InvalidArgumentError
+from .folder import DirStore
+from .memory import MemoryStore
+from .protocol import ChunkStore
+from .s3 import S3Store
 
 
 def _memory_store(rest: str, create: bool, options: dict[str, Any]) -> MemoryStore:
@@ -24,7 +26,7 @@ def _dir_store(path: str, create: bool, options: dict[str, Any]) -> DirStore:
     return DirStore(path, create=create, **options)
 
 
-def _s3_store(rest: str, create: bool, options: dict[str, Any]) -> Any:
+def _s3_store(rest: str, create: bool, options: dict[str, Any]) -> S3Store:
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise InvalidArgumentError("an S3 store is s3://BUCKET or s3://BUCKET/PREFIX")
@@ -35,7 +37,7 @@ def _s3_store(rest: str, create: bool, options: dict[str, Any]) -> Any:
 
 #: Store URL schemes: "scheme:rest" -> a function of (rest, create, options) giving a store.
 #: Anything else is a folder path.
-_SCHEMES: dict[str, Callable[[str, bool, dict[str, Any]], Any]] = {
+_SCHEMES: dict[str, Callable[[str, bool, dict[str, Any]], ChunkStore]] = {
     "memory": _memory_store,
     "file": _dir_store,
     "s3": _s3_store,

@@ -19,10 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from ._buffers import Buffer
-from ._datamap import check_name, is_chunk_name
-from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
-from ._stores import ChunkEntry
+from .._buffers import Buffer
+from .._datamap import check_name, is_chunk_name
+from .._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
+from .._workers import running
+from .protocol import ChunkEntry
 
 #: Attempts per request, the first included, that botocore makes at once (quick retries).
 MAX_ATTEMPTS = 8
@@ -201,9 +202,12 @@ class S3Store:
         wanted = list(dict.fromkeys(names))
         if len(wanted) <= 1:
             return {name: content for name in wanted if (content := self._get_or_none(name)) is not None}
-        with ThreadPoolExecutor(
+        # Stopped as every pool of the package is: after an interrupt, requests
+        # stuck on a dead server get the grace period, and are then left behind.
+        pool = ThreadPoolExecutor(
             max_workers=min(len(wanted), self._fetchers), thread_name_prefix="self-encryption-s3"
-        ) as pool:
+        )
+        with running(pool):
             found = list(pool.map(self._get_or_none, wanted))
         return {name: content for name, content in zip(wanted, found) if content is not None}
 

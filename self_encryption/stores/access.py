@@ -1,0 +1,331 @@
+"""StoreAccess: the one object through which the engine reaches a store.
+
+Whatever a caller passes as a store (one of ours, any object with the
+:class:`~self_encryption.stores.protocol.ChunkStore` methods, a mapping of
+name to bytes, or the EncryptedChunks that encrypt() returned) is wrapped
+once, at the public entry point, by :func:`access`. What the store can do
+is found out there, once; every store call the engine makes then goes
+through this object, which translates the store's failures into our errors
+(:func:`~self_encryption.stores.protocol.store_call`) and falls back to
+something safe where the store lacks an optional method.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+from .._buffers import Buffer
+from .._errors import (
+    ChunkIntegrityError,
+    ChunkNotFoundError,
+    InvalidArgumentError,
+    SelfEncryptionError,
+    StoreError,
+)
+from .._workers import in_flight, make_executor, ordered_map, running
+from .protocol import ChunkEntry, store_call
+
+T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - an item
+
+#: Chunks asked of a store's get_many() at once, at the least.
+BATCH = 8
+
+
+def windows(count: int, size: int) -> Iterator[range]:
+    """range(count) in consecutive runs of size, each run one get_many() call."""
+    for start in range(0, count, size):
+        yield range(start, min(count, start + size))
+
+
+def _method(store: object, name: str) -> Callable[..., Any] | None:
+    method = getattr(store, name, None)
+    return method if callable(method) else None
+
+
+class StoreAccess:
+    """Every store call the engine makes, over one store; see :func:`access`."""
+
+    def __init__(self, store: object, get: Callable[[str], object] | None = None) -> None:
+        """Over store; with get, over a plain mapping read with get alone (no optional methods)."""
+        self.store = store
+        self._get = get if get is not None else _method(store, "get")
+        if get is not None:
+            store = None  # a mapping's own methods (a dict's get, say) are not a store's
+        self._get_at_most = _method(store, "get_at_most")
+        self._get_many = _method(store, "get_many")
+        self._has = _method(store, "has")
+        self._put = _method(store, "put")
+        self._delete = _method(store, "delete")
+        self._size = _method(store, "size")
+        self._mtime = _method(store, "mtime")
+        self._touch = _method(store, "touch")
+        self._scan = _method(store, "scan")
+        self._quarantine = _method(store, "quarantine")
+        self._remove_temporaries = _method(store, "remove_temporaries")
+        self._writing = _method(store, "writing")
+        self._collecting = _method(store, "collecting")
+        self._unreadable_is_damage = False
+
+    def __repr__(self) -> str:
+        return f"StoreAccess({self.store!r})"
+
+    # -- what the store can do ----------------------------------------------------
+
+    @property
+    def batched(self) -> bool:
+        """Whether the store gets several chunks in one call (``get_many``)."""
+        return self._get_many is not None
+
+    @property
+    def tells_age(self) -> bool:
+        """Whether the store knows when a chunk was stored (``mtime``)."""
+        return self._mtime is not None
+
+    def require(self, *methods: str, purpose: str = "") -> None:
+        """InvalidArgumentError unless the store has each of methods ("get", "put", "has")."""
+        held = {"get": self._get, "put": self._put, "has": self._has}
+        for method in methods:
+            if held[method] is None:
+                raise InvalidArgumentError(purpose or f"store has no {method}() method")
+
+    def unreadable_as_damaged(self) -> StoreAccess:
+        """This access, where a chunk the store fails to read (a StoreError from ``get``) is damaged.
+
+        It is then a ChunkIntegrityError naming the chunk, which repair sets
+        aside. Windows (``get_window``) are left as they are: a window that
+        fails is read again one chunk at a time.
+        """
+        damaged = copy.copy(self)
+        damaged._unreadable_is_damage = True
+        return damaged
+
+    # -- reading ------------------------------------------------------------------
+
+    def get(self, name: str, size: int | None = None) -> object:
+        """The content under name, as the store returns it; ChunkNotFoundError if absent.
+
+        With ``size`` (what the data map says is stored), a store that can
+        (``get_at_most``) reads no more than size + 1 bytes of it.
+        """
+        if not self._unreadable_is_damage:
+            return self._get_one(name, size)
+        try:
+            return self._get_one(name, size)
+        except StoreError as exc:
+            raise ChunkIntegrityError(f"unreadable: {exc}", name=name) from exc
+
+    def _get_one(self, name: str, size: int | None) -> object:
+        if self._get_at_most is not None and size is not None:
+            content = store_call("get", name, self._get_at_most, name, size + 1)
+        elif self._get is not None:
+            content = store_call("get", name, self._get, name)
+        else:
+            raise StoreError(f"the store cannot be read (it has no get method) to get chunk {name}")
+        if content is None:
+            raise ChunkNotFoundError("chunk not found in the store", name=name)
+        return content
+
+    def get_window(self, names: Sequence[str]) -> dict[str, object]:
+        """The chunks among names that the store holds, in one ``get_many`` call; absent ones are left out.
+
+        Looking a name up in what get_many returned counts as part of the
+        store's call: a lookup that fails is a StoreError naming the chunk
+        (a KeyError, as from ``get``, says the chunk is absent). A KeyError
+        from get_many itself names the chunk it carries if that is one of
+        the window's, else the window.
+        """
+        assert self._get_many is not None, "get_window needs a store with get_many (see batched)"
+        wanted = list(dict.fromkeys(names))
+        label = wanted[0] if len(wanted) == 1 else f"{wanted[0]} and others"
+        found = store_call("get", label, _get_many, self._get_many, wanted)
+        if not isinstance(found, Mapping):
+            raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
+        window: dict[str, object] = {}
+        for name in wanted:
+            content = store_call("get", name, _look_up, found, name)
+            if content is not None:
+                window[name] = content
+        return window
+
+    def is_sound(self, name: str) -> bool:
+        """Whether the store gives back content whose SHA-256 is name.
+
+        A chunk that is absent, fails its store's own check or cannot be read
+        (a StoreError) is not sound.
+        """
+        try:
+            content = self.get(name)
+        except (ChunkNotFoundError, ChunkIntegrityError, StoreError):
+            return False
+        try:
+            return hashlib.sha256(content).hexdigest() == name  # type: ignore[arg-type]  # checked here
+        except TypeError:
+            return False
+
+    def has(self, name: str, size: int | None = None) -> bool:
+        """Whether the store holds name (by ``has``, else by reading at most size + 1 bytes of it)."""
+        if self._has is not None:
+            return bool(store_call("check", name, self._has, name))
+        try:
+            self.get(name, size)
+        except ChunkNotFoundError:
+            return False
+        return True
+
+    def size(self, name: str) -> int | None:
+        """Bytes stored under name (by ``size``, else by reading it); None if it is absent."""
+        try:
+            if self._size is not None:
+                return int(store_call("check", name, self._size, name))
+            return len(self.get(name))  # type: ignore[arg-type]  # what the store returned
+        except ChunkNotFoundError:
+            return None
+
+    def mtime(self, name: str) -> float | None:
+        """When name was stored or last refreshed; None if it is absent.
+
+        Only for a store that ``tells_age``.
+        """
+        assert self._mtime is not None, "mtime needs a store that tells_age"
+        try:
+            stamp: float = store_call("check", name, self._mtime, name)
+        except ChunkNotFoundError:
+            return None
+        return stamp
+
+    def entries(self) -> Iterator[ChunkEntry]:
+        """(name, size, mtime) of every chunk: from one listing where the store can, else name by name.
+
+        Sizes and times left as None are looked up later (:meth:`size`), only
+        for the chunks that need them.
+        """
+        if self._scan is not None:
+            yield from self._scan()
+            return
+        for name in self.store:  # type: ignore[attr-defined]  # every store lists its names
+            yield ChunkEntry(name, None, None)
+
+    # -- writing ------------------------------------------------------------------
+
+    def put(self, name: str, content: Buffer) -> None:
+        store_call("put", name, self._require(self._put, "put", name), name, content)
+
+    def store_chunk(self, name: str, content: Buffer, *, check: bool = False) -> tuple[int, bool]:
+        """Make sure the store holds content under name: (bytes written, whether a damaged copy was replaced).
+
+        A chunk already present has its modification time refreshed (``touch``)
+        before it counts as stored, so that a garbage collection judging age
+        sees it as new; if it vanished meanwhile, it is put. With ``check``,
+        a present chunk is read back and checked against its name first, and a
+        damaged or unreadable one is set aside (``quarantine``) and replaced.
+        """
+        if self.has(name):
+            if check and not self.is_sound(name):
+                self.set_aside(name)
+                self.put(name, content)
+                return memoryview(content).nbytes, True
+            if self._touch is None or store_call("touch", name, self._touch, name):
+                return 0, False
+        self.put(name, content)
+        return memoryview(content).nbytes, False
+
+    def put_if_absent(self, name: str, content: Buffer) -> int:
+        """Put content unless the store has it (refreshing it then); returns the bytes written."""
+        return self.store_chunk(name, content)[0]
+
+    def delete(self, name: str) -> None:
+        store_call("delete", name, self._require(self._delete, "delete", name), name)
+
+    def set_aside(self, name: str) -> str:
+        """Move a damaged chunk out of the way (``quarantine``), or delete it; says what was done."""
+        if self._quarantine is not None:
+            return str(store_call("quarantine", name, self._quarantine, name))
+        if self._delete is None:
+            raise StoreError(
+                f"cannot set damaged chunk {name} aside: the store can neither quarantine nor delete it"
+            )
+        self.delete(name)
+        return "deleted"
+
+    def remove_temporaries(self, older_than: float, *, delete: bool) -> int:
+        """The store's leftover temporaries older than older_than seconds, removed (or counted); 0 if it has none."""
+        if self._remove_temporaries is None:
+            return 0
+        return int(self._remove_temporaries(older_than, delete=delete))
+
+    # -- concurrency --------------------------------------------------------------
+
+    def each(self, call: Callable[[I], T], items: Sequence[I], workers: int) -> list[T]:
+        """call(item) for every item, on workers threads at once (a store call each), in order.
+
+        The pool is stopped as every pool of the package is: after an
+        interrupt, calls stuck on a dead store get the interrupt grace.
+        """
+        with running(make_executor(workers)) as executor:
+            return list(ordered_map(executor, call, items, in_flight(workers)))
+
+    # -- locks --------------------------------------------------------------------
+
+    def writing(self) -> AbstractContextManager[Any]:
+        """The store's shared writer lock (``store.writing()``), or nothing if it has none."""
+        return self._writing() if self._writing is not None else contextlib.nullcontext()
+
+    def collecting(self, timeout: float) -> AbstractContextManager[Any]:
+        """The store's exclusive collector lock (``store.collecting(timeout)``), or nothing."""
+        return self._collecting(timeout) if self._collecting is not None else contextlib.nullcontext()
+
+    def _require(self, method: Callable[..., Any] | None, what: str, name: str) -> Callable[..., Any]:
+        if method is None:
+            raise StoreError(f"the store cannot {what} chunk {name}: it has no {what} method")
+        return method
+
+
+def _get_many(get_many: Callable[[list[str]], object], wanted: list[str]) -> object:
+    """get_many(wanted), where a KeyError carrying one of the names says that chunk is absent."""
+    try:
+        return get_many(wanted)
+    except KeyError as exc:
+        if isinstance(exc, SelfEncryptionError) or len(exc.args) != 1:
+            raise
+        absent = exc.args[0]
+        if not isinstance(absent, str) or absent not in wanted:
+            raise
+        raise ChunkNotFoundError("chunk not found in the store", name=absent) from None
+
+
+def _look_up(found: Mapping[str, object], name: str) -> object:
+    return found.get(name)
+
+
+def access(store: object, *, needs: tuple[str, ...] = (), purpose: str = "") -> StoreAccess:
+    """The StoreAccess over what a caller passed, made once at the public entry point.
+
+    For reading, ``store`` may be a store, a mapping of name to bytes or
+    EncryptedChunks. With ``needs`` (writers: "put", "has"; "get" to read
+    back), it must be a store with those methods, else InvalidArgumentError
+    (with ``purpose`` as its message, when given).
+    """
+    if isinstance(store, StoreAccess):
+        wrapped = store
+    elif needs:
+        wrapped = StoreAccess(store)
+    elif isinstance(store, Mapping):
+        wrapped = StoreAccess(store, get=store.__getitem__)
+    elif _method(store, "get") is not None:
+        wrapped = StoreAccess(store)
+    else:
+        try:
+            mapping = {chunk.name: chunk.content for chunk in store}  # type: ignore[attr-defined]
+        except (TypeError, AttributeError):
+            raise InvalidArgumentError(
+                "chunks must be a chunk store, a mapping of name to bytes, or an iterable of EncryptedChunk"
+            ) from None
+        wrapped = StoreAccess(mapping, get=mapping.__getitem__)
+    wrapped.require(*needs, purpose=purpose)
+    return wrapped

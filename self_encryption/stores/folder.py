@@ -1,0 +1,312 @@
+"""DirStore: the embedded default store, one file per chunk under a folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import time
+from collections.abc import Iterator
+from types import ModuleType
+
+from .._datamap import check_name, is_chunk_name
+from .._errors import ChunkIntegrityError, ChunkNotFoundError, StoreBusyError, StoreError
+from .._files import atomic_write, shared_mode, sync_folder
+from .protocol import MAX_CHUNK_BYTES, ChunkEntry
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # Windows: no store lock, only the grace period (see the README)
+    fcntl = None
+
+_HEX = frozenset("0123456789abcdef")
+#: O_NONBLOCK lets a FIFO open without a writer (it is then refused as not a regular file).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read_at_most(descriptor: int, limit: int) -> bytes:
+    parts = []
+    left = limit
+    while left > 0:
+        piece = os.read(descriptor, min(left, 8 << 20))
+        if not piece:
+            break
+        parts.append(piece)
+        left -= len(piece)
+    return b"".join(parts)
+
+
+class DirStore:
+    """The embedded default store: one file per chunk under a folder.
+
+    Chunks fan out into sub-folders named by the first two hex digits of
+    their name. A write goes to a temporary file in the same sub-folder, is
+    flushed to disk (unless ``fsync=False``) and renamed into place, so a
+    reader never sees a partial chunk and several writers, threads or
+    processes, may store the same chunk at once. Chunk files and folders
+    get the modes the umask (read when the store is opened) gives new files,
+    0644 and 0755 under umask 022, so that a store can be shared.
+
+    ``STORE/.lock`` is the store lock: writers hold it shared
+    (:meth:`writing`), garbage collection exclusive (:meth:`collecting`).
+    Damaged chunks set aside by :meth:`quarantine` go to
+    ``STORE/quarantine/``, which is not part of the store's names.
+    """
+
+    _TEMP_PREFIX = ".tmp-"
+    LOCK_NAME = ".lock"
+    QUARANTINE_NAME = "quarantine"
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, create: bool = True) -> None:
+        self.path = os.fspath(path)
+        self._root: str | None = None
+        self.fsync = fsync
+        if create:
+            try:
+                os.makedirs(self.path, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create store folder {self.path!r}: {exc.strerror}") from exc
+        if not os.path.isdir(self.path):
+            raise StoreError(f"no store folder at {self.path!r}")
+        self._file_mode = shared_mode()
+        self.lock_path = os.path.join(self.path, self.LOCK_NAME)
+        self.quarantine_path = os.path.join(self.path, self.QUARANTINE_NAME)
+
+    def __repr__(self) -> str:
+        return f"DirStore({self.path!r})"
+
+    def _path_of(self, name: str) -> str:
+        check_name(name)
+        return os.path.join(self.path, name[:2], name)
+
+    def put(self, name: str, data: bytes) -> None:
+        """Store data under name; an empty file there (never a chunk) is replaced.
+
+        Anything else in the chunk's place that is not a file (a folder, a
+        dangling link) is first moved into the quarantine folder.
+        """
+        target = self._path_of(name)
+        if _holds_content(target):
+            return
+        if os.path.lexists(target) and not os.path.isfile(target):
+            self.quarantine(name)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with atomic_write(
+                target, prefix=self._TEMP_PREFIX, mode=self._file_mode, durable=self.fsync
+            ) as temp:
+                temp.write(data)
+        except OSError as exc:
+            raise StoreError(f"cannot store chunk {name} in {self.path!r}: {exc}") from exc
+
+    def get(self, name: str) -> bytes:
+        return self.get_at_most(name, MAX_CHUNK_BYTES + 1)
+
+    def get_at_most(self, name: str, limit: int) -> bytes:
+        """The content under name, reading no more than limit bytes of it.
+
+        Readers pass the size the data map expects plus one, so a chunk
+        file replaced by something larger costs one byte more than the
+        chunk, not the whole file. Only regular files inside the store are
+        read: a FIFO, a device or a link leading out of the store is
+        reported as a corrupt chunk, and opening never waits for a writer.
+        """
+        path = self._path_of(name)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real, self._real_root()]) != self._real_root():
+            raise ChunkIntegrityError("chunk file is a link that leads out of the store", name=name)
+        try:
+            descriptor = os.open(real, _READ_FLAGS)
+        except FileNotFoundError:
+            raise ChunkNotFoundError(f"chunk not found in {self.path!r}", name=name) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read chunk {name} from {self.path!r}: {exc}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise ChunkIntegrityError("chunk is not a regular file", name=name)
+            return _read_at_most(descriptor, limit)
+        except OSError as exc:
+            raise StoreError(f"cannot read chunk {name} from {self.path!r}: {exc}") from exc
+        finally:
+            os.close(descriptor)
+
+    def _real_root(self) -> str:
+        if self._root is None:
+            self._root = os.path.realpath(self.path)
+        return self._root
+
+    def has(self, name: str) -> bool:
+        """Whether a chunk file is there; an empty one counts as absent (no chunk is empty)."""
+        return _holds_content(self._path_of(name))
+
+    def size(self, name: str) -> int:
+        """Bytes stored under name, without reading them."""
+        return self._stat(name).st_size
+
+    def mtime(self, name: str) -> float:
+        """When the chunk was stored or last refreshed (:meth:`touch`)."""
+        return self._stat(name).st_mtime
+
+    def _stat(self, name: str) -> os.stat_result:
+        try:
+            return os.stat(self._path_of(name))
+        except FileNotFoundError:
+            raise ChunkNotFoundError(f"chunk not found in {self.path!r}", name=name) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read chunk {name} from {self.path!r}: {exc}") from exc
+
+    def touch(self, name: str) -> bool:
+        """Set the chunk's modification time to now; False if it is not there."""
+        try:
+            os.utime(self._path_of(name))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"cannot refresh chunk {name} in {self.path!r}: {exc}") from exc
+        return True
+
+    def delete(self, name: str) -> None:
+        try:
+            os.unlink(self._path_of(name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot delete chunk {name} from {self.path!r}: {exc}") from exc
+
+    def quarantine(self, name: str) -> str:
+        """Move the chunk file into ``quarantine/``; says where ("moved to PATH")."""
+        source = self._path_of(name)
+        try:
+            os.makedirs(self.quarantine_path, exist_ok=True)
+            target = os.path.join(self.quarantine_path, name)
+            serial = 0
+            while os.path.lexists(target):
+                serial += 1
+                target = os.path.join(self.quarantine_path, f"{name}.{serial}")
+            os.replace(source, target)
+        except FileNotFoundError:
+            if not os.path.lexists(source):
+                return "not in the store"
+            raise StoreError(f"cannot move chunk {name} to {self.quarantine_path!r}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot move chunk {name} to {self.quarantine_path!r}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            sync_folder(os.path.dirname(source))
+            sync_folder(self.quarantine_path)
+        return f"moved to {target}"
+
+    def _fanout(self) -> list[str]:
+        try:
+            folders = sorted(entry.name for entry in os.scandir(self.path) if entry.is_dir())
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.path!r}: {exc}") from exc
+        return [prefix for prefix in folders if len(prefix) == 2 and _HEX.issuperset(prefix)]
+
+    def __iter__(self) -> Iterator[str]:
+        for prefix in self._fanout():
+            for entry in os.scandir(os.path.join(self.path, prefix)):
+                name = entry.name
+                if name.startswith(prefix) and is_chunk_name(name):
+                    yield name
+
+    def scan(self) -> Iterator[ChunkEntry]:
+        """(name, size, mtime) of every chunk file, from one listing."""
+        for prefix in self._fanout():
+            for entry in os.scandir(os.path.join(self.path, prefix)):
+                name = entry.name
+                if name.startswith(prefix) and is_chunk_name(name):
+                    try:
+                        info = entry.stat()
+                    except FileNotFoundError:  # deleted since the listing
+                        continue
+                    yield ChunkEntry(name, info.st_size, info.st_mtime)
+
+    def temporaries(self) -> Iterator[tuple[str, float]]:
+        """(path, mtime) of every temporary file a write left in the fan-out folders."""
+        for prefix in self._fanout():
+            for entry in os.scandir(os.path.join(self.path, prefix)):
+                if entry.name.startswith(self._TEMP_PREFIX):
+                    try:
+                        yield entry.path, entry.stat(follow_symlinks=False).st_mtime
+                    except FileNotFoundError:
+                        continue
+
+    def remove_temporaries(self, older_than: float, *, delete: bool = True) -> int:
+        """Remove (or with delete=False only count) temporaries unchanged for older_than seconds.
+
+        A write in progress keeps changing its temporary; one left by a
+        killed process stays as it was. Returns how many there were.
+        """
+        cutoff = time.time() - older_than
+        count = 0
+        for path, mtime in list(self.temporaries()):
+            if mtime > cutoff:
+                continue
+            if delete:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StoreError(f"cannot remove temporary file {path!r}: {exc}") from exc
+            count += 1
+        return count
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the store lock shared while storing chunks, waiting out a running gc."""
+        if fcntl is None:
+            yield
+            return
+        descriptor = self._open_lock()
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(descriptor)
+
+    @contextlib.contextmanager
+    def collecting(self, timeout: float = 60.0) -> Iterator[None]:
+        """Hold the store lock exclusive, so that no writer runs; StoreBusyError after timeout seconds."""
+        if fcntl is None:
+            yield
+            return
+        descriptor = self._open_lock()
+        try:
+            deadline = time.monotonic() + max(0.0, timeout)
+            pause = 0.01
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise StoreBusyError(
+                            f"store {self.path!r} is busy: its lock {self.lock_path!r} is held "
+                            f"by a writer (an encrypt is running); waited {timeout:g} s"
+                        ) from None
+                    time.sleep(min(pause, left))
+                    pause = min(pause * 2, 0.25)
+            yield
+        finally:
+            os.close(descriptor)
+
+    def _open_lock(self) -> int:
+        try:
+            return os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except OSError as exc:
+            raise StoreError(f"cannot open the store lock {self.lock_path!r}: {exc.strerror or exc}") from exc
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.has(name)
+
+
+def _holds_content(path: str) -> bool:
+    """A regular file with at least one byte at path."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0

@@ -1,0 +1,399 @@
+"""The upstream data map: its JSON and binary forms, and every check that needs no chunk.
+
+``docs/upstream-format.md`` describes the format; this is an independent
+implementation written from that description.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Any, NoReturn
+
+from .._errors import DataMapError, InvalidArgumentError
+
+#: The upstream release whose format this module reads.
+UPSTREAM_VERSION = "0.35.0"
+#: Upstream's largest chunk (before compression) in its default build.
+MAX_CHUNK_SIZE = 4_190_208
+#: Upstream's smallest chunk, and so the smallest file it encrypts is 3 bytes.
+MIN_CHUNK_SIZE = 1
+MIN_ENCRYPTABLE_BYTES = 3 * MIN_CHUNK_SIZE
+#: The largest serialised inner data map this reader will decrypt and parse
+#: (about 3.3 million chunks, a file of some 13 TiB at the default chunk size).
+MAX_MAP_BYTES = 1 << 28
+#: The deepest chain of shrunk data maps accepted (upstream stops at 100 too).
+MAX_CHILD_LEVEL = 100
+#: The largest max_chunk_size a caller may declare for a custom upstream build.
+LARGEST_CHUNK_SIZE_ACCEPTED = 1 << 28
+
+
+HASH_SIZE = 32
+_U64_LIMIT = 1 << 64
+_BINCODE_VERSION = 1
+#: One serialised entry: index, dst_hash, src_hash, src_size.
+BINCODE_ENTRY = struct.Struct("<Q32s32sQ")
+BINCODE_MAP_BASE = 10  # version, count and an absent child around the entries
+U64 = struct.Struct("<Q")
+_HEX_NAME = re.compile(r"[0-9a-fA-F]{64}")
+_MAP_KEYS = frozenset({"chunk_identifiers", "child"})
+_INFO_KEYS = ("index", "dst_hash", "src_hash", "src_size")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkInfo:
+    """One chunk of an upstream data map: its position, names and plain size."""
+
+    index: int
+    dst_hash: bytes  #: BLAKE3 of the stored (encrypted) chunk: its name
+    #: BLAKE3 of the chunk's plaintext. Upstream derives the chunk's keys from it, so it
+    #: is as secret as our key seeds and is left out of ``repr``.
+    src_hash: bytes = dataclass_field(repr=False)
+    src_size: int  #: plaintext bytes in the chunk
+
+    @property
+    def name(self) -> str:
+        """The chunk's name in a store: its dst_hash as 64 lowercase hex digits."""
+        return self.dst_hash.hex()
+
+
+def chunk_sizes(total: int, max_chunk_size: int = MAX_CHUNK_SIZE) -> list[int] | None:
+    """The plaintext chunk sizes upstream cuts ``total`` bytes into, or None below 3 bytes."""
+    _check_max_chunk_size(max_chunk_size)
+    count = _chunk_count(total, max_chunk_size)
+    if count == 0:
+        return None
+    return [_chunk_size(total, index, count, max_chunk_size) for index in range(count)]
+
+
+def _chunk_count(total: int, max_chunk: int) -> int:
+    if total < 3 * MIN_CHUNK_SIZE:
+        return 0
+    if total < 3 * max_chunk:
+        return 3
+    return -(-total // max_chunk)
+
+
+def _chunk_size(total: int, index: int, count: int, max_chunk: int) -> int:
+    # With a minimum chunk of one byte, upstream's rules come down to: thirds
+    # below three full chunks (the third takes the remainder), else full
+    # chunks with the remainder, if any, last.
+    if total < 3 * max_chunk:
+        third = total // 3
+        return third if index < 2 else total - 2 * third
+    if index < count - 1:
+        return max_chunk
+    return total % max_chunk or max_chunk
+
+
+def _check_max_chunk_size(value: object) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (MIN_CHUNK_SIZE <= value <= LARGEST_CHUNK_SIZE_ACCEPTED)
+    ):
+        raise InvalidArgumentError(
+            f"max_chunk_size must be an int from 1 to {LARGEST_CHUNK_SIZE_ACCEPTED}, not {value!r}"
+        )
+    return value
+
+
+class DataMap:
+    """An upstream data map: the chunks of one level and, if shrunk, its child level.
+
+    ``child`` is None for a map of the file's own chunks. A shrunk map
+    (``child`` = k >= 1) lists chunks that hold the serialised map of level
+    k - 1; :func:`resolve` follows them down to the file's map. Construction
+    checks everything that can be checked without the chunks (indices,
+    hashes, that the sizes are exactly how upstream cuts their total), and
+    raises DataMapError otherwise. ``max_chunk_size`` is the MAX_CHUNK_SIZE
+    of the upstream build that wrote the map (the default for the published
+    crate and wheels).
+    """
+
+    __slots__ = ("_chunks", "_child", "_max_chunk_size", "_size")
+
+    def __init__(
+        self,
+        chunk_identifiers: Iterable[ChunkInfo],
+        child: int | None = None,
+        *,
+        max_chunk_size: int = MAX_CHUNK_SIZE,
+    ) -> None:
+        self._max_chunk_size = _check_max_chunk_size(max_chunk_size)
+        chunks = tuple(chunk_identifiers)
+        for position, info in enumerate(chunks):
+            if not isinstance(info, ChunkInfo):
+                raise DataMapError(f"chunk_identifiers[{position}] is not a ChunkInfo")
+        self._chunks = chunks
+        self._child = child
+        self._size = self._validate()
+
+    def _validate(self) -> int:
+        child = self._child
+        if child is not None and (
+            isinstance(child, bool) or not isinstance(child, int) or not 1 <= child <= MAX_CHILD_LEVEL
+        ):
+            raise DataMapError(f"child must be null or an integer from 1 to {MAX_CHILD_LEVEL}, not {child!r}")
+        chunks = self._chunks
+        if len(chunks) < 3:
+            raise DataMapError(f"a data map lists at least 3 chunks, this one {len(chunks)}")
+        total = 0
+        for position, info in enumerate(chunks):
+            where = f"chunk_identifiers[{position}]"
+            if _bad_int(info.index) or info.index != position:
+                raise DataMapError(
+                    f"{where}: index {info.index!r} where {position} was expected "
+                    "(chunks are listed in order from 0)"
+                )
+            for field in ("dst_hash", "src_hash"):
+                value = getattr(info, field)
+                if not isinstance(value, bytes) or len(value) != HASH_SIZE:
+                    raise DataMapError(f"{where}: {field} is not a 32-byte hash")
+            if _bad_int(info.src_size) or info.src_size < MIN_CHUNK_SIZE:
+                raise DataMapError(f"{where}: src_size must be an integer from 1, not {info.src_size!r}")
+            total += info.src_size
+        if total >= _U64_LIMIT:
+            raise DataMapError("the chunk sizes add up to more than 2**64 - 1 bytes")
+        max_chunk = self._max_chunk_size
+        if _chunk_count(total, max_chunk) != len(chunks):
+            raise DataMapError(
+                f"{len(chunks)} chunks for {total} bytes: upstream (max chunk {max_chunk}) "
+                f"cuts that into {_chunk_count(total, max_chunk)}"
+            )
+        for position, info in enumerate(chunks):
+            expected = _chunk_size(total, position, len(chunks), max_chunk)
+            if info.src_size != expected:
+                raise DataMapError(
+                    f"chunk_identifiers[{position}]: src_size {info.src_size} where upstream "
+                    f"(max chunk {max_chunk}) cuts {total} bytes into a chunk of {expected}"
+                )
+        return total
+
+    # -- views
+
+    @property
+    def chunk_identifiers(self) -> tuple[ChunkInfo, ...]:
+        return self._chunks
+
+    @property
+    def child(self) -> int | None:
+        """None for the file's own chunks; k >= 1 for a map shrunk k times."""
+        return self._child
+
+    @property
+    def is_child(self) -> bool:
+        return self._child is not None
+
+    @property
+    def max_chunk_size(self) -> int:
+        return self._max_chunk_size
+
+    @property
+    def size(self) -> int:
+        """Bytes this level's chunks open to: the file size when ``child`` is None."""
+        return self._size
+
+    @property
+    def level(self) -> int:
+        """The level of this map's chunks in the key derivation: ``child`` or 0.
+
+        (An inner map without ``child`` can still hold level-1 chunks; see
+        :func:`resolve`.)
+        """
+        return self._child or 0
+
+    def names(self) -> list[str]:
+        """This level's chunk names (hex dst_hash), in order."""
+        return [info.name for info in self._chunks]
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DataMap):
+            return NotImplemented
+        return (self._chunks, self._child, self._max_chunk_size) == (
+            other._chunks,
+            other._child,
+            other._max_chunk_size,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._chunks, self._child, self._max_chunk_size))
+
+    def __repr__(self) -> str:
+        return f"<upstream.DataMap {len(self._chunks)} chunks, {self._size} bytes, child={self._child}>"
+
+    # -- JSON, as upstream's Python binding reads and writes it
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, max_chunk_size: int = MAX_CHUNK_SIZE) -> DataMap:
+        """Parse upstream's JSON data map strictly; anything malformed raises DataMapError.
+
+        Exactly the keys upstream writes are accepted (no others, none twice),
+        hashes as 64 hex digits, integers as plain JSON integers.
+        """
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            try:
+                text = bytes(text).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataMapError(f"a JSON data map must be UTF-8: {exc}") from None
+        if not isinstance(text, str):
+            raise DataMapError(f"a JSON data map is text, not {type(text).__name__}")
+        try:
+            document = json.loads(
+                text,
+                object_pairs_hook=_unique_keys,
+                parse_int=_json_int,
+                parse_float=_json_float,
+                parse_constant=_json_constant,
+            )
+        except DataMapError:
+            raise
+        except Exception as exc:  # json's own errors, RecursionError on deep nesting, ...
+            raise DataMapError(f"not a JSON data map: {exc}") from None
+        return cls._from_document(document, max_chunk_size)
+
+    @classmethod
+    def _from_document(cls, document: object, max_chunk_size: int) -> DataMap:
+        if not isinstance(document, dict):
+            raise DataMapError("a JSON data map is an object")
+        unknown = set(document) - _MAP_KEYS
+        if unknown:
+            raise DataMapError(f"unknown data map keys: {sorted(unknown)!r}")
+        if "chunk_identifiers" not in document:
+            raise DataMapError("the data map has no chunk_identifiers")
+        entries = document["chunk_identifiers"]
+        if not isinstance(entries, list):
+            raise DataMapError("chunk_identifiers is not a list")
+        child = document.get("child")
+        if child is not None and _bad_int(child):
+            raise DataMapError(f"child must be null or an integer, not {child!r}")
+        infos = []
+        for position, entry in enumerate(entries):
+            where = f"chunk_identifiers[{position}]"
+            if not isinstance(entry, dict):
+                raise DataMapError(f"{where} is not an object")
+            if set(entry) != set(_INFO_KEYS):
+                raise DataMapError(f"{where} has keys {sorted(entry)!r}, not {list(_INFO_KEYS)!r}")
+            for field in ("index", "src_size"):
+                if _bad_int(entry[field]):
+                    raise DataMapError(f"{where}: {field} is not an integer from 0 to 2**64 - 1")
+            infos.append(
+                ChunkInfo(
+                    entry["index"],
+                    _hex_hash(entry["dst_hash"], where, "dst_hash"),
+                    _hex_hash(entry["src_hash"], where, "src_hash"),
+                    entry["src_size"],
+                )
+            )
+        return cls(infos, child, max_chunk_size=max_chunk_size)
+
+    def to_json(self) -> str:
+        """The map as upstream writes it (compact, keys in its order, lowercase hex)."""
+        document = {
+            "chunk_identifiers": [
+                {
+                    "index": info.index,
+                    "dst_hash": info.dst_hash.hex(),
+                    "src_hash": info.src_hash.hex(),
+                    "src_size": info.src_size,
+                }
+                for info in self._chunks
+            ],
+            "child": self._child,
+        }
+        return json.dumps(document, separators=(",", ":"))
+
+    # -- the binary form that shrunk maps keep inside their chunks
+
+    @classmethod
+    def from_bytes(cls, data: object, *, max_chunk_size: int = MAX_CHUNK_SIZE) -> DataMap:
+        """Parse upstream's serialised (bincode, version 1) data map; DataMapError if malformed."""
+        try:
+            view = memoryview(data).cast("B")  # type: ignore[arg-type]  # TypeError below
+        except TypeError:
+            raise DataMapError(f"a serialised data map is bytes, not {type(data).__name__}") from None
+        length = len(view)
+        if length < 1 + U64.size + 1:
+            raise DataMapError(f"a serialised data map is at least 10 bytes, this one {length}")
+        if view[0] != _BINCODE_VERSION:
+            raise DataMapError(f"serialised data map version {view[0]}, only 1 is known")
+        (count,) = U64.unpack_from(view, 1)
+        offset = 1 + U64.size
+        # The count is checked against the bytes at hand before anything is built from it.
+        available = (length - offset - 1) // BINCODE_ENTRY.size
+        if count > available:
+            raise DataMapError(f"the serialised data map claims {count} chunks but holds at most {available}")
+        infos = []
+        for _ in range(count):
+            index, dst, src, size = BINCODE_ENTRY.unpack_from(view, offset)
+            infos.append(ChunkInfo(index, dst, src, size))
+            offset += BINCODE_ENTRY.size
+        tag = view[offset]
+        offset += 1
+        if tag == 0:
+            child = None
+        elif tag == 1:
+            if length - offset < U64.size:
+                raise DataMapError("the serialised data map ends inside its child level")
+            (child,) = U64.unpack_from(view, offset)
+            offset += U64.size
+        else:
+            raise DataMapError(f"the serialised data map's child tag is {tag}, not 0 or 1")
+        if offset != length:
+            raise DataMapError(f"{length - offset} bytes follow the serialised data map")
+        return cls(infos, child, max_chunk_size=max_chunk_size)
+
+    def to_bytes(self) -> bytes:
+        """The map serialised as upstream keeps it in a shrunk map's chunks."""
+        parts = [bytes([_BINCODE_VERSION]), U64.pack(len(self._chunks))]
+        parts += [BINCODE_ENTRY.pack(i.index, i.dst_hash, i.src_hash, i.src_size) for i in self._chunks]
+        parts.append(b"\x00" if self._child is None else b"\x01" + U64.pack(self._child))
+        return b"".join(parts)
+
+
+def _bad_int(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U64_LIMIT
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise DataMapError(f"a key appears twice in one JSON object: {keys!r}")
+    return dict(pairs)
+
+
+def _json_int(digits: str) -> int:
+    if len(digits) > 21:  # more than any u64; also spares int() a huge string
+        raise DataMapError(f"integer out of range: {digits[:24]}...")
+    return int(digits)
+
+
+def _json_float(text: str) -> NoReturn:
+    raise DataMapError(f"not an integer: {text[:40]}")
+
+
+def _json_constant(text: str) -> NoReturn:
+    raise DataMapError(f"not a JSON value: {text}")
+
+
+def _hex_hash(value: object, where: str, field: str) -> bytes:
+    if not isinstance(value, str) or not _HEX_NAME.fullmatch(value):
+        raise DataMapError(f"{where}: {field} is not 64 hex digits")
+    return bytes.fromhex(value)
+
+
+def as_data_map(data_map: DataMap | str | bytes) -> DataMap:
+    if isinstance(data_map, DataMap):
+        return data_map
+    if isinstance(data_map, (str, bytes, bytearray, memoryview)):
+        return DataMap.from_json(data_map)
+    raise InvalidArgumentError(
+        f"data_map must be an upstream.DataMap or its JSON text, not {type(data_map).__name__}"
+    )
