@@ -19,15 +19,7 @@ from ._chunking import cut_points
 from ._datamap import ChunkInfo, DataMap
 from ._decryptor import ChunkSource, decrypt, decrypt_file, decrypt_into
 from ._editor import SelfEncryptor
-from ._encryptor import (
-    Encryptor,
-    EncryptStats,
-    ReservedMapFile,
-    encrypt,
-    encrypt_file,
-    encrypt_to_store,
-    reserve_map_file,
-)
+from ._encryptor import Encryptor, EncryptStats, encrypt, encrypt_file, encrypt_to_store
 from ._errors import (
     EXIT_CODES,
     ChunkError,
@@ -40,8 +32,18 @@ from ._errors import (
     StoreBusyError,
     StoreError,
 )
-from ._maintenance import GcReport, VerifyReport, chunk_names, collect_garbage, verify, walk_levels
-from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Progress
+from ._maintenance import (
+    DEFAULT_GRACE,
+    DEFAULT_LOCK_WAIT,
+    GcReport,
+    VerifyReport,
+    chunk_names,
+    collect_garbage,
+    verify,
+    walk_levels,
+)
+from ._mapfile import MAP_SUFFIX, ReservedMapFile, looks_like_map, map_destination, reserve_map_file
+from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, DEFAULT_RETRY_SECONDS, Progress
 from ._reader import ChunkReader
 from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
 from ._s3 import S3Store
@@ -53,6 +55,9 @@ from ._version import __version__
 __all__ = [
     "DEFAULT_CHUNK_SIZES",
     "DEFAULT_COMPRESSION_LEVEL",
+    "DEFAULT_GRACE",
+    "DEFAULT_LOCK_WAIT",
+    "DEFAULT_RETRY_SECONDS",
     "EXIT_CODES",
     "CallbackStore",
     "ChunkError",
@@ -71,6 +76,7 @@ __all__ = [
     "ExitCode",
     "GcReport",
     "InvalidArgumentError",
+    "MAP_SUFFIX",
     "MemoryStore",
     "Progress",
     "ReservedMapFile",
@@ -91,6 +97,8 @@ __all__ = [
     "encrypt",
     "encrypt_file",
     "encrypt_to_store",
+    "looks_like_map",
+    "map_destination",
     "open_store",
     "openssl_version",
     "reserve_map_file",
