@@ -598,7 +598,7 @@ with se.DirStore(sys.argv[1]).writing():
 
 def test_gc_skips_a_kept_map_deleted_while_it_runs(workdir):
     # gc lists --keep FOLDER, then reads each map: one deleted in between is no longer kept.
-    import self_encryption._cli as cli
+    from self_encryption.cli import gc_cmd
 
     maps = workdir / "maps"
     maps.mkdir()
@@ -615,7 +615,7 @@ def test_gc_skips_a_kept_map_deleted_while_it_runs(workdir):
             SMALL,
         )
     current: list[str] = []
-    kept = cli._kept_maps([str(maps)], current)
+    kept = gc_cmd.kept_maps([str(maps)], current)
     first = next(kept)
     (maps / "b.sedm").unlink()
     assert list(kept) == [] and first == se.DataMap.load(maps / "a.sedm")
