@@ -282,3 +282,17 @@ def test_argument_errors_never_print_a_map(tmp_path, stored):
         assert result.returncode == 2, (args[:1], result.stderr)
         assert b"<data map>" in result.stderr, (args[:1], result.stderr)
         _assert_no_map(result.stdout + result.stderr, text, other, json_map)
+
+
+def test_a_map_given_where_a_path_belongs_is_never_printed(tmp_path, stored):
+    # Any message, not only the parser's: here the store folder named by a map's text.
+    map_file, store, _ = stored
+    text = " " + se.DataMap.load(map_file).to_text()
+    for args in (
+        ["verify", map_file, "--store", text],
+        ["decrypt", map_file, "--store", text, "-o", tmp_path / "o"],
+        ["import-upstream", text, "--from", tmp_path, "--store", store],
+    ):
+        result = run(*args)
+        assert result.returncode != 0 and b"<data map>" in result.stderr, (args[0], result.stderr)
+        _assert_no_map(result.stdout + result.stderr, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -49,34 +50,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         code: int = args.run(args, out)
         return code
-    except CommandError as exc:
-        return fail(str(exc), exc.code)
-    except se.DataMapError as exc:
-        return fail(f"{subject(args)}bad data map: {exc}", exc.exit_code)
-    except se.ChunkNotFoundError as exc:
-        return fail(
-            f"{subject(args)}missing {describe_chunk_error(exc)}; the store "
-            f"{args.store} does not hold the whole file: check --store, or encrypt the "
-            "file into it again with the same options",
-            exc.exit_code,
-        )
-    except se.ChunkIntegrityError as exc:
-        return fail(
-            f"{subject(args)}corrupt {describe_chunk_error(exc)}; to restore it, run "
-            "verify --full --repair on this map and then encrypt the file again with the "
-            "same options (or encrypt it again with --check-existing)",
-            exc.exit_code,
-        )
     except BrokenPipeError:  # the reader of our output went away, as `| head` does
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
-    except se.StoreError as exc:
-        return fail(f"I/O error: {exc}", exc.exit_code)
-    except OSError as exc:
-        return fail(f"I/O error: {exc}", IO_ERROR)
-    except se.SelfEncryptionError as exc:
-        return fail(str(exc), exc.exit_code)
+    except (CommandError, se.SelfEncryptionError, OSError) as exc:
+        message, code = _explain(exc, args)
+        # A map given as an argument can surface in any message (a store path, say): never print it.
+        return fail(parser.redact(message), code)
     except KeyboardInterrupt as exc:
         return interrupted(exc)
     except RuntimeError as exc:
@@ -84,6 +65,34 @@ def main(argv: Iterable[str] | None = None) -> int:
         if interrupt is None:
             raise
         return interrupted(interrupt)
+
+
+def _explain(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
+    """The one-line message and exit code for an expected failure."""
+    if isinstance(exc, CommandError):
+        return str(exc), exc.code
+    if isinstance(exc, se.DataMapError):
+        return f"{subject(args)}bad data map: {exc}", exc.exit_code
+    if isinstance(exc, se.ChunkNotFoundError):
+        return (
+            f"{subject(args)}missing {describe_chunk_error(exc)}; the store "
+            f"{args.store} does not hold the whole file: check --store, or encrypt the "
+            "file into it again with the same options",
+            exc.exit_code,
+        )
+    if isinstance(exc, se.ChunkIntegrityError):
+        return (
+            f"{subject(args)}corrupt {describe_chunk_error(exc)}; to restore it, run "
+            "verify --full --repair on this map and then encrypt the file again with the "
+            "same options (or encrypt it again with --check-existing)",
+            exc.exit_code,
+        )
+    if isinstance(exc, se.StoreError):
+        return f"I/O error: {exc}", exc.exit_code
+    if isinstance(exc, OSError):
+        return f"I/O error: {exc}", IO_ERROR
+    assert isinstance(exc, se.SelfEncryptionError)
+    return str(exc), exc.exit_code
 
 
 def run() -> None:
