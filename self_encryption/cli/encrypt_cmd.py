@@ -12,7 +12,7 @@ from typing import TextIO
 import self_encryption as se
 
 from .errors import IO_ERROR, OK, USAGE, CommandError
-from .maps import add_map_output, check_map_destination, reserve_map, save_map
+from .maps import add_force, add_map_output, check_map_destination, reserve_map, save_map
 from .options import Commands, add_encryption_options, add_store, encryption_settings, open_store
 from .output import ProgressBar, emit_json, human_size, plural, speed
 
@@ -25,6 +25,7 @@ def register(commands: Commands) -> None:
     add_store(command)
     add_map_output(command, "where to write the data map (one FILE only; - for standard output)")
     add_encryption_options(command)
+    add_force(command)
     command.add_argument(
         "--check-existing",
         action="store_true",

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import self_encryption as se
 
 from .errors import BAD_MAP, IO_ERROR, OK, USAGE, CommandError
-from .maps import add_map_output, check_map_destination, reserve_map, save_map
+from .maps import add_force, add_map_output, check_map_destination, reserve_map, save_map
 from .options import STORE_HELP, Commands, add_encryption_options, encryption_settings, open_store
 from .output import ProgressBar, emit_json, human_size, plural, speed
 
@@ -47,6 +47,7 @@ def register(commands: Commands) -> None:
         f"where to write our data map (default: MAP with {se.MAP_SUFFIX} for {UPSTREAM_SUFFIX}; "
         "- for standard output)",
     )
+    add_force(command)
     add_encryption_options(command)
 
 

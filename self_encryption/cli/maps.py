@@ -24,8 +24,11 @@ def add_map_argument(command: argparse.ArgumentParser) -> None:
 
 
 def add_map_output(command: argparse.ArgumentParser, what: str) -> None:
-    """-o/--output and --force for a command that writes a data map file."""
+    """-o/--output for a command that writes a data map file (checked by check_map_destination)."""
     command.add_argument("-o", "--output", metavar="MAP", help=what)
+
+
+def add_force(command: argparse.ArgumentParser) -> None:
     command.add_argument("--force", action="store_true", help="replace a data map file that exists")
 
 
