@@ -276,6 +276,9 @@ def test_argument_errors_never_print_a_map(tmp_path, stored):
         ["cat", map_file, "--store", store, "--offset", " " + text],
         ["encrypt", map_file, "--store", store, "--chunk-sizes", text],
         ["verify", map_file, "--store", store, "--unknown=" + json_map],
+        ["verify", map_file, "--store", store, "--re=" + text],  # ambiguous option
+        ["encrypt", map_file, "--store", store, "--chunk-sizes", "64,256," + text],
+        ["encrypt", map_file, "--store", store, "--level", "\n" + text],
     ]
     for args in cases:
         result = run(*args)

@@ -45,13 +45,23 @@ class Parser(argparse.ArgumentParser):
         self.hidden[:] = sorted({v for v in values if v and se.looks_like_map(v)}, key=len, reverse=True)
 
     def redact(self, message: str) -> str:
+        """message with every map given as an argument, and any map text in it, replaced."""
         for secret in self.hidden:
             message = message.replace(repr(secret), MAP_PLACEHOLDER).replace(secret, MAP_PLACEHOLDER)
             message = message.replace(secret.strip(), MAP_PLACEHOLDER)
-        return message
+        # A map's text form inside a longer argument ("--chunk-sizes 1,2,se1:..."): by the word.
+        return _WORD.sub(_hide_map_text, message)
 
     def error(self, message: str) -> NoReturn:
         super().error(self.redact(message))
+
+
+_WORD = re.compile(r"[^\s'\",=\\]+")
+
+
+def _hide_map_text(word: re.Match[str]) -> str:
+    text = word.group()
+    return MAP_PLACEHOLDER if se.looks_like_map(text) and not text.startswith("{") else text
 
 
 # -- argument types ------------------------------------------------------------------
