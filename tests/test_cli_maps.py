@@ -191,7 +191,9 @@ def stored(tmp_path):
     return tmp_path / "f.sedm", store, data
 
 
-@pytest.mark.parametrize("how", ["same path", "other path", "symlink", "hard link", "standard input"])
+@pytest.mark.parametrize(
+    "how", ["same path", "other path", "symlink", "hard link", "standard input", "standard output"]
+)
 def test_decrypt_refuses_to_write_over_the_map_it_reads(tmp_path, stored, how):
     map_file, store, data = stored
     before = map_file.read_bytes()
@@ -209,10 +211,20 @@ def test_decrypt_refuses_to_write_over_the_map_it_reads(tmp_path, stored, how):
         source = "-"
         stdin = open(map_file, "rb")
     try:
-        line = error_line(run("decrypt", source, "--store", store, "-o", output, stdin=stdin), 2)
+        if how == "standard output":  # decrypt MAP -o - >> MAP
+            with open(map_file, "ab") as stdout:
+                result = subprocess.run(
+                    [*COMMAND, "decrypt", source, "--store", str(store), "-o", "-"],
+                    stdout=stdout,
+                    stderr=subprocess.PIPE,
+                    timeout=120,
+                )
+        else:
+            result = run("decrypt", source, "--store", store, "-o", output, stdin=stdin)
     finally:
         if stdin is not None:
             stdin.close()
+    line = error_line(result, 2)
     assert "data map being read" in line, line
     assert map_file.read_bytes() == before
     # Another output is fine.

@@ -38,15 +38,20 @@ def _is_standard_output(path: str) -> bool:
 
 
 def _check_not_the_map(source: str, output: str) -> None:
-    """Refuse an output that is the map file being read (by any path or hard link)."""
-    if output == "-" or se.looks_like_map(source):
+    """Refuse an output that is the map file being read (by any path or hard link, or as stdout)."""
+    if se.looks_like_map(source):
         return
     try:
         stat = os.fstat(sys.stdin.fileno()) if source == "-" else os.stat(source)
+        if output == "-":
+            same = os.path.samestat(os.fstat(sys.stdout.fileno()), stat)
+        else:
+            same = same_file(output, stat)
     except (OSError, ValueError):
-        return  # reading the map reports it
-    if same_file(output, stat):
-        raise CommandError(f"the output {output} is the data map being read: choose another -o", USAGE)
+        return  # reading the map, or writing the output, reports it
+    if same:
+        shown = "standard output" if output == "-" else output
+        raise CommandError(f"the output {shown} is the data map being read: choose another -o", USAGE)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
