@@ -164,20 +164,6 @@ def test_import_upstream_through_a_link_writes_the_file_it_names(tmp_path, upstr
     assert link.is_symlink() and real.read_text().startswith("se1:")
 
 
-def test_the_library_refuses_the_same_destinations(tmp_path):
-    os.mkfifo(tmp_path / "fifo")
-    with pytest.raises(se.InvalidArgumentError, match="a FIFO"):
-        se.reserve_map_file(tmp_path / "fifo", replace=True)
-    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    with pytest.raises(se.InvalidArgumentError, match="leads to no file"):
-        se.reserve_map_file(tmp_path / "dangling", replace=True)
-    assert se.map_destination(tmp_path / "absent") == str(tmp_path / "absent")
-    (tmp_path / "real").write_text("x")
-    (tmp_path / "link").symlink_to(tmp_path / "real")
-    assert se.map_destination(tmp_path / "link") == str(tmp_path / "real")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "fifo", "link", "real"]
-
-
 # -- decrypt never writes over its own map -------------------------------------------------
 
 
