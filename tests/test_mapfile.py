@@ -9,6 +9,9 @@ import stat
 import pytest
 
 import self_encryption as se
+from self_encryption import _mapfile
+
+from helpers import SMALL_SIZES
 
 
 def test_the_library_refuses_the_same_destinations(tmp_path):
@@ -64,3 +67,31 @@ def test_looks_like_map():
         assert se.looks_like_map(text), text
     for text in ("file.sedm", "-", "./se1:x", "", "  "):
         assert not se.looks_like_map(text), text
+
+
+def test_reserved_map_file(tmp_path):
+    target = tmp_path / "f.sedm"
+    with se.reserve_map_file(target) as reserved:
+        temps = os.listdir(tmp_path)
+        assert len(temps) == 1 and temps[0].startswith(".f.sedm-") and temps[0].endswith(".partial")
+        # As large as the largest root map's text and its newline.
+        assert (tmp_path / temps[0]).stat().st_size == 432
+        root = se.encrypt_to_store(os.urandom(50_000), se.MemoryStore(), chunk_sizes=SMALL_SIZES)
+        reserved.save(root)
+    assert se.DataMap.load(target) == root and os.listdir(tmp_path) == ["f.sedm"]
+    assert target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        se.reserve_map_file(target)
+    with se.reserve_map_file(target, replace=True) as reserved:
+        reserved.save(se.encrypt(b"other")[0])
+    assert se.DataMap.load(target) == se.encrypt(b"other")[0]
+    with pytest.raises(FileNotFoundError):
+        se.reserve_map_file(tmp_path / "no" / "f.sedm")
+    assert os.listdir(tmp_path) == ["f.sedm"]
+
+
+def test_the_largest_root_fills_the_reservation_exactly():
+    records = tuple(se.ChunkInfo(1, 1, bytes(32), "ab" * 32) for _ in range(4))
+    largest = se.DataMap(0, 4, records)  # binary fields are fixed-width: any values do
+    assert len(largest.to_text()) + 1 == 432
+    assert _mapfile.MAX_ROOT_TEXT + 1 == 432
