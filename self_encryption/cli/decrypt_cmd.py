@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from stat import S_ISREG
 from typing import TextIO
 
 import self_encryption as se
@@ -49,7 +50,8 @@ def _check_not_the_map(source: str, output: str) -> None:
             same = same_file(output, stat)
     except (OSError, ValueError):
         return  # reading the map, or writing the output, reports it
-    if same:
+    # Only a file can be lost: a pipe or terminal on both sides is a stream, not the map's copy.
+    if same and S_ISREG(stat.st_mode):
         shown = "standard output" if output == "-" else output
         raise CommandError(f"the output {shown} is the data map being read: choose another -o", USAGE)
 
