@@ -19,15 +19,7 @@ from ._chunking import cut_points
 from ._datamap import ChunkInfo, DataMap
 from ._decryptor import ChunkSource, decrypt, decrypt_file, decrypt_into
 from ._editor import SelfEncryptor
-from ._encryptor import (
-    Encryptor,
-    EncryptStats,
-    ReservedMapFile,
-    encrypt,
-    encrypt_file,
-    encrypt_to_store,
-    reserve_map_file,
-)
+from ._encryptor import Encryptor, EncryptStats, encrypt, encrypt_file, encrypt_to_store
 from ._errors import (
     EXIT_CODES,
     ChunkError,
@@ -40,8 +32,18 @@ from ._errors import (
     StoreBusyError,
     StoreError,
 )
-from ._maintenance import GcReport, VerifyReport, chunk_names, collect_garbage, verify, walk_levels
-from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Progress
+from ._maintenance import (
+    DEFAULT_GRACE,
+    DEFAULT_LOCK_WAIT,
+    GcReport,
+    VerifyReport,
+    chunk_names,
+    collect_garbage,
+    verify,
+    walk_levels,
+)
+from ._mapfile import MAP_SUFFIX, ReservedMapFile, looks_like_map, map_destination, reserve_map_file
+from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, DEFAULT_RETRY_SECONDS, Progress
 from ._reader import ChunkReader
 from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
 from ._sealing import EncryptedChunk
@@ -51,6 +53,9 @@ from .stores import CallbackStore, ChunkStore, DirStore, MemoryStore, S3Store, o
 __all__ = [
     "DEFAULT_CHUNK_SIZES",
     "DEFAULT_COMPRESSION_LEVEL",
+    "DEFAULT_GRACE",
+    "DEFAULT_LOCK_WAIT",
+    "DEFAULT_RETRY_SECONDS",
     "EXIT_CODES",
     "CallbackStore",
     "ChunkError",
@@ -69,6 +74,7 @@ __all__ = [
     "ExitCode",
     "GcReport",
     "InvalidArgumentError",
+    "MAP_SUFFIX",
     "MemoryStore",
     "Progress",
     "ReservedMapFile",
@@ -89,6 +95,8 @@ __all__ = [
     "encrypt",
     "encrypt_file",
     "encrypt_to_store",
+    "looks_like_map",
+    "map_destination",
     "open_store",
     "openssl_version",
     "reserve_map_file",

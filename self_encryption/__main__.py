@@ -1,5 +1,5 @@
 """``python -m self_encryption``: the same as the ``self-encryption`` command."""
 
-from ._cli import run
+from .cli import run
 
 run()

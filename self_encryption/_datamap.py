@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from ._errors import DataMapError, InvalidArgumentError
-from ._files import PARTIAL_SUFFIX, atomic_write, map_temp_prefix
+from ._files import PARTIAL_SUFFIX, atomic_write
 
 MAGIC = b"SEDM"
 VERSION = 1
@@ -206,6 +206,9 @@ class DataMap:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the text form to a file, atomically and readable by its owner only."""
+        # Imported here: the map-file module builds on this one (it saves DataMaps).
+        from ._mapfile import map_temp_prefix
+
         with atomic_write(
             os.fspath(path), prefix=map_temp_prefix(os.fspath(path)), suffix=PARTIAL_SUFFIX, mode=0o600
         ) as out:

@@ -9,7 +9,6 @@ two key seeds, known only at the end) and 72 bytes of record per chunk.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import threading
 from collections import deque
@@ -22,9 +21,8 @@ from typing import IO, Any, NamedTuple, cast
 from . import _backend
 from ._buffers import Buffer, as_bytes_view
 from ._chunking import Cutter
-from ._datamap import HEADER, MAX_ROOT_RECORDS, RECORD, TEXT_PREFIX, TRAILER_SIZE, ChunkInfo, DataMap
+from ._datamap import ChunkInfo, DataMap
 from ._errors import InvalidArgumentError, SelfEncryptionError
-from ._files import ReservedFile, map_temp_prefix
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Options, Progress, make_options
 from ._sealing import (
     EncryptedChunk,
@@ -486,38 +484,3 @@ def _encrypt_stream(
         encryptor.write_from(handle)
     assert encryptor.data_map is not None
     return encryptor.data_map
-
-
-# -- map files --------------------------------------------------------------------
-
-#: The longest text form of a root data map: "se1:" and the base64url of 4 records.
-MAX_ROOT_TEXT = (
-    len(TEXT_PREFIX) + (4 * (HEADER.size + MAX_ROOT_RECORDS * RECORD.size + TRAILER_SIZE) + 2) // 3
-)
-
-
-class ReservedMapFile(ReservedFile):
-    """A data map file's place, claimed before encrypting: see :func:`reserve_map_file`."""
-
-    def save(self, data_map: DataMap) -> None:
-        """Write the map's text form (and a newline) into the reserved place and rename it in."""
-        self.commit(data_map.to_text().encode("ascii") + b"\n")
-
-
-def reserve_map_file(path: str | os.PathLike[str], *, replace: bool = False) -> ReservedMapFile:
-    """Claim the file a data map will be saved to, before any chunk is stored.
-
-    A temporary beside ``path`` (``.NAME.sedm-XXXXXXXX.partial``, mode 0600)
-    receives a placeholder as large as the largest root map and is flushed
-    to disk, so that a folder that cannot be written, or a full disk, fails
-    now (OSError) and not after the work. ``save(data_map)`` then writes the
-    map over it and renames it to ``path``; without ``replace`` an existing
-    ``path`` is never replaced (FileExistsError). Use it as a context
-    manager: leaving the block without saving removes the temporary.
-    """
-    target = os.fspath(path)
-    if not replace and os.path.lexists(target):
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
-    return ReservedMapFile(
-        target, prefix=map_temp_prefix(target), size=MAX_ROOT_TEXT + 1, mode=0o600, replace=replace
-    )

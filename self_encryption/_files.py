@@ -81,13 +81,6 @@ def hidden_prefix(target: str, tag: str = "") -> str:
     return f".{os.fsdecode(name)}.{tag}"
 
 
-def map_temp_prefix(target: str) -> str:
-    """``.NAME.sedm-``: temporaries of a data map file (NAME without its .sedm), then PARTIAL_SUFFIX."""
-    base = os.path.basename(os.path.abspath(target))
-    stem = base[: -len(".sedm")] if base.endswith(".sedm") and len(base) > len(".sedm") else base
-    return hidden_prefix(os.path.join(os.path.dirname(os.path.abspath(target)), stem), "sedm-")
-
-
 _R = TypeVar("_R", bound="ReservedFile")
 
 

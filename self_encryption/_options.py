@@ -15,6 +15,9 @@ from ._errors import InvalidArgumentError
 
 DEFAULT_CHUNK_SIZES = (262144, 1048576, 4194304)
 DEFAULT_COMPRESSION_LEVEL = 3
+#: Seconds an S3 store goes on retrying a failing request: the default of S3Store's
+#: ``retry_seconds`` (tests/test_package.py checks that the store's default agrees).
+DEFAULT_RETRY_SECONDS = 120.0
 
 #: The lowest zstd level python-zstandard accepts; 0 would mean "zstd's default".
 MIN_COMPRESSION_LEVEL = -(1 << 17)

@@ -250,33 +250,6 @@ def test_an_encryptor_holds_the_store_lock_until_it_is_done(tmp_path):
     assert not store_lock_is_held(tmp_path)
 
 
-def test_reserved_map_file(tmp_path):
-    target = tmp_path / "f.sedm"
-    with se.reserve_map_file(target) as reserved:
-        temps = os.listdir(tmp_path)
-        assert len(temps) == 1 and temps[0].startswith(".f.sedm-") and temps[0].endswith(".partial")
-        # As large as the largest root map's text and its newline.
-        assert (tmp_path / temps[0]).stat().st_size == 432
-        root = se.encrypt_to_store(os.urandom(50_000), se.MemoryStore(), **SMALL)
-        reserved.save(root)
-    assert se.DataMap.load(target) == root and os.listdir(tmp_path) == ["f.sedm"]
-    assert target.stat().st_mode & 0o777 == 0o600
-    with pytest.raises(FileExistsError):
-        se.reserve_map_file(target)
-    with se.reserve_map_file(target, replace=True) as reserved:
-        reserved.save(se.encrypt(b"other")[0])
-    assert se.DataMap.load(target) == se.encrypt(b"other")[0]
-    with pytest.raises(FileNotFoundError):
-        se.reserve_map_file(tmp_path / "no" / "f.sedm")
-    assert os.listdir(tmp_path) == ["f.sedm"]
-
-
-def test_the_largest_root_fills_the_reservation_exactly():
-    records = tuple(se.ChunkInfo(1, 1, bytes(32), "ab" * 32) for _ in range(4))
-    largest = se.DataMap(0, 4, records)  # binary fields are fixed-width: any values do
-    assert len(largest.to_text()) + 1 == 432
-
-
 def test_encrypt_file_passes_check_existing_on(tmp_path):
     store = se.DirStore(tmp_path / "store")
     data = os.urandom(20_000)

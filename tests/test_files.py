@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from self_encryption import _files
+from self_encryption import _files, _mapfile
 
 
 def test_replaces_the_target_only_when_the_block_succeeds(tmp_path):
@@ -64,7 +64,7 @@ def test_atomic_write_flushes_the_file_before_the_rename_and_the_folder_after(tm
 
 def test_reserved_file_claims_its_space_first_and_fills_it_later(tmp_path):
     target = tmp_path / "file.sedm"
-    reserved = _files.ReservedFile(target, prefix=_files.map_temp_prefix(str(target)), size=432)
+    reserved = _files.ReservedFile(target, prefix=_mapfile.map_temp_prefix(str(target)), size=432)
     names = os.listdir(tmp_path)
     assert len(names) == 1 and names[0].startswith(".file.sedm-") and names[0].endswith(".partial")
     temp = tmp_path / names[0]
@@ -100,9 +100,9 @@ def test_reserved_file_fails_at_once_where_it_cannot_be_written(tmp_path):
 
 
 def test_temporary_names_say_what_they_stand_for(tmp_path):
-    assert _files.map_temp_prefix(str(tmp_path / "photo.jpg.sedm")) == ".photo.jpg.sedm-"
-    assert _files.map_temp_prefix(str(tmp_path / "key")) == ".key.sedm-"
-    long = _files.map_temp_prefix(str(tmp_path / ("é" * 127 + ".sedm")))
+    assert _mapfile.map_temp_prefix(str(tmp_path / "photo.jpg.sedm")) == ".photo.jpg.sedm-"
+    assert _mapfile.map_temp_prefix(str(tmp_path / "key")) == ".key.sedm-"
+    long = _mapfile.map_temp_prefix(str(tmp_path / ("é" * 127 + ".sedm")))
     assert len(os.fsencode(long)) < 200  # room left for the random part and the suffix
     with _files.ReservedFile(tmp_path / ("é" * 127), prefix=long, size=1) as reserved:
         reserved.commit(b"x")

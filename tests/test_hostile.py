@@ -23,7 +23,8 @@ import pytest
 import zstandard
 
 import self_encryption as se
-from self_encryption import _backend, _chunking, _cli, _options
+from self_encryption import _backend, _chunking, _options
+from self_encryption.cli import maps, options
 
 from helpers import SMALL_SIZES, level0_of, levels_of
 
@@ -427,9 +428,9 @@ def test_cli_never_prints_a_map_it_was_given(stored_file, tmp_path):
 
 
 def test_progress_label_never_holds_map_text():
-    assert _cli.map_label("se1:" + "A" * 400) == _cli.ARGUMENT_MAP
-    assert _cli.map_label("-") == "standard input"
-    assert _cli.map_label("file.sedm") == "file.sedm"
+    assert maps.map_label("se1:" + "A" * 400) == options.MAP_PLACEHOLDER
+    assert maps.map_label("-") == "standard input"
+    assert maps.map_label("file.sedm") == "file.sedm"
 
 
 def test_no_repr_shows_a_secret():

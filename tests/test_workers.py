@@ -60,17 +60,18 @@ def test_cli_reports_a_masked_interrupt_as_the_signal(tmp_path):
         """
         import signal, sys
         import self_encryption as se
-        from self_encryption import _cli
+        from self_encryption import cli
+        from self_encryption.cli.signals import Terminated
 
         def decrypt_file(*args, **kwargs):
             try:
-                raise _cli.Terminated(signal.SIGTERM)
+                raise Terminated(signal.SIGTERM)
             except BaseException:
                 raise RuntimeError("cannot release un-acquired lock")
 
         se.decrypt_file = decrypt_file
         sys.argv = ["self-encryption", "decrypt", sys.argv[1], "--store", sys.argv[2], "-o", sys.argv[3]]
-        _cli.run()
+        cli.run()
         """
     )
     import self_encryption as se

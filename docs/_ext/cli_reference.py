@@ -10,14 +10,14 @@ import argparse
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-from self_encryption import _cli
+from self_encryption import cli
 
 
 class CliReference(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        parser = _cli.build_parser()
+        parser = cli.build_parser()
         sections = [("self-encryption", parser)]
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
