@@ -5,7 +5,8 @@ a temporary file beside the target, flushed to disk, renamed over the
 target, and the folder flushed so that the rename itself survives a crash.
 A :class:`ReservedFile` does the same in two steps, claiming the space
 before the content exists. This module also names those temporaries and
-reads the process's umask, so that files meant to be shared honour it.
+reads the process's umask, so that files meant to be shared honour it, and
+creates folders so that they, too, survive a power cut.
 """
 
 from __future__ import annotations
@@ -63,6 +64,40 @@ def sync_folder(folder: str) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def make_folders(path: str | os.PathLike[str], *, durable: bool = True) -> None:
+    """Create the folder path and its missing parents, and make each creation survive a power cut.
+
+    Like ``os.makedirs(path, exist_ok=True)``, but folders are made top
+    down and, after each, its parent is flushed: on a file system that does
+    not order metadata for us, a folder's entry in its parent is durable
+    only once the parent was fsynced, and a chunk or map flushed inside an
+    unflushed folder would vanish with it. The last folder is flushed too.
+    A folder another process creates at the same moment counts as ours
+    (it may not have flushed the parent yet). ``durable=False`` only creates.
+    """
+    target = os.path.abspath(os.fspath(path))
+    missing = []
+    folder = target
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if not missing and not os.path.isdir(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
+    for folder in reversed(missing):  # below something that is not a folder, mkdir says so
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+        if durable:
+            sync_folder(os.path.dirname(folder))
+    if durable and missing:
+        sync_folder(target)
 
 
 def _set_mode(descriptor: int, path: str, mode: int) -> None:
