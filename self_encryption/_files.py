@@ -193,12 +193,19 @@ class ReservedFile:
         sync_folder(self._folder)
 
     def _rename_exclusive(self) -> None:
-        """Rename without replacing: a hard link fails if the target exists."""
+        """Rename without replacing: a hard link fails if the target exists.
+
+        Only a file system that has no hard links falls back to checking,
+        then renaming (which gives up the promise against a writer racing
+        us); any other failure of link() fails the commit.
+        """
         try:
             os.link(self.temp_path, self.target)
         except FileExistsError:
             raise
-        except OSError:  # a file system without hard links: check, then rename
+        except OSError as exc:
+            if not _links_unsupported(exc):
+                raise
             if os.path.lexists(self.target):
                 raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), self.target) from None
             os.replace(self.temp_path, self.target)
@@ -219,6 +226,26 @@ class ReservedFile:
 
     def __exit__(self, *exc_info: object) -> None:
         self.discard()
+
+
+#: What link() answers on a file system without hard links. EPERM: Linux's word for it (FAT,
+#: exFAT, some FUSE file systems); EOPNOTSUPP/ENOTSUP and ENOSYS: network and FUSE file systems
+#: that do not implement it; EXDEV: the temporary lies beside the target, so only a file
+#: system that refuses links (some FUSE and union file systems) answers it; EMLINK: our temporary
+#: has one link, so a file system refusing a second one has no hard links at all. Anything else
+#: (EIO, ENOSPC, EROFS, EACCES...) is a failure of this save, not a missing feature.
+_NO_HARD_LINKS = frozenset(
+    getattr(errno, name)
+    for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EXDEV", "EMLINK")
+    if hasattr(errno, name)
+)
+#: Windows' own codes for the same: ERROR_INVALID_FUNCTION and ERROR_NOT_SUPPORTED (FAT, shares).
+_NO_HARD_LINKS_WINDOWS = frozenset({1, 50})
+
+
+def _links_unsupported(exc: OSError) -> bool:
+    """Whether a failed link() means the file system has no hard links (not that the link failed)."""
+    return exc.errno in _NO_HARD_LINKS or getattr(exc, "winerror", None) in _NO_HARD_LINKS_WINDOWS
 
 
 _umask_lock = threading.Lock()

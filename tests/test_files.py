@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -10,7 +11,11 @@ import sys
 
 import pytest
 
+import self_encryption as se
 from self_encryption import _files
+
+SCRIPT = pathlib.Path(sys.executable).with_name("self-encryption")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "self_encryption"]
 
 
 def _strace_or_skip() -> None:
@@ -184,3 +189,45 @@ def test_make_folders_flushes_the_parent_of_each_folder_it_makes(tmp_path):
         after = calls[calls.index(("mkdir", folder)) + 1 :]
         assert ("fsync", os.path.dirname(folder)) in after, (folder, calls)
     assert calls[-1] == ("fsync", str(target))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="strace's fault injection")
+@pytest.mark.parametrize(
+    ("error", "saved"),
+    [("EIO", False), ("ENOSPC", False), ("EPERM", True), ("EOPNOTSUPP", True), ("ENOSYS", True)],
+)
+def test_only_a_file_system_without_links_gives_up_the_no_replace_save(tmp_path, error, saved):
+    # link() made to fail for real (strace injects the error into the system call): only an
+    # answer meaning "no hard links here" may fall back to check-then-rename; any other fails
+    # the save, and the map goes to stderr instead of being written by the weaker rename.
+    _strace_or_skip()
+    data = os.urandom(5000)
+    (tmp_path / "file").write_bytes(data)
+    injected = [
+        "strace",
+        "-f",
+        "-o",
+        os.devnull,
+        "-e",
+        "trace=link,linkat",
+        "-e",
+        f"inject=link,linkat:error={error}",
+    ]
+    result = subprocess.run(
+        [*injected, *COMMAND, "encrypt", str(tmp_path / "file"), "--store", str(tmp_path / "store"), "-q"],
+        capture_output=True,
+        timeout=120,
+    )
+    map_file = tmp_path / "file.sedm"
+    if saved:
+        assert result.returncode == 0, result.stderr.decode()
+        assert se.decrypt(se.DataMap.load(map_file), se.DirStore(tmp_path / "store")) == data
+    else:
+        assert result.returncode == se.StoreError.exit_code, result.stderr.decode()  # an I/O error
+        stderr = result.stderr.decode()
+        assert "cannot write data map" in stderr and "Traceback" not in stderr
+        printed = [line for line in stderr.splitlines() if line.startswith("se1:")]
+        assert len(printed) == 1
+        assert se.decrypt(se.DataMap.from_text(printed[0]), se.DirStore(tmp_path / "store")) == data
+        assert not map_file.exists()
+    assert sorted(os.listdir(tmp_path)) == (["file", "file.sedm", "store"] if saved else ["file", "store"])
