@@ -236,10 +236,10 @@ def _ops_of(name: str, args: list[str], result: str, cwd: str) -> Iterator[Op]:
     if name in ("open", "openat", "openat2", "creat"):
         flags = "O_CREAT|O_TRUNC" if name == "creat" else args[2 if name != "open" else 1]
         opened = _fd_path(result)
-        if opened is not None and ("O_CREAT" in flags or "O_TRUNC" in flags):
-            yield Op("create" if "O_CREAT" in flags else "write", opened)
-            if "O_TRUNC" in flags:
-                yield Op("write", opened)
+        if opened is not None and "O_CREAT" in flags:
+            yield Op("create", opened)  # a no-op where the file was there
+        if opened is not None and "O_TRUNC" in flags:
+            yield Op("write", opened)
     elif name in _WRITES:
         target = _fd_path(args[2] if name in ("copy_file_range", "sendfile") else args[0])
         if target is not None:
