@@ -5,7 +5,8 @@ a temporary file beside the target, flushed to disk, renamed over the
 target, and the folder flushed so that the rename itself survives a crash.
 A :class:`ReservedFile` does the same in two steps, claiming the space
 before the content exists. This module also names those temporaries and
-reads the process's umask, so that files meant to be shared honour it.
+reads the process's umask, so that files meant to be shared honour it, and
+creates folders so that they, too, survive a power cut.
 """
 
 from __future__ import annotations
@@ -63,6 +64,40 @@ def sync_folder(folder: str) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def make_folders(path: str | os.PathLike[str], *, durable: bool = True) -> None:
+    """Create the folder path and its missing parents, and make each creation survive a power cut.
+
+    Like ``os.makedirs(path, exist_ok=True)``, but folders are made top
+    down and, after each, its parent is flushed: on a file system that does
+    not order metadata for us, a folder's entry in its parent is durable
+    only once the parent was fsynced, and a chunk or map flushed inside an
+    unflushed folder would vanish with it. The last folder is flushed too.
+    A folder another process creates at the same moment counts as ours
+    (it may not have flushed the parent yet). ``durable=False`` only creates.
+    """
+    target = os.path.abspath(os.fspath(path))
+    missing = []
+    folder = target
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if not missing and not os.path.isdir(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
+    for folder in reversed(missing):  # below something that is not a folder, mkdir says so
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+        if durable:
+            sync_folder(os.path.dirname(folder))
+    if durable and missing:
+        sync_folder(target)
 
 
 def _set_mode(descriptor: int, path: str, mode: int) -> None:
@@ -151,12 +186,19 @@ class ReservedFile:
         sync_folder(self._folder)
 
     def _rename_exclusive(self) -> None:
-        """Rename without replacing: a hard link fails if the target exists."""
+        """Rename without replacing: a hard link fails if the target exists.
+
+        Only a file system that has no hard links falls back to checking,
+        then renaming (which gives up the promise against a writer racing
+        us); any other failure of link() fails the commit.
+        """
         try:
             os.link(self.temp_path, self.target)
         except FileExistsError:
             raise
-        except OSError:  # a file system without hard links: check, then rename
+        except OSError as exc:
+            if not _links_unsupported(exc):
+                raise
             if os.path.lexists(self.target):
                 raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), self.target) from None
             os.replace(self.temp_path, self.target)
@@ -177,6 +219,26 @@ class ReservedFile:
 
     def __exit__(self, *exc_info: object) -> None:
         self.discard()
+
+
+#: What link() answers on a file system without hard links. EPERM: Linux's word for it (FAT,
+#: exFAT, some FUSE file systems); EOPNOTSUPP/ENOTSUP and ENOSYS: network and FUSE file systems
+#: that do not implement it; EXDEV: the temporary lies beside the target, so only a file
+#: system that refuses links (some FUSE and union file systems) answers it; EMLINK: our temporary
+#: has one link, so a file system refusing a second one has no hard links at all. Anything else
+#: (EIO, ENOSPC, EROFS, EACCES...) is a failure of this save, not a missing feature.
+_NO_HARD_LINKS = frozenset(
+    getattr(errno, name)
+    for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EXDEV", "EMLINK")
+    if hasattr(errno, name)
+)
+#: Windows' own codes for the same: ERROR_INVALID_FUNCTION and ERROR_NOT_SUPPORTED (FAT, shares).
+_NO_HARD_LINKS_WINDOWS = frozenset({1, 50})
+
+
+def _links_unsupported(exc: OSError) -> bool:
+    """Whether a failed link() means the file system has no hard links (not that the link failed)."""
+    return exc.errno in _NO_HARD_LINKS or getattr(exc, "winerror", None) in _NO_HARD_LINKS_WINDOWS
 
 
 _umask_lock = threading.Lock()

@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
+import self_encryption as se
 from self_encryption import _files, _mapfile
+
+SCRIPT = pathlib.Path(sys.executable).with_name("self-encryption")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "self_encryption"]
+
+
+def _strace_or_skip() -> None:
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed (scripts/bootstrap.sh installs it as root on Debian)")
+    probe = subprocess.run(["strace", "-f", "-o", os.devnull, "true"], capture_output=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"strace cannot trace here: {probe.stderr.decode(errors='replace').strip()}")
 
 
 def test_replaces_the_target_only_when_the_block_succeeds(tmp_path):
@@ -118,3 +135,99 @@ def test_umask_is_read_without_changing_it():
     finally:
         os.umask(saved)
     assert _files.shared_mode(0o022) == 0o644
+
+
+def test_make_folders_creates_what_is_missing_and_nothing_else(tmp_path):
+    target = tmp_path / "a" / "b" / "c"
+    _files.make_folders(target)
+    assert target.is_dir()
+    _files.make_folders(target)  # there already: nothing to do
+    _files.make_folders(str(tmp_path / "a"), durable=False)
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(FileExistsError):
+        _files.make_folders(tmp_path / "file")
+    with pytest.raises(NotADirectoryError):
+        _files.make_folders(tmp_path / "file" / "below")
+    assert sorted(os.listdir(tmp_path)) == ["a", "file"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads a Linux strace")
+def test_make_folders_flushes_the_parent_of_each_folder_it_makes(tmp_path):
+    # The real calls, as the kernel saw them: every mkdir is followed by an fsync of a
+    # descriptor opened on its parent, and the last folder is flushed itself.
+    _strace_or_skip()
+    trace = tmp_path / "trace"
+    target = tmp_path / "x" / "y" / "z"
+    code = f"from self_encryption import _files; _files.make_folders({str(target)!r})"
+    subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-y",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=mkdir,mkdirat,fsync",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        check=True,
+        timeout=120,
+    )
+    calls = []
+    for line in trace.read_text().splitlines():
+        made = re.search(r'mkdir(?:at)?\((?:[^,]*, )?"([^"]+)"[^)]*\)\s+= 0', line)
+        synced = re.search(r"fsync\(\d+<([^>]+)>\)\s+= 0", line)
+        if made:
+            calls.append(("mkdir", made.group(1)))
+        elif synced:
+            calls.append(("fsync", synced.group(1)))
+    made_folders = [path for kind, path in calls if kind == "mkdir"]
+    assert made_folders == [str(tmp_path / "x"), str(tmp_path / "x" / "y"), str(target)]
+    for folder in made_folders:
+        after = calls[calls.index(("mkdir", folder)) + 1 :]
+        assert ("fsync", os.path.dirname(folder)) in after, (folder, calls)
+    assert calls[-1] == ("fsync", str(target))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="strace's fault injection")
+@pytest.mark.parametrize(
+    ("error", "saved"),
+    [("EIO", False), ("ENOSPC", False), ("EPERM", True), ("EOPNOTSUPP", True), ("ENOSYS", True)],
+)
+def test_only_a_file_system_without_links_gives_up_the_no_replace_save(tmp_path, error, saved):
+    # link() made to fail for real (strace injects the error into the system call): only an
+    # answer meaning "no hard links here" may fall back to check-then-rename; any other fails
+    # the save, and the map goes to stderr instead of being written by the weaker rename.
+    _strace_or_skip()
+    data = os.urandom(5000)
+    (tmp_path / "file").write_bytes(data)
+    injected = [
+        "strace",
+        "-f",
+        "-o",
+        os.devnull,
+        "-e",
+        "trace=link,linkat",
+        "-e",
+        f"inject=link,linkat:error={error}",
+    ]
+    result = subprocess.run(
+        [*injected, *COMMAND, "encrypt", str(tmp_path / "file"), "--store", str(tmp_path / "store"), "-q"],
+        capture_output=True,
+        timeout=120,
+    )
+    map_file = tmp_path / "file.sedm"
+    if saved:
+        assert result.returncode == 0, result.stderr.decode()
+        assert se.decrypt(se.DataMap.load(map_file), se.DirStore(tmp_path / "store")) == data
+    else:
+        assert result.returncode == se.StoreError.exit_code, result.stderr.decode()  # an I/O error
+        stderr = result.stderr.decode()
+        assert "cannot write data map" in stderr and "Traceback" not in stderr
+        printed = [line for line in stderr.splitlines() if line.startswith("se1:")]
+        assert len(printed) == 1
+        assert se.decrypt(se.DataMap.from_text(printed[0]), se.DirStore(tmp_path / "store")) == data
+        assert not map_file.exists()
+    assert sorted(os.listdir(tmp_path)) == (["file", "file.sedm", "store"] if saved else ["file", "store"])

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from .._datamap import check_name, is_chunk_name
 from .._errors import ChunkIntegrityError, ChunkNotFoundError, StoreBusyError, StoreError
-from .._files import atomic_write, shared_mode, sync_folder
+from .._files import atomic_write, make_folders, shared_mode, sync_folder
 from .protocol import MAX_CHUNK_BYTES, ChunkEntry
 
 fcntl: ModuleType | None
@@ -64,7 +64,7 @@ class DirStore:
         self.fsync = fsync
         if create:
             try:
-                os.makedirs(self.path, exist_ok=True)
+                make_folders(self.path, durable=fsync)
             except OSError as exc:
                 raise StoreError(f"cannot create store folder {self.path!r}: {exc.strerror}") from exc
         if not os.path.isdir(self.path):
@@ -92,7 +92,7 @@ class DirStore:
         if os.path.lexists(target) and not os.path.isfile(target):
             self.quarantine(name)
         try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            make_folders(os.path.dirname(target), durable=self.fsync)
             with atomic_write(
                 target, prefix=self._TEMP_PREFIX, mode=self._file_mode, durable=self.fsync
             ) as temp:
@@ -178,7 +178,7 @@ class DirStore:
         """Move the chunk file into ``quarantine/``; says where ("moved to PATH")."""
         source = self._path_of(name)
         try:
-            os.makedirs(self.quarantine_path, exist_ok=True)
+            make_folders(self.quarantine_path)
             target = os.path.join(self.quarantine_path, name)
             serial = 0
             while os.path.lexists(target):
@@ -191,9 +191,10 @@ class DirStore:
             raise StoreError(f"cannot move chunk {name} to {self.quarantine_path!r}") from None
         except OSError as exc:
             raise StoreError(f"cannot move chunk {name} to {self.quarantine_path!r}: {exc}") from exc
+        # The new entry first: with the old one's removal flushed first, a power cut could lose the file.
         with contextlib.suppress(OSError):
-            sync_folder(os.path.dirname(source))
             sync_folder(self.quarantine_path)
+            sync_folder(os.path.dirname(source))
         return f"moved to {target}"
 
     def _fanout(self) -> list[str]:
