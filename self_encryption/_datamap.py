@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from ._errors import DataMapError, InvalidArgumentError
-from ._files import PARTIAL_SUFFIX, atomic_write
+from ._files import PARTIAL_SUFFIX, atomic_write, hidden_prefix
 
 MAGIC = b"SEDM"
 VERSION = 1
@@ -206,12 +206,10 @@ class DataMap:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the text form to a file, atomically and readable by its owner only."""
-        # Imported here: the map-file module builds on this one (it saves DataMaps).
-        from ._mapfile import map_temp_prefix
-
-        with atomic_write(
-            os.fspath(path), prefix=map_temp_prefix(os.fspath(path)), suffix=PARTIAL_SUFFIX, mode=0o600
-        ) as out:
+        # The temporary is hidden beside the target (.NAME.XXXXXXXX.partial); the map-file
+        # module builds on this one, so this one does not ask it for the map's own naming.
+        target = os.fspath(path)
+        with atomic_write(target, prefix=hidden_prefix(target), suffix=PARTIAL_SUFFIX, mode=0o600) as out:
             out.write(self.to_text().encode("ascii") + b"\n")
 
     @classmethod
