@@ -12,7 +12,7 @@ from typing import TextIO
 import self_encryption as se
 
 from .errors import IO_ERROR, OK, USAGE, CommandError
-from .maps import add_map_argument, map_label, read_map, same_file
+from .maps import add_map_argument, read_map, same_file
 from .options import Commands, add_store, open_store
 from .output import ProgressBar, emit_json, human_size, speed
 
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     root = read_map(args.map)
     to_stdout = _is_standard_output(args.output)
     store = open_store(args)
-    progress = ProgressBar(os.path.basename(map_label(args.map)), not args.quiet and not args.json)
+    label = "standard output" if to_stdout else os.path.basename(args.output)
+    progress = ProgressBar(label, not args.quiet and not args.json)
     started = time.monotonic()
     try:
         if args.output == "-":

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             root, stats = encryptor.finish(), encryptor.stats
             progress.close()
             seconds = time.monotonic() - started
-            if target == "-":
+            if target == "-" and not args.json:
                 out.write(root.to_text() + "\n")
             elif reserved is not None and not save_map(reserved, root, target, path):
                 lost_maps += 1
@@ -106,6 +106,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             "seconds": round(seconds, 6),
             "level": root.level,
         }
+        if target == "-" and args.json:  # asked for on stdout: inside the one JSON document
+            result["data_map_text"] = root.to_text()
         results.append(result)
         if not args.json and not args.quiet:
             note = sys.stderr if target == "-" else out

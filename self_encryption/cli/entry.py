@@ -14,8 +14,8 @@ import self_encryption as se
 from . import cat_cmd, decrypt_cmd, encrypt_cmd, gc_cmd, import_upstream_cmd, info_cmd, verify_cmd
 from .errors import IO_ERROR, OK, CommandError, describe_chunk_error
 from .maps import subject
-from .options import Commands, Parser, new_parser
-from .output import fail
+from .options import JSON_FLAG, Commands, Parser, UsageError, new_parser
+from .output import PROGRAM, emit_json, fail
 from .signals import install_signal_handlers, interrupt_behind, interrupted
 
 #: The commands, in the order --help lists them.
@@ -40,11 +40,24 @@ def build_parser() -> Parser:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    With ``--json`` standard output holds exactly one JSON document: the
+    command's result, or ``{"error": MESSAGE, "exit_code": CODE}`` when it
+    fails (a usage error or an interrupt included); the one-line message
+    still goes to standard error for people.
+    """
     arguments = sys.argv[1:] if argv is None else list(argv)
+    wants_json = (
+        JSON_FLAG in arguments[: arguments.index("--")] if "--" in arguments else JSON_FLAG in arguments
+    )
     parser = build_parser()
     parser.hide_maps_in(arguments)
-    args = parser.parse_args(arguments)
+    try:
+        args = parser.parse_args(arguments)
+    except UsageError as exc:
+        sys.stderr.write(exc.usage)
+        return _failed(exc.prog, str(exc), exc.code, wants_json)
     out = sys.stdout
     install_signal_handlers()
     try:
@@ -54,17 +67,36 @@ def main(argv: Iterable[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
-    except (CommandError, se.SelfEncryptionError, OSError) as exc:
+    except (CommandError, se.SelfEncryptionError, OSError, MemoryError) as exc:
         message, code = _explain(exc, args)
         # A map given as an argument can surface in any message (a store path, say): never print it.
-        return fail(parser.redact(message), code)
+        return _failed(PROGRAM, parser.redact(message), code, wants_json)
     except KeyboardInterrupt as exc:
-        return interrupted(exc)
+        return _interrupted(exc, wants_json)
     except RuntimeError as exc:
         interrupt = interrupt_behind(exc)
         if interrupt is None:
             raise
-        return interrupted(interrupt)
+        return _interrupted(interrupt, wants_json)
+
+
+def _failed(prog: str, message: str, code: int, wants_json: bool) -> int:
+    """Report a failure: one line on stderr and, with --json, the error document on stdout."""
+    if wants_json:
+        with contextlib.suppress(OSError):
+            emit_json(sys.stdout, {"error": message, "exit_code": code})
+            sys.stdout.flush()
+    return fail(message, code, prog)
+
+
+def _interrupted(exc: BaseException, wants_json: bool) -> int:
+    code = interrupted(exc)
+    if wants_json:
+        meaning = {entry.code: entry.meaning for entry in se.EXIT_CODES}.get(code, "interrupted")
+        with contextlib.suppress(OSError):
+            emit_json(sys.stdout, {"error": meaning, "exit_code": code})
+            sys.stdout.flush()
+    return code
 
 
 def _explain(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
@@ -91,6 +123,8 @@ def _explain(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
         return f"I/O error: {exc}", exc.exit_code
     if isinstance(exc, OSError):
         return f"I/O error: {exc}", IO_ERROR
+    if isinstance(exc, MemoryError):
+        return "out of memory: the work needs more memory than this machine allows it", IO_ERROR
     assert isinstance(exc, se.SelfEncryptionError)
     return str(exc), exc.exit_code
 

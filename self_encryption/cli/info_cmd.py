@@ -31,7 +31,11 @@ def register(commands: Commands) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     root = read_map(args.map)
     if args.print_map:  # asked for by name: the one place the map itself is printed
-        out.write((root.to_json(indent=2) if args.print_map == "json" else root.to_text()) + "\n")
+        text = root.to_json(indent=2) if args.print_map == "json" else root.to_text()
+        if args.json:  # one JSON document on stdout, the map inside it
+            emit_json(out, {"command": "info", "data_map_text": root.to_text()})
+        else:
+            out.write(text + "\n")
         return OK
     info: dict[str, Any] = {
         "command": "info",

@@ -22,6 +22,9 @@ Command = Callable[[argparse.Namespace, TextIO], int]
 #: How a data map given as text is named in messages: never the text.
 MAP_PLACEHOLDER = "<data map>"
 
+#: The option that asks for one JSON document on stdout, errors included.
+JSON_FLAG = "--json"
+
 STORE_HELP = "chunk store: a folder (the default store), s3://BUCKET[/PREFIX], or memory: for tests"
 
 
@@ -36,6 +39,8 @@ class Parser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args: Any, hidden: list[str], **kwargs: Any) -> None:
+        # Long options are a stable interface: "--stor" is refused, not taken for "--store".
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.hidden = hidden
 
@@ -53,7 +58,17 @@ class Parser(argparse.ArgumentParser):
         return _WORD.sub(_hide_map_text, message)
 
     def error(self, message: str) -> NoReturn:
-        super().error(self.redact(message))
+        """A usage error: raised, so that main() reports it as it reports any other failure."""
+        raise UsageError(self.redact(message), self.format_usage(), self.prog)
+
+
+class UsageError(CommandError):
+    """The command line is wrong: exit code 2, with the usage of the command that refused it."""
+
+    def __init__(self, message: str, usage: str, prog: str) -> None:
+        super().__init__(message, USAGE)
+        self.usage = usage
+        self.prog = prog
 
 
 _WORD = re.compile(r"[^\s'\",=\\]+")
@@ -123,7 +138,7 @@ def duration(text: str) -> float:
 
 def _common_options(hidden: list[str]) -> Parser:
     common = Parser(add_help=False, hidden=hidden)
-    common.add_argument("--json", action="store_true", help="print machine-readable JSON instead of prose")
+    common.add_argument(JSON_FLAG, action="store_true", help="print machine-readable JSON instead of prose")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     common.add_argument(
         "--workers", type=positive, default=None, help="threads to use (default: one per CPU core)"
@@ -160,7 +175,7 @@ class Commands:
             parents=[self._common],
             help=summary,
             description=summary,
-            epilog=exit_codes_help(),
+            epilog=f"exit codes: see {PROGRAM} --help",
             formatter_class=argparse.RawDescriptionHelpFormatter,
             hidden=self._hidden,
         )

@@ -54,12 +54,12 @@ def plural(count: int, noun: str) -> str:
 
 
 def human_size(count: float) -> str:
-    """A byte count for people: "1 byte", "512 bytes", "1.5 MB"."""
-    if abs(count) < 1000:
+    """A byte count for people, in binary units: "1 byte", "512 bytes", "1.5 MiB", "1.0 GiB"."""
+    if abs(count) < 1024:
         return plural(int(count), "byte")
-    for unit in ("kB", "MB", "GB", "TB"):
-        count /= 1000
-        if abs(count) < 1000 or unit == "TB":
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        count /= 1024
+        if abs(count) < 1024 or unit == "TiB":
             break
     return f"{count:.1f} {unit}"
 
@@ -94,7 +94,7 @@ def say(message: str) -> None:
     sys.stderr.write(f"{PROGRAM}: {message}\n")
 
 
-def fail(message: str, code: int) -> int:
+def fail(message: str, code: int, prog: str = PROGRAM) -> int:
     """Report an error on stderr in one line; returns the exit code to end with."""
-    sys.stderr.write(f"{PROGRAM}: error: {message}\n")
+    sys.stderr.write(f"{prog}: error: {message}\n")
     return code
