@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 import self_encryption as se
+from self_encryption.mount import command as mount_command
 
 MAP_SUFFIX = ".sedm"
 #: How a map given as se1:... text on the command line is named in messages: never the text.
@@ -942,6 +943,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace a data map file that exists")
     _encryption_options(imp)
     imp.set_defaults(run=cmd_import_upstream)
+
+    mnt = mount_command.add_parser(
+        commands,
+        parents=[common],
+        encryption_options=_encryption_options,
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mnt.set_defaults(
+        run=lambda args, out: mount_command.run(args, out, store=_store(args), options=_options(args))
+    )
     return parser
 
 
