@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import self_encryption as se
@@ -52,7 +53,7 @@ def mount(
     chunk_sizes: tuple[int, int, int] = se.DEFAULT_CHUNK_SIZES,
     workers: int | None = None,
     save_every: int = DEFAULT_SAVE_EVERY,
-    on_ready: Any = None,
+    on_ready: Callable[[], object] | None = None,
 ) -> None:
     """Serve the files behind ``maps`` (a map file or a folder of maps) at ``mountpoint`` until unmounted.
 
@@ -63,7 +64,8 @@ def mount(
     edits are encrypted with ``convergence_secret``, ``compression_level``
     and ``chunk_sizes``; a file's map is saved on fsync, on its last close,
     every ``save_every`` bytes written, and at unmount. ``on_ready``, if
-    given, is called with no argument once the mount is served.
+    given, is called with no argument once the kernel has
+    mounted the file system (from a FUSE thread).
     """
     reason = missing()
     if reason is not None:
@@ -87,9 +89,7 @@ def mount(
     except ValueError as exc:
         raise se.InvalidArgumentError(str(exc)) from None
     tree = MapTree(maps)
-    operations = FileSystem(tree, cached, Settings(writable, options, workers, save_every))
-    if on_ready is not None:
-        _when_mounted(mountpoint, on_ready)
+    operations = FileSystem(tree, cached, Settings(writable, options, workers, save_every), on_ready)
 
     saved = threading.Lock()
     done: list[bool] = []
@@ -110,22 +110,3 @@ def _fsname(maps: str | os.PathLike[str]) -> str:
     # Shown in /proc/mounts to every user: the folder's name, never a map's content.
     name = os.path.basename(os.path.abspath(os.fspath(maps))) or "maps"
     return "self-encryption:" + "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-
-
-def _when_mounted(mountpoint: str, callback: Any) -> None:
-    """Call callback from a thread once mountpoint is a mount (the loop runs in this thread)."""
-    device = os.stat(mountpoint).st_dev
-
-    def wait() -> None:
-        import time
-
-        for _ in range(600):
-            try:
-                if os.stat(mountpoint).st_dev != device:
-                    callback()
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-
-    threading.Thread(target=wait, name="self-encryption-mount-ready", daemon=True).start()

@@ -65,8 +65,11 @@ class FileSystem:
 
     use_ns = True  # times are integers of nanoseconds
 
-    def __init__(self, tree: MapTree, store: Any, settings: Settings) -> None:
+    def __init__(
+        self, tree: MapTree, store: Any, settings: Settings, on_ready: Callable[[], object] | None = None
+    ) -> None:
         self.tree = tree
+        self._on_ready = on_ready
         self.store = store
         self.settings = settings
         self._lock = threading.Lock()
@@ -328,6 +331,11 @@ class FileSystem:
     def _drop_writer_locked(self, writer: Writer) -> None:
         if self._writers.get(writer.path) is writer:
             del self._writers[writer.path]
+
+    def init(self, path: str) -> None:
+        # The kernel's first request: the mount is in place (no thread polls for it).
+        if self._on_ready is not None:
+            self._on_ready()
 
     def destroy(self, path: str) -> None:
         self.save_everything()
