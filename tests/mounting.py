@@ -58,7 +58,7 @@ class Mount:
 
 
 def _start(command: list[str], mountpoint: Path, log: Path) -> Mount:
-    out = open(log, "wb")  # noqa: SIM115 - closed with the process
+    out = open(log, "wb")
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     out.close()
     mount = Mount(process, mountpoint, log)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import random
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from mounting import mounted, mounted_script, needs_fuse, wait_for
 
 import self_encryption as se
 from self_encryption.mount._cache import CachingStore
-
-from mounting import mounted, mounted_script, needs_fuse, wait_for
 
 SIZES = (4096, 16384, 65536)
 
