@@ -89,7 +89,13 @@ def mount(
     except ValueError as exc:
         raise se.InvalidArgumentError(str(exc)) from None
     tree = MapTree(maps)
-    operations = FileSystem(tree, cached, Settings(writable, options, workers, save_every), on_ready)
+
+    def ready() -> None:
+        threading.Thread(target=_fuse.widen_read_ahead, args=(mountpoint,), daemon=True).start()
+        if on_ready is not None:
+            on_ready()
+
+    operations = FileSystem(tree, cached, Settings(writable, options, workers, save_every), ready)
 
     saved = threading.Lock()
     done: list[bool] = []

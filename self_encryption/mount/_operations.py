@@ -70,6 +70,7 @@ class FileSystem:
     ) -> None:
         self.tree = tree
         self._on_ready = on_ready
+        self._folder = os.getcwd()
         self.store = store
         self.settings = settings
         self._lock = threading.Lock()
@@ -333,6 +334,9 @@ class FileSystem:
             del self._writers[writer.path]
 
     def init(self, path: str) -> None:
+        # libfuse moved the process to / as it started serving: go back, so that a
+        # store opened by a relative path still finds its folder.
+        os.chdir(self._folder)
         # The kernel's first request: the mount is in place (no thread polls for it).
         if self._on_ready is not None:
             self._on_ready()
