@@ -71,7 +71,26 @@ def test_cli_imports_only_the_public_package():
             assert node.level == 0, "relative import in the CLI"
             imported.add(node.module or "")
     ours = {name for name in imported if name.startswith("self_encryption")}
-    assert ours == {"self_encryption"}, ours
+    assert "self_encryption" in ours, ours
+    # Public subpackages (self_encryption.mount) are public API too; no private module is.
+    assert not any(part.startswith("_") for name in ours for part in name.split(".")), ours
+
+
+def test_the_mount_package_uses_only_the_public_api():
+    for path in (PACKAGE / "mount").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                continue  # its own modules
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                if name.startswith("self_encryption"):
+                    assert name == "self_encryption", f"{path.name} imports {name}"
 
 
 def test_the_cut_search_is_called_from_the_chunking_module_only():
