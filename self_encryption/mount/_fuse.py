@@ -62,6 +62,8 @@ def serve(operations: object, mountpoint: str, *, writable: bool, fsname: str, t
         "subtype": "self-encryption",
         "default_permissions": True,
         "max_threads": threads,
+        # Said explicitly: libfuse 3.14 logs a spurious error for the default ("invalid max threads").
+        "max_idle_threads": threads,
         # Keep file pages in the kernel between opens unless the size or mtime changed
         # (a map file replaced behind the mount changes its mtime).
         "auto_cache": True,

@@ -51,6 +51,10 @@ def serve_until_unmounted(serve: Callable[[], None], mountpoint: str, *, on_exit
         serve()
     finally:
         finished.set()
+        # A second Ctrl-C during the unmount is part of the same request: drop it
+        # rather than let it interrupt the saving below.
+        while signal.sigtimedwait(_SIGNALS, 0) is not None:
+            pass
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     on_exit()
 
