@@ -16,6 +16,8 @@ from mounting import CHUNK_SIZE_TUPLE, CHUNK_SIZES, mounted, needs_fuse, wait_fo
 
 import self_encryption as se
 
+from helpers import store_lock_is_held
+
 pytestmark = needs_fuse
 WRITABLE = ("--writable", "--chunk-sizes", CHUNK_SIZES)
 
@@ -207,6 +209,21 @@ def test_unlink_keeps_chunks_and_conflicts_never_overwrite(place: Path) -> None:
         assert se.decrypt(saved, se.DirStore(store)) == b"OURSt version\n"
         assert os.stat(place / "maps" / conflicts[0]).st_mode & 0o777 == 0o600
     assert "changed behind the mount" in mount.log()
+
+
+def test_a_file_being_written_holds_the_store_lock_until_saved(place: Path) -> None:
+    mnt = place / "mnt"
+    with mounted(place / "maps", place / "store", mnt, *WRITABLE):
+        handle = os.open(mnt / "growing", os.O_WRONLY | os.O_CREAT, 0o600)
+        assert not store_lock_is_held(place / "store")
+        os.write(handle, random.Random(2).randbytes(200_000))  # streamed: chunks stored, no map yet
+        assert store_lock_is_held(place / "store")  # so a gc waits
+        os.fsync(handle)
+        assert not store_lock_is_held(place / "store")
+        os.write(handle, b"more")  # in place now
+        os.close(handle)
+        assert not store_lock_is_held(place / "store")
+    assert decrypted(place, "growing") == random.Random(2).randbytes(200_000) + b"more"
 
 
 def test_kill_9_loses_only_unsaved_writes(place: Path) -> None:

@@ -3,14 +3,15 @@
 A handle opened for reading only gets its own :class:`self_encryption.ChunkReader`
 (its position drives read-ahead), reading through the mount's shared chunk
 cache. Every handle that may write a file shares that file's one
-:class:`Writer`, which holds one :class:`self_encryption.SelfEncryptor`; a
-read-only handle opened while a writer exists reads through the writer, so
-it sees the unsaved bytes.
+:class:`Writer`, which holds the file's content (a
+:class:`self_encryption.SelfEncryptor`, or a stream while the file only
+grows from empty: see _content); a read-only handle opened while a writer
+exists reads through the writer, so it sees the unsaved bytes.
 
-A writer saves (flushes its encryptor, then replaces the map file
+A writer saves (flushes its content, then replaces the map file
 atomically, mode 0600) on fsync, on the last close, when more than
-``save_every`` bytes were written since the last save (so memory stays
-bounded while a large file is copied in), and when the mount ends. It holds
+``save_every`` bytes were written in place since the last save (so an
+editor's memory stays bounded), and when the mount ends. It holds
 the store's writer lock from the flush until the map is saved, so a gc
 never sees the new chunks unreferenced. If the map file changed behind the
 mount since this writer last read or saved it, the save never replaces it:
@@ -30,6 +31,7 @@ from typing import Any
 
 import self_encryption as se
 
+from ._content import Content
 from ._fuse import FuseError
 from ._tree import MAP_SUFFIX, Identity
 
@@ -110,7 +112,7 @@ class Writer:
         self.unlinked = False
         self.modified_ns = time.time_ns()
         self._store = store
-        self._encryptor = se.SelfEncryptor(store, data_map, **options)
+        self._content = Content(store, data_map, options)
         self._save_every = save_every
         self._unsaved = 0  # bytes written since the last save
         self._dirty = data_map is None
@@ -119,24 +121,30 @@ class Writer:
 
     @property
     def size(self) -> int:
-        return self._encryptor.size
+        return self._content.size
 
     def read(self, size: int, offset: int) -> bytes:
         with self.lock:
-            return self._encryptor.read(offset, size)
+            return self._content.read(offset, size)
 
     def write(self, data: bytes, offset: int) -> int:
         with self.lock:
-            written = self._encryptor.write(data, offset)
+            written = self._content.write(data, offset)
             self._changed(written)
-            if self._unsaved >= self._save_every:
+            if self._unsaved >= self._save_every and not self._content.streaming:
                 self.save("written")
             return written
 
     def truncate(self, size: int) -> None:
         with self.lock:
-            self._encryptor.truncate(size)
+            self._content.truncate(size)
             self._changed(0)
+
+    def abandon(self) -> None:
+        """The file was removed: nothing of it will be saved (a stream lets go of the store's lock)."""
+        with self.lock:
+            self.unlinked = True
+            self._content.abandon()
 
     def _changed(self, count: int) -> None:
         self._dirty = True
@@ -162,7 +170,7 @@ class Writer:
             if self.unlinked or not self._dirty:
                 return
             with _writing(self._store):
-                data_map = self._encryptor.flush()
+                data_map = self._content.flush()
                 target = self._save_map(data_map)
             self._dirty = False
             self._unsaved = 0

@@ -14,6 +14,8 @@ import os
 import shutil
 from typing import Any
 
+import self_encryption as se
+
 #: The binding's package name, as ``pip install`` knows it.
 BINDING = "mfusepy"
 #: The helper that unmounts a FUSE file system without root (from the fuse3 package).
@@ -70,7 +72,10 @@ def serve(operations: object, mountpoint: str, *, writable: bool, fsname: str, t
     }
     if not writable:
         options["ro"] = True
-    module.FUSE(operations, mountpoint, **options)
+    try:
+        module.FUSE(operations, mountpoint, **options)
+    except RuntimeError as exc:  # libfuse said why on standard error
+        raise se.SelfEncryptionError(f"libfuse could not mount {mountpoint} (status {exc})") from None
 
 
 def widen_read_ahead(mountpoint: str, kib: int = 1024) -> None:

@@ -208,7 +208,7 @@ class FileSystem:
         self.tree.forget(map_path)
         writer = self._writer_at(path)
         if writer is not None:
-            writer.unlinked = True
+            writer.abandon()
             self._drop_writer(writer)
 
     @_errors
@@ -224,7 +224,7 @@ class FileSystem:
         os.replace(self.tree.map_path(old), target)
         replaced = self._writer_at(new)
         if replaced is not None:
-            replaced.unlinked = True
+            replaced.abandon()
             self._drop_writer(replaced)
         self._move_writers(old, new, folder=False)
 
