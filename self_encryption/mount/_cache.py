@@ -16,8 +16,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-#: The default bound of the shared chunk cache.
-DEFAULT_CACHE_BYTES = 256 << 20
+#: The default bound of the shared chunk cache. The kernel's page cache already
+#: keeps opened file pages; this one serves chunks to other handles and after
+#: the kernel dropped them. Larger costs fresh memory on every long read.
+DEFAULT_CACHE_BYTES = 64 << 20
 
 
 class CachingStore:
