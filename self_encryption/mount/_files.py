@@ -32,7 +32,7 @@ from typing import Any
 import self_encryption as se
 
 from ._content import Content
-from ._fuse import FuseError
+from ._fuse import FuseError, reply
 from ._tree import MAP_SUFFIX, Identity
 
 log = logging.getLogger("self_encryption.mount")
@@ -59,17 +59,20 @@ class Reading:
         self.path = path
         self._reader = se.ChunkReader(data_map, store, workers=workers)
         self._lock = threading.Lock()  # a ChunkReader is for one thread at a time
-        self._window = b""
+        # Each window is a new buffer, never written again once filled: a reply
+        # still being copied out of the last one stays intact.
+        self._window = memoryview(b"")
         self._window_start = 0
         self._last_end = -1
 
-    def read(self, size: int, offset: int) -> bytes:
+    def read(self, size: int, offset: int) -> Any:
+        """The bytes at [offset, offset + size): bytes, or a view of a window (see _fuse.reply)."""
         with self._lock:
             start = offset - self._window_start
             if 0 <= start and offset + size <= self._window_start + len(self._window):
-                piece = self._window[start : start + size]
+                piece: Any = reply(self._window[start : start + size])
             elif offset == self._last_end and self._fill(offset, max(size, self.WINDOW)):
-                piece = self._window[:size]
+                piece = reply(self._window[:size])
             else:
                 self._reader.seek(offset)
                 piece = self._reader.read(size)
@@ -79,11 +82,13 @@ class Reading:
     def _fill(self, offset: int, length: int) -> bool:
         """Fetch a window from offset; False if it failed (a bad chunk past this read must not fail it)."""
         self._reader.seek(offset)
+        window = bytearray(length)
         try:
-            self._window = self._reader.read(length)
+            filled = self._reader.readinto(window)
         except se.SelfEncryptionError:
-            self._window = b""
+            self._window = memoryview(b"")
             return False
+        self._window = memoryview(window)[:filled]
         self._window_start = offset
         return True
 

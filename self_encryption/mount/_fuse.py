@@ -9,6 +9,7 @@ extra or the system's libfuse, the package still imports and
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import shutil
@@ -48,6 +49,18 @@ def missing() -> str | None:
     if shutil.which(UNMOUNT_HELPER) is None:
         return f"{UNMOUNT_HELPER} is not installed (install the fuse3 package)"
     return None
+
+
+def reply(view: memoryview) -> Any:
+    """What a read returns for bytes held in a writable buffer, without copying them.
+
+    The binding copies a read's result into the kernel's buffer with
+    ctypes.memmove, which takes a ctypes array over the same memory as well
+    as bytes. The buffer must not change until the binding has copied it.
+    """
+    if not len(view):
+        return b""
+    return (ctypes.c_char * len(view)).from_buffer(view)
 
 
 def serve(operations: object, mountpoint: str, *, writable: bool, fsname: str, threads: int) -> None:
