@@ -1,9 +1,8 @@
 """Open files of a mount: read-only handles, and one writer per file being written.
 
-A handle opened for reading only gets its own :class:`self_encryption.ChunkReader`
-(its position drives read-ahead), reading through the mount's shared chunk
-cache. Every handle that may write a file shares that file's one
-:class:`Writer`, which holds the file's content (a
+A handle opened for reading only is a Reading (see _reading). Every handle
+that may write a file shares that file's one :class:`Writer`, which holds
+the file's content (a
 :class:`self_encryption.SelfEncryptor`, or a stream while the file only
 grows from empty: see _content); a read-only handle opened while a writer
 exists reads through the writer, so it sees the unsaved bytes.
@@ -32,69 +31,13 @@ from typing import Any
 import self_encryption as se
 
 from ._content import Content
-from ._fuse import FuseError, reply
+from ._fuse import FuseError
 from ._tree import MAP_SUFFIX, Identity
 
 log = logging.getLogger("self_encryption.mount")
 
 #: A writer saves once this many bytes were written since its last save.
 DEFAULT_SAVE_EVERY = 64 << 20
-
-
-class Reading:
-    """A handle opened for reading only, over the map as it was when opened.
-
-    The kernel reads at most 128 KiB at a time; once reads are sequential,
-    this handle asks its ChunkReader for a whole window at once and serves
-    the following reads from it, which costs a fraction of the calls and
-    keeps the reader's read-ahead going. A read that does not follow the
-    last one asks for exactly its own range, so a random read opens only
-    the chunks it touches.
-    """
-
-    #: The bytes fetched at once on sequential reads.
-    WINDOW = 4 << 20
-
-    def __init__(self, path: str, data_map: se.DataMap, store: Any, workers: int | None) -> None:
-        self.path = path
-        self._reader = se.ChunkReader(data_map, store, workers=workers)
-        self._lock = threading.Lock()  # a ChunkReader is for one thread at a time
-        # Each window is a new buffer, never written again once filled: a reply
-        # still being copied out of the last one stays intact.
-        self._window = memoryview(b"")
-        self._window_start = 0
-        self._last_end = -1
-
-    def read(self, size: int, offset: int) -> Any:
-        """The bytes at [offset, offset + size): bytes, or a view of a window (see _fuse.reply)."""
-        with self._lock:
-            start = offset - self._window_start
-            if 0 <= start and offset + size <= self._window_start + len(self._window):
-                piece: Any = reply(self._window[start : start + size])
-            elif offset == self._last_end and self._fill(offset, max(size, self.WINDOW)):
-                piece = reply(self._window[:size])
-            else:
-                self._reader.seek(offset)
-                piece = self._reader.read(size)
-            self._last_end = offset + len(piece)
-            return piece
-
-    def _fill(self, offset: int, length: int) -> bool:
-        """Fetch a window from offset; False if it failed (a bad chunk past this read must not fail it)."""
-        self._reader.seek(offset)
-        window = bytearray(length)
-        try:
-            filled = self._reader.readinto(window)
-        except se.SelfEncryptionError:
-            self._window = memoryview(b"")
-            return False
-        self._window = memoryview(window)[:filled]
-        self._window_start = offset
-        return True
-
-    def close(self) -> None:
-        with self._lock:
-            self._reader.close()
 
 
 class Writer:

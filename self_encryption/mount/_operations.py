@@ -20,8 +20,9 @@ from typing import Any, NamedTuple, TypeVar
 
 import self_encryption as se
 
-from ._files import Reading, Writer, save_all
+from ._files import Writer, save_all
 from ._fuse import FuseError
+from ._reading import Reading
 from ._tree import BadMapError, Identity, MapTree
 
 log = logging.getLogger("self_encryption.mount")
@@ -273,7 +274,7 @@ class FileSystem:
         return self._add_handle(reading)
 
     @_errors
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+    def read(self, path: str, size: int, offset: int, fh: int) -> Any:
         return self._handle(fh).read(size, offset)
 
     @_errors
