@@ -208,6 +208,9 @@ def test_unlink_keeps_chunks_and_conflicts_never_overwrite(place: Path) -> None:
         saved = se.DataMap.load(place / "maps" / conflicts[0])
         assert se.decrypt(saved, se.DirStore(store)) == b"OURSt version\n"
         assert os.stat(place / "maps" / conflicts[0]).st_mode & 0o777 == 0o600
+        # Through the mount: the name shows their version, the copy ours.
+        assert (mnt / "doc").read_bytes() == b"their version\n"
+        assert (mnt / conflicts[0].removesuffix(".sedm")).read_bytes() == b"OURSt version\n"
     assert "changed behind the mount" in mount.log()
 
 

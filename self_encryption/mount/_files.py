@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -66,6 +67,9 @@ class Writer:
         self._dirty = data_map is None
         self._times: tuple[int, int] | None = None  # set by utimens after the last write
         self.lock = threading.RLock()
+        #: Called (holding self.lock) once a save went to a conflict copy: from then on this
+        #: writer serves only the handles it has, and the name shows the other version.
+        self.on_conflict: Callable[[Writer], None] | None = None
 
     @property
     def size(self) -> int:
@@ -147,6 +151,8 @@ class Writer:
             except FileExistsError:
                 continue
             what = "changed" if now is not None else "was removed"
+            if self.on_conflict is not None:
+                self.on_conflict(self)
             log.warning(
                 "%s: the map file %s behind the mount; saved this version as %s",
                 self.path,

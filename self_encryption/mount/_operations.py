@@ -112,6 +112,7 @@ class FileSystem:
         writer = Writer(
             path, map_path, self.store, data_map, identity, self.settings.options, self.settings.save_every
         )
+        writer.on_conflict = self._drop_writer
         with self._lock:
             return self._writers.setdefault(path, writer)
 
