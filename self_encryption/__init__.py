@@ -48,7 +48,7 @@ from ._reader import ChunkReader
 from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
 from ._sealing import EncryptedChunk
 from ._version import __version__
-from .stores import CallbackStore, ChunkStore, DirStore, MemoryStore, S3Store, open_store
+from .stores import CallbackStore, ChunkStore, DirStore, MemoryStore, S3Store, open_store, writer_lock
 
 __all__ = [
     "DEFAULT_CHUNK_SIZES",
@@ -102,4 +102,5 @@ __all__ = [
     "reserve_map_file",
     "verify",
     "walk_levels",
+    "writer_lock",
 ]

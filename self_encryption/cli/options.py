@@ -94,14 +94,17 @@ _SIZE_UNITS = {
 }
 
 
+def byte_size(text: str) -> int:
+    """One size in bytes or with K/M/G (powers of 1024): "64M"."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).upper() not in _SIZE_UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use bytes, or K/M/G)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+
+
 def chunk_sizes(text: str) -> tuple[int, int, int]:
     """MIN,AVG,MAX in bytes or with K/M/G: "256K,1M,4M"."""
-    sizes = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", part)
-        if not match or match.group(2).upper() not in _SIZE_UNITS:
-            raise argparse.ArgumentTypeError(f"not a size: {part!r} (use bytes, or K/M/G)")
-        sizes.append(int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+    sizes = [byte_size(part) for part in text.split(",")]
     if len(sizes) != 3:
         raise argparse.ArgumentTypeError("give three sizes: MIN,AVG,MAX")
     return sizes[0], sizes[1], sizes[2]

@@ -329,3 +329,20 @@ def access(store: object, *, needs: tuple[str, ...] = (), purpose: str = "") -> 
         wrapped = StoreAccess(mapping, get=mapping.__getitem__)
     wrapped.require(*needs, purpose=purpose)
     return wrapped
+
+
+def writer_lock(store: object) -> AbstractContextManager[Any]:
+    """The store's shared writer lock, as a context manager (a no-op for a store without one).
+
+    Hold it from the moment chunks are stored until the data map that names
+    them is saved wherever you keep maps (a file, a database row): a garbage
+    collection of the store waits for it, so it cannot delete chunks that
+    only a map not yet saved refers to. Encrypting and editing take it
+    themselves while they store; this covers the step after, when an
+    application saves the map itself::
+
+        with se.writer_lock(store):
+            root = se.encrypt_to_store(data, store)
+            database.save(name, root.to_text())
+    """
+    return access(store).writing()
