@@ -58,6 +58,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         message, code = _explain(exc, args)
         # A map given as an argument can surface in any message (a store path, say): never print it.
         return fail(parser.redact(message), code)
+    except MemoryError as exc:  # also se.OutOfMemoryError
+        return fail(parser.redact(_out_of_memory(exc, args)), se.OutOfMemoryError.exit_code)
     except KeyboardInterrupt as exc:
         return interrupted(exc)
     except RuntimeError as exc:
@@ -65,6 +67,12 @@ def main(argv: Iterable[str] | None = None) -> int:
         if interrupt is None:
             raise
         return interrupted(interrupt)
+
+
+def _out_of_memory(exc: MemoryError, args: argparse.Namespace) -> str:
+    # Python's own MemoryError says nothing; ours says what ran out.
+    detail = str(exc) if isinstance(exc, se.OutOfMemoryError) else "not enough memory for this work"
+    return f"{subject(args)}out of memory: {detail} (a data map or input this large needs more memory)"
 
 
 def _explain(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
