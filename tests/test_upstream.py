@@ -1110,3 +1110,14 @@ def test_binary_map_parser_reads_any_split_of_the_bytes():
         )
     assert parsed.chunk_identifiers[-1] == inner.chunk_identifiers[-1]
     assert parsed.chunk_identifiers[1:3] == tuple(inner.chunk_identifiers[1:3])
+
+
+def test_decrypt_from_a_plain_get_function(vector):
+    # upstream's own decrypt takes a function of the chunk name; so does ours
+    chunks = vector.chunks()
+    restored = upstream.decrypt(vector.data_map(), lambda name: chunks[name])
+    assert sha256(restored) == vector.info["sha256"]
+    missing = vector.data_map().names()[-1]
+    with pytest.raises(ChunkNotFoundError) as caught:
+        upstream.decrypt(vector.data_map(), lambda name: chunks[name] if name != missing else None)
+    assert caught.value.name == missing
