@@ -1074,7 +1074,7 @@ def test_huge_inner_map_costs_about_its_size_and_ends_in_the_right_error(hostile
     )
     lines = errors.splitlines()
     assert code == ChunkNotFoundError.exit_code, errors
-    assert len(lines) == 1 and "missing chunk 0 at level 0" in lines[0] and "Traceback" not in errors
+    assert len(lines) == 1 and "missing upstream chunk 0 at level 0" in lines[0] and "Traceback" not in errors
     assert peak < 300, f"peak RSS {peak} MiB for a 256 MiB inner map"
     code, errors, peak = _limited(_python_decrypt(hostile_map), 700)
     assert code == 1 and errors.startswith("ChunkNotFoundError: "), errors

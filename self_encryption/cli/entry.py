@@ -54,12 +54,10 @@ def main(argv: Iterable[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
-    except (CommandError, se.SelfEncryptionError, OSError) as exc:
-        message, code = _explain(exc, args)
+    except (CommandError, se.SelfEncryptionError, OSError, MemoryError) as exc:
+        message, code = describe_failure(exc, args)
         # A map given as an argument can surface in any message (a store path, say): never print it.
         return fail(parser.redact(message), code)
-    except MemoryError as exc:  # also se.OutOfMemoryError
-        return fail(parser.redact(_out_of_memory(exc, args)), se.OutOfMemoryError.exit_code)
     except KeyboardInterrupt as exc:
         return interrupted(exc)
     except RuntimeError as exc:
@@ -69,14 +67,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         return interrupted(interrupt)
 
 
-def _out_of_memory(exc: MemoryError, args: argparse.Namespace) -> str:
-    # Python's own MemoryError says nothing; ours says what ran out.
-    detail = str(exc) if isinstance(exc, se.OutOfMemoryError) else "not enough memory for this work"
-    return f"{subject(args)}out of memory: {detail} (a data map or input this large needs more memory)"
-
-
-def _explain(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
+def describe_failure(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
     """The one-line message and exit code for an expected failure."""
+    if isinstance(exc, MemoryError):  # Python's own says nothing; se.OutOfMemoryError says what ran out
+        detail = str(exc) if isinstance(exc, se.OutOfMemoryError) else "not enough memory for this work"
+        return f"{subject(args)}out of memory: {detail}", se.OutOfMemoryError.exit_code
     if isinstance(exc, CommandError):
         return str(exc), exc.code
     if isinstance(exc, se.DataMapError):
