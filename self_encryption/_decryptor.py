@@ -28,7 +28,7 @@ from .stores.protocol import ChunkStore
 
 #: Where decryption may fetch chunks from: a store, a mapping of name to bytes,
 #: the EncryptedChunks encrypt() returned, or a plain get(name) -> bytes function.
-ChunkSource = ChunkStore | Mapping[str, bytes] | Iterable[EncryptedChunk] | Callable[[str], bytes]
+ChunkSource = ChunkStore | Mapping[str, bytes] | Iterable[EncryptedChunk] | Callable[[str], bytes | None]
 
 
 def decrypt(

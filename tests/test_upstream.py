@@ -1121,3 +1121,52 @@ def test_decrypt_from_a_plain_get_function(vector):
     with pytest.raises(ChunkNotFoundError) as caught:
         upstream.decrypt(vector.data_map(), lambda name: chunks[name] if name != missing else None)
     assert caught.value.name == missing
+
+
+# -- the migration guide (docs/upstream.md), run as written ---------------------------
+
+GUIDE = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "upstream.md")
+
+
+def _guide_blocks() -> list[tuple[str, str]]:
+    """(language, code) of every fenced block of the guide; `sh` and `python` ones are run."""
+    import re
+
+    with open(GUIDE, encoding="utf-8") as handle:
+        text = handle.read()
+    return re.findall(r"^```(\w+)\n(.*?)^```$", text, re.S | re.M)
+
+
+def test_the_migration_guide_runs_on_upstream_chunks(tmp_path, monkeypatch):
+    blocks = _guide_blocks()
+    assert [language for language, _ in blocks].count("sh") >= 2
+    assert [language for language, _ in blocks].count("python") >= 3
+    # the guide's layout: upstream maps in old-maps/, every chunk in old-chunks/
+    names = [name for name in VECTOR_NAMES if name.startswith("v-")]
+    (tmp_path / "old-maps").mkdir()
+    (tmp_path / "old-chunks").mkdir()
+    for name in names:
+        vector = Vector(name)
+        shutil.copy(os.path.join(vector.folder, "map.json"), tmp_path / "old-maps" / f"{name}.json")
+        for chunk in os.listdir(vector.chunk_folder):
+            shutil.copy(os.path.join(vector.chunk_folder, chunk), tmp_path / "old-chunks" / chunk)
+    shim = tmp_path / "bin" / "self-encryption"  # the command, as installed
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m self_encryption "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    environment = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+    namespace: dict = {}
+    for language, code in blocks:
+        if language == "sh":
+            result = subprocess.run(["bash", "-e", "-c", code], env=environment, capture_output=True, timeout=300)
+            assert result.returncode == 0, (code, result.stderr.decode())
+        elif language == "python":
+            exec(compile(code, GUIDE, "exec"), namespace)
+    with open("import-report.json") as handle:
+        report = json.load(handle)  # one document for every map
+    assert sorted(entry["upstream_map"] for entry in report["maps"]) == sorted(f"old-maps/{n}.json" for n in names)
+    for name in names:
+        restored = se.decrypt(se.DataMap.load(f"old-maps/{name}.sedm"), se.open_store("new-store"))
+        assert sha256(restored) == Vector(name).info["sha256"]
+    assert os.listdir("old-chunks") == []  # every map was moved: every old chunk freed
