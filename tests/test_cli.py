@@ -435,7 +435,9 @@ def test_import_upstream_checks_every_map_and_destination_first(workdir):
     one_line_error(run("import-upstream", maps[0], bad, "--from", chunks, "--store", store, "--force"), 3)
     # nothing was done for any of them
     assert not store.exists() and not maps[0].with_suffix(".sedm").exists()
-    one_line_error(run("import-upstream", *maps, "--from", chunks, "--store", store, "--output-dir", workdir / "no"), 2)
+    one_line_error(
+        run("import-upstream", *maps, "--from", chunks, "--store", store, "--output-dir", workdir / "no"), 2
+    )
 
 
 def test_import_upstream_json_reports_the_maps_done_and_the_failure(workdir):

@@ -1021,7 +1021,9 @@ def _seal_one(plan: upstream.DataMap, index: int, piece: bytes, level: int) -> b
     from Crypto.Cipher import ChaCha20_Poly1305
 
     pad, key, nonce = _opening._chunk_secrets(plan, index, level)
-    sealed, tag = ChaCha20_Poly1305.new(key=key, nonce=nonce).encrypt_and_digest(brotli.compress(piece, quality=1))
+    sealed, tag = ChaCha20_Poly1305.new(key=key, nonce=nonce).encrypt_and_digest(
+        brotli.compress(piece, quality=1)
+    )
     return _opening._xor_pad(sealed + tag, pad)
 
 
@@ -1068,8 +1070,15 @@ def _python_decrypt(map_path: str) -> list[str]:
 def test_huge_inner_map_costs_about_its_size_and_ends_in_the_right_error(hostile_map, tmp_path):
     # Before: 1.3 GB of memory, and a MemoryError traceback under a 0.7 GB limit.
     code, errors, peak = _limited(
-        [*_cli(), "import-upstream", hostile_map, "--from", os.path.join(os.path.dirname(hostile_map), "chunks"),
-         "--store", str(tmp_path / "store")],
+        [
+            *_cli(),
+            "import-upstream",
+            hostile_map,
+            "--from",
+            os.path.join(os.path.dirname(hostile_map), "chunks"),
+            "--store",
+            str(tmp_path / "store"),
+        ],
         700,
     )
     lines = errors.splitlines()
@@ -1084,13 +1093,22 @@ def test_huge_inner_map_costs_about_its_size_and_ends_in_the_right_error(hostile
 def test_running_out_of_memory_is_a_typed_one_line_error(hostile_map, tmp_path):
     # An address space too small even for the compact inner map (some 210 MiB)
     code, errors, _ = _limited(
-        [*_cli(), "import-upstream", hostile_map, "--from", os.path.join(os.path.dirname(hostile_map), "chunks"),
-         "--store", str(tmp_path / "store")],
+        [
+            *_cli(),
+            "import-upstream",
+            hostile_map,
+            "--from",
+            os.path.join(os.path.dirname(hostile_map), "chunks"),
+            "--store",
+            str(tmp_path / "store"),
+        ],
         200,
     )
     lines = errors.splitlines()
     assert code == se.OutOfMemoryError.exit_code, errors
-    assert len(lines) == 1 and lines[0].startswith("self-encryption: error: ") and "memory" in lines[0], errors
+    assert len(lines) == 1 and lines[0].startswith("self-encryption: error: ") and "memory" in lines[0], (
+        errors
+    )
     code, errors, _ = _limited(_python_decrypt(hostile_map), 200)
     assert code == 1 and errors.startswith("OutOfMemoryError: not enough memory"), errors
     assert issubclass(se.OutOfMemoryError, MemoryError)
@@ -1105,8 +1123,10 @@ def test_binary_map_parser_reads_any_split_of_the_bytes():
         for start in range(0, len(blob), step):
             parser.feed(blob[start : start + step])
         parsed = parser.finish()
-        assert parsed == inner and parsed.to_bytes() == blob and list(parsed.chunk_identifiers) == list(
-            inner.chunk_identifiers
+        assert (
+            parsed == inner
+            and parsed.to_bytes() == blob
+            and list(parsed.chunk_identifiers) == list(inner.chunk_identifiers)
         )
     assert parsed.chunk_identifiers[-1] == inner.chunk_identifiers[-1]
     assert parsed.chunk_identifiers[1:3] == tuple(inner.chunk_identifiers[1:3])
@@ -1159,13 +1179,17 @@ def test_the_migration_guide_runs_on_upstream_chunks(tmp_path, monkeypatch):
     namespace: dict = {}
     for language, code in blocks:
         if language == "sh":
-            result = subprocess.run(["bash", "-e", "-c", code], env=environment, capture_output=True, timeout=300)
+            result = subprocess.run(
+                ["bash", "-e", "-c", code], env=environment, capture_output=True, timeout=300
+            )
             assert result.returncode == 0, (code, result.stderr.decode())
         elif language == "python":
             exec(compile(code, GUIDE, "exec"), namespace)
     with open("import-report.json") as handle:
         report = json.load(handle)  # one document for every map
-    assert sorted(entry["upstream_map"] for entry in report["maps"]) == sorted(f"old-maps/{n}.json" for n in names)
+    assert sorted(entry["upstream_map"] for entry in report["maps"]) == sorted(
+        f"old-maps/{n}.json" for n in names
+    )
     for name in names:
         restored = se.decrypt(se.DataMap.load(f"old-maps/{name}.sedm"), se.open_store("new-store"))
         assert sha256(restored) == Vector(name).info["sha256"]

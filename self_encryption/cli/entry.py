@@ -45,6 +45,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = build_parser()
     parser.hide_maps_in(arguments)
     args = parser.parse_args(arguments)
+    args.redact = parser.redact  # for a command that words a failure itself (import-upstream --json)
     out = sys.stdout
     install_signal_handlers()
     try:

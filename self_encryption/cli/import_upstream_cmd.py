@@ -157,6 +157,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         from .entry import describe_failure  # the one place failures are worded
 
         message, code = describe_failure(exc, args)
+        message = args.redact(message)  # never a map given as an argument
         emit_json(out, _document(args, results) | {"error": message, "exit_code": code})
         return fail(message, code)
     if args.json:
