@@ -1,6 +1,6 @@
 """``self-encryption import-upstream``: files stored by the upstream self_encryption, moved into our store.
 
-Each upstream map's new map is written beside it (``MAP.json`` -> ``MAP.sedm``),
+Each upstream map's new map is written beside it (``MAP.json`` -> ``MAP`` + ``se.MAP_SUFFIX``),
 into ``--output-dir``, or with one map only where ``-o`` says. Every map is
 read and every destination checked before any work; the maps are then
 imported in order, and the first failure stops the run (the maps imported
@@ -77,7 +77,7 @@ class Import:
 
 
 def default_target(path: str, folder: str | None = None) -> str:
-    """Our map's path for the upstream map at path: its .json replaced by .sedm, in folder or beside it."""
+    """Our map's path for the upstream map at path: its .json replaced by MAP_SUFFIX, in folder or beside it."""
     stem = path[: -len(UPSTREAM_SUFFIX)] if path.endswith(UPSTREAM_SUFFIX) else path
     if folder is not None:
         stem = os.path.join(folder, os.path.basename(stem))
