@@ -410,10 +410,12 @@ class DataMap:
 
     @property
     def is_child(self) -> bool:
+        """Whether this map was shrunk: its chunks hold another map, not the file."""
         return self._child is not None
 
     @property
     def max_chunk_size(self) -> int:
+        """The MAX_CHUNK_SIZE of the upstream build that wrote the map, which its sizes follow."""
         return self._max_chunk_size
 
     @property
