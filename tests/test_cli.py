@@ -418,6 +418,10 @@ def test_import_upstream_checks_every_map_and_destination_first(workdir):
     maps, chunks = _upstream_copies(workdir, "v-1KiB", "v-multi")
     store = workdir / "store"
     one_line_error(run("import-upstream", *maps, "--from", chunks, "--store", store, "-o", workdir / "x"), 2)
+    # --json is one document on stdout: the map may not go there too
+    refused = run("import-upstream", maps[0], "--from", chunks, "--store", store, "-o", "-", "--json")
+    one_line_error(refused, 2)
+    assert refused.stdout == b""
     twin = workdir / "elsewhere" / maps[0].name
     twin.parent.mkdir()
     twin.write_bytes(maps[0].read_bytes())
