@@ -56,7 +56,7 @@ class VerifyReport:
 
 
 #: What the maintenance functions read a store from: a store, or a mapping of name to content.
-Store = ChunkStore | Mapping[str, bytes] | StoreAccess
+Store = ChunkStore | Mapping[str, bytes] | StoreAccess | Callable[[str], bytes | None]
 
 
 def walk_levels(data_map: DataMap, store: Store) -> Iterator[DataMap]:

@@ -129,3 +129,37 @@ def test_unreadable_as_damaged_turns_read_failures_into_damage():
         wrapped.unreadable_as_damaged().get(name)
     assert caught.value.name == name
     assert not wrapped.is_sound(name)
+
+
+def test_a_plain_get_function_is_a_read_only_store():
+    # Upstream's callers hand over a function get(name) -> bytes: it is taken
+    # wherever a store is read, and refused where one is written.
+    data = os.urandom(300_000)
+    data_map, chunks = se.encrypt(data)
+    held = {chunk.name: chunk.content for chunk in chunks}
+    asked: list[str] = []
+
+    def get(name: str) -> bytes:
+        asked.append(name)
+        return held[name]
+
+    assert se.decrypt(data_map, get) == data
+    with se.open(data_map, get) as reader:
+        reader.seek(1000)
+        assert reader.read(5000) == data[1000:6000]
+    assert se.verify(data_map, get, full=True).ok
+    assert set(asked) == set(held)
+    del held[sorted(held)[0]]
+    with pytest.raises(se.ChunkNotFoundError):
+        se.decrypt(data_map, get)
+    assert not se.verify(data_map, get).ok
+
+    def fails(name: str) -> bytes:
+        raise OSError("connection reset")
+
+    with pytest.raises(se.StoreError, match="connection reset"):
+        se.decrypt(data_map, fails)
+    with pytest.raises(se.InvalidArgumentError):
+        se.encrypt_to_store(data, get)
+    with pytest.raises(se.InvalidArgumentError, match="get"):
+        se.decrypt(data_map, 42)

@@ -306,8 +306,9 @@ def _look_up(found: Mapping[str, object], name: str) -> object:
 def access(store: object, *, needs: tuple[str, ...] = (), purpose: str = "") -> StoreAccess:
     """The StoreAccess over what a caller passed, made once at the public entry point.
 
-    For reading, ``store`` may be a store, a mapping of name to bytes or
-    EncryptedChunks. With ``needs`` (writers: "put", "has"; "get" to read
+    For reading, ``store`` may be a store, a mapping of name to bytes,
+    EncryptedChunks, or a plain function ``get(name) -> bytes`` (read-only;
+    a KeyError or None from it says the chunk is absent). With ``needs`` (writers: "put", "has"; "get" to read
     back), it must be a store with those methods, else InvalidArgumentError
     (with ``purpose`` as its message, when given).
     """
@@ -319,12 +320,15 @@ def access(store: object, *, needs: tuple[str, ...] = (), purpose: str = "") -> 
         wrapped = StoreAccess(store, get=store.__getitem__)
     elif _method(store, "get") is not None:
         wrapped = StoreAccess(store)
+    elif callable(store):  # a plain get(name) -> bytes function, as upstream's callers pass
+        wrapped = StoreAccess(store, get=store)
     else:
         try:
             mapping = {chunk.name: chunk.content for chunk in store}  # type: ignore[attr-defined]
         except (TypeError, AttributeError):
             raise InvalidArgumentError(
-                "chunks must be a chunk store, a mapping of name to bytes, or an iterable of EncryptedChunk"
+                "chunks must be a chunk store, a mapping of name to bytes, a get(name) -> bytes "
+                "function, or an iterable of EncryptedChunk"
             ) from None
         wrapped = StoreAccess(mapping, get=mapping.__getitem__)
     wrapped.require(*needs, purpose=purpose)
