@@ -53,7 +53,7 @@ class Fetcher:
     def __init__(
         self,
         one: Callable[[str, int | None], object],
-        many: Callable[[list[str]], Mapping[str, object]] | None = None,
+        many: Callable[[list[str], Mapping[str, int] | None], Mapping[str, object]] | None = None,
     ) -> None:
         self._one = one
         self.many = many
@@ -87,6 +87,7 @@ def fetcher(chunks: object) -> Fetcher:
 def _store_fetcher(store: Any) -> Fetcher:
     get_at_most = getattr(store, "get_at_most", None)
     get_many = getattr(store, "get_many", None)
+    get_many_at_most = getattr(store, "get_many_at_most", None)
 
     def from_store(name: str, size: int | None = None) -> object:
         if get_at_most is not None and size is not None:
@@ -97,9 +98,15 @@ def _store_fetcher(store: Any) -> Fetcher:
             raise ChunkNotFoundError("chunk not found in the store", name=name)
         return content
 
-    def many(names: list[str]) -> Mapping[str, object]:
+    def many(names: list[str], sizes: Mapping[str, int] | None = None) -> Mapping[str, object]:
         assert get_many is not None
-        found = store_call("get", names[0] if len(names) == 1 else f"{names[0]} and others", get_many, names)
+        label = names[0] if len(names) == 1 else f"{names[0]} and others"
+        if callable(get_many_at_most) and sizes is not None:
+            # A store that can read no more than expected (S3) reads each chunk's size plus one.
+            limits = {name: sizes[name] + 1 for name in names}
+            found = store_call("get", label, get_many_at_most, limits)
+        else:
+            found = store_call("get", label, get_many, names)
         if not isinstance(found, Mapping):
             raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
         return found
@@ -120,9 +127,10 @@ def fetch_chunks(data_map: DataMap, fetch: Fetcher, indices: Sequence[int]) -> d
     """The stored content of several records, in one get_many() call where the store has it."""
     if fetch.many is None or len(indices) == 1:
         return {index: fetch_chunk(data_map, fetch, index) for index in indices}
-    names = list(dict.fromkeys(data_map.chunks[index].name for index in indices))
+    sizes = {data_map.chunks[index].name: data_map.chunks[index].stored_size for index in indices}
+    names = list(sizes)
     try:
-        found = fetch.many(names)
+        found = fetch.many(names, sizes)
     except ChunkError as exc:  # the store named a chunk of the window: place it in the map
         index = next((i for i in indices if data_map.chunks[i].name == exc.name), None)
         if index is None:

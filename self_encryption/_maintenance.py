@@ -111,9 +111,9 @@ def _check_level(
         yield from ordered_map(executor, lambda i: check(level, i), indices, window)
         return
     for run in batches(len(level.chunks), max(window, BATCH)):
-        names = list(dict.fromkeys(level.chunks[i].name for i in run))
+        sizes = {level.chunks[i].name: level.chunks[i].stored_size for i in run}
         try:
-            found = fetch.many(names)
+            found = fetch.many(list(sizes), sizes)
         except (ChunkNotFoundError, ChunkIntegrityError, StoreError):
             # One bad chunk spoils the window: check its chunks one by one instead,
             # so that each problem is named and the others are still checked.
@@ -246,6 +246,8 @@ class GcReport:
     chunks_young: int
     temp_files_removed: int
     grace: float
+    #: Stale locks gc removed from the store before it began: who held each, and how long ago.
+    stale_locks_removed: tuple[str, ...] = ()
 
     @property
     def chunks_kept(self) -> int:
@@ -271,16 +273,17 @@ def collect_garbage(
 
     Two rules protect what encryptions still running need:
 
-    * The store lock (``store.collecting(lock_wait)``, a folder store's
-      ``.lock``) is held exclusive from before ``keep`` is read to the
+    * The store lock (``store.collecting(lock_wait)``: a folder store's
+      ``.lock``, a bucket's lock objects) is held exclusive from before ``keep`` is read to the
       last delete; writers hold it shared, so gc waits for them (and they
       for gc). After ``lock_wait`` seconds it gives up with StoreBusyError.
       ``keep`` is consumed under the lock, one map at a time: a generator
       that loads map files sees maps that encrypts finished meanwhile.
-    * A chunk younger than ``grace`` seconds (by ``store.mtime``) is never
+    * A chunk younger than ``grace`` seconds (by ``store.mtime``, against the
+      store's own clock ``store.now()`` where it has one) is never
       deleted, and its time is read again just before each delete: an
       encrypt that finds a chunk present refreshes it (``store.touch``).
-      This is the only protection where the store has no lock (S3). A store
+      This is the only protection where the store has no lock. A store
       that cannot tell a chunk's age needs ``grace=0``.
 
     Leftover temporary files of the store older than ``grace`` are removed
@@ -295,11 +298,12 @@ def collect_garbage(
             "this store cannot tell when a chunk was stored (it has no mtime method): "
             "pass grace=0 to collect garbage without the grace period"
         )
-    with collecting(store, lock_wait):
+    clock = _store_clock(store)
+    with collecting(store, lock_wait) as held:
         referenced: set[str] = set()
         for data_map in keep:
             referenced |= chunk_names(data_map, store)
-        now = time.time()
+        now = clock()
         total = 0
         candidates: list[ChunkEntry] = []
         for entry in _entries(store):
@@ -316,7 +320,7 @@ def collect_garbage(
                     stamp = store_call("check", entry.name, mtime, entry.name)
                 except ChunkNotFoundError:
                     return None
-                if time.time() - stamp < grace:
+                if clock() - stamp < grace:
                     return None
             size: int | None = entry.size if entry.size is not None else _size(store, entry.name)
             if size is None:  # a store listed by name only: it vanished meanwhile
@@ -346,7 +350,22 @@ def collect_garbage(
         chunks_young=len(candidates) - len(gone),
         temp_files_removed=temporaries,
         grace=grace,
+        stale_locks_removed=tuple(lock.describe() for lock in getattr(held, "removed", ())),
     )
+
+
+def _store_clock(store: Any) -> Callable[[], float]:
+    """The store's clock: chunk ages are judged by the clock that stamped them.
+
+    A store with ``now()`` (a bucket: the server's time) is asked once; its
+    offset from this machine's clock then holds for the run, so a machine
+    whose clock is off neither deletes young chunks nor keeps old ones.
+    """
+    now = getattr(store, "now", None)
+    if not callable(now):
+        return time.time
+    offset = float(store_call("check", "", now)) - time.time()
+    return lambda: time.time() + offset
 
 
 def _seconds(label: str, value: float) -> float:
