@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 import self_encryption as se
 
+from . import _cli_locks
+
 MAP_SUFFIX = ".sedm"
 #: How a map given as se1:... text on the command line is named in messages: never the text.
 ARGUMENT_MAP = "<map from argument>"
@@ -60,6 +62,10 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> Any:  # one of 
         options = {"endpoint_url": args.endpoint_url, "max_workers": args.workers}
         if args.retry_for is not None:
             options["retry_seconds"] = args.retry_for
+        if args.lock_stale is not None:
+            options["lock_stale"] = args.lock_stale
+        if getattr(args, "writer_lock_wait", None) is not None:
+            options["lock_wait"] = args.writer_lock_wait
     return se.open_store(args.store, create=create, **options)
 
 
@@ -562,6 +568,7 @@ def cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
                 "deleted": report.deleted,
                 "grace": report.grace,
                 "temp_files": report.temp_files_removed,
+                "stale_locks_removed": list(report.stale_locks_removed),
                 "names": garbage,
             },
         )
@@ -569,6 +576,8 @@ def cmd_gc(args: argparse.Namespace, out: TextIO) -> int:
     if args.verbose:
         for name in garbage:
             out.write(f"{name}\n")
+    for lock in report.stale_locks_removed:
+        out.write(f"removed a stale lock: {lock}\n")
     verb = "deleted" if args.yes else "would be deleted (add --yes to delete them)"
     young = (
         f"; {report.chunks_young} more unreferenced but younger than {_duration_text(report.grace)} "
@@ -788,6 +797,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="s3:// stores: keep retrying a failing request for this long before giving up (default 120)",
     )
+    common.add_argument(
+        "--lock-stale",
+        type=_duration,
+        default=None,
+        metavar="SECONDS",
+        help="s3:// stores: the stale period this command's lock declares: a lock not refreshed "
+        "for that long is taken as left by a dead holder (default 30m, or $SELF_ENCRYPTION_LOCK_STALE)",
+    )
     store_help = "chunk store: a folder (the default store), s3://BUCKET[/PREFIX], or memory: for tests"
 
     parser = argparse.ArgumentParser(
@@ -823,6 +840,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _encryption_options(enc)
     enc.add_argument("--force", action="store_true", help="replace a data map file that exists")
+    enc.add_argument(
+        "--lock-wait",
+        dest="writer_lock_wait",
+        type=_duration,
+        default=None,
+        metavar="SECONDS",
+        help="s3:// stores: how long to wait for a running gc (default: while its lock is live)",
+    )
     enc.add_argument(
         "--check-existing",
         action="store_true",
@@ -942,6 +967,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace a data map file that exists")
     _encryption_options(imp)
     imp.set_defaults(run=cmd_import_upstream)
+    _cli_locks.add_parser(commands, parents=[common])
     return parser
 
 

@@ -262,6 +262,26 @@ class LockSet:
             self.space, lock_id, body, interval=self.stale_after / 3, lost_after=self.stale_after * 2 / 3
         )
 
+    @contextlib.contextmanager
+    def announce(self, kind: str) -> Iterator[Held]:
+        """A lock object kept fresh, with no protocol around it.
+
+        Where another lock (flock) decides, this only tells ``self-encryption
+        locks`` who holds the store; a store that cannot take the file (read
+        only) is still locked, just not described.
+        """
+        lock_id, body = self._new(kind)
+        held = self._hold(lock_id, body)
+        try:
+            self.space.create(lock_id, body)
+            held.start()
+        except StoreError:
+            pass
+        try:
+            yield held
+        finally:
+            held.release()
+
     def check(self) -> None:
         """StoreError if the writers' lock of this store object was lost (cut off for too long)."""
         held = self._shared

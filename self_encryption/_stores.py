@@ -34,11 +34,12 @@ from ._errors import (
     StoreError,
 )
 from ._files import atomic_write, shared_mode, sync_folder
+from ._lock_objects import EXCLUSIVE, SHARED, FolderLockSpace, LockInfo, LockSet, list_locks
 
 fcntl: ModuleType | None
 try:
     import fcntl
-except ImportError:  # Windows: no store lock, only the grace period (see the README)
+except ImportError:  # Windows: the folder store locks with lock objects instead
     fcntl = None
 
 T = TypeVar("T")
@@ -395,12 +396,17 @@ class DirStore:
 
     ``STORE/.lock`` is the store lock: writers hold it shared
     (:meth:`writing`), garbage collection exclusive (:meth:`collecting`).
+    Each holder also keeps a small file naming it (host, process id) in
+    ``STORE/.locks/``, so ``self-encryption locks`` can say who holds the
+    store. Where there is no flock (Windows), those files are the lock, by
+    the lock-object protocol of buckets (:mod:`._lock_objects`).
     Damaged chunks set aside by :meth:`quarantine` go to
     ``STORE/quarantine/``, which is not part of the store's names.
     """
 
     _TEMP_PREFIX = ".tmp-"
     LOCK_NAME = ".lock"
+    LOCKS_NAME = ".locks"
     QUARANTINE_NAME = "quarantine"
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, create: bool = True) -> None:
@@ -416,6 +422,7 @@ class DirStore:
             raise StoreError(f"no store folder at {self.path!r}")
         self._file_mode = shared_mode()
         self.lock_path = os.path.join(self.path, self.LOCK_NAME)
+        self._locks = LockSet(self.lock_space())
         self.quarantine_path = os.path.join(self.path, self.QUARANTINE_NAME)
 
     def __repr__(self) -> str:
@@ -598,24 +605,31 @@ class DirStore:
             count += 1
         return count
 
+    def lock_space(self) -> FolderLockSpace:
+        """The folder of lock-holder files (``self-encryption locks`` lists it)."""
+        return FolderLockSpace(os.path.join(self.path, self.LOCKS_NAME))
+
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
         """Hold the store lock shared while storing chunks, waiting out a running gc."""
         if fcntl is None:
-            yield
+            with self._locks.shared():
+                yield
             return
         descriptor = self._open_lock()
         try:
             fcntl.flock(descriptor, fcntl.LOCK_SH)
-            yield
+            with self._locks.announce(SHARED):
+                yield
         finally:
             os.close(descriptor)
 
     @contextlib.contextmanager
-    def collecting(self, timeout: float = 60.0) -> Iterator[None]:
+    def collecting(self, timeout: float = 60.0) -> Iterator[Any]:
         """Hold the store lock exclusive, so that no writer runs; StoreBusyError after timeout seconds."""
         if fcntl is None:
-            yield
+            with self._locks.exclusive(timeout) as held:
+                yield held
             return
         descriptor = self._open_lock()
         try:
@@ -630,13 +644,29 @@ class DirStore:
                     if left <= 0:
                         raise StoreBusyError(
                             f"store {self.path!r} is busy: its lock {self.lock_path!r} is held "
-                            f"by a writer (an encrypt is running); waited {timeout:g} s"
+                            f"by {self._holders()}; waited {timeout:g} s"
                         ) from None
                     time.sleep(min(pause, left))
                     pause = min(pause * 2, 0.25)
-            yield
+            # Nobody else holds the lock now: any holder file left is a killed process's.
+            leftovers = list_locks(self.lock_space(), details=True)
+            for leftover in leftovers:
+                self.lock_space().delete(leftover.id)
+            with self._locks.announce(EXCLUSIVE) as held:
+                held.removed = leftovers
+                yield held
         finally:
             os.close(descriptor)
+
+    def _holders(self) -> str:
+        """Who holds the store lock, from the holder files: "a writer (host H, pid P), ..." """
+        try:
+            holders: list[LockInfo] = list_locks(self.lock_space(), details=True)
+        except StoreError:
+            holders = []
+        if not holders:
+            return "a writer (an encrypt is running)"
+        return "; ".join(holder.describe() for holder in holders[:3])
 
     def _open_lock(self) -> int:
         try:
