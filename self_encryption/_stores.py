@@ -423,6 +423,11 @@ class DirStore:
         self._file_mode = shared_mode()
         self.lock_path = os.path.join(self.path, self.LOCK_NAME)
         self._locks = LockSet(self.lock_space())
+        # Writers of this store object share one flock and one holder file (writing() nests:
+        # the command line holds it around an Encryptor, which takes it too).
+        self._writer_guard = threading.Lock()
+        self._writers = 0
+        self._writer_hold = contextlib.ExitStack()
         self.quarantine_path = os.path.join(self.path, self.QUARANTINE_NAME)
 
     def __repr__(self) -> str:
@@ -616,13 +621,22 @@ class DirStore:
             with self._locks.shared():
                 yield
             return
-        descriptor = self._open_lock()
+        with self._writer_guard:
+            if self._writers == 0:
+                with contextlib.ExitStack() as hold:
+                    descriptor = self._open_lock()
+                    hold.callback(os.close, descriptor)
+                    fcntl.flock(descriptor, fcntl.LOCK_SH)
+                    hold.enter_context(self._locks.announce(SHARED))
+                    self._writer_hold = hold.pop_all()
+            self._writers += 1
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH)
-            with self._locks.announce(SHARED):
-                yield
+            yield
         finally:
-            os.close(descriptor)
+            with self._writer_guard:
+                self._writers -= 1
+                if self._writers == 0:
+                    self._writer_hold.close()
 
     @contextlib.contextmanager
     def collecting(self, timeout: float = 60.0) -> Iterator[Any]:
