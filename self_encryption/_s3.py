@@ -23,6 +23,7 @@ from ._buffers import Buffer
 from ._datamap import check_name, is_chunk_name
 from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
 from ._lock_objects import LockSet, LockSpace
+from ._s3_deadlines import Deadlines, RequestDeadlineError
 from ._s3_locks import LOCK_FOLDER, S3LockSpace, answer_time
 from ._stores import MAX_CHUNK_BYTES, ChunkEntry
 
@@ -30,6 +31,8 @@ from ._stores import MAX_CHUNK_BYTES, ChunkEntry
 MAX_ATTEMPTS = 8
 #: Seconds a request keeps being retried, with growing pauses, before it fails.
 RETRY_SECONDS = 120.0
+#: Longest time one request attempt may take, all its bytes included (a trickling server is cut off).
+REQUEST_SECONDS = 300.0
 #: Longest pause between two rounds of attempts.
 _MAX_PAUSE = 10.0
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -62,6 +65,10 @@ class S3Store:
     attempts (adaptive mode), and then the store goes on trying, with
     pauses growing to 10 s, until ``retry_seconds`` have passed since the
     request began (0: no more than botocore's attempts); then StoreError.
+    Each attempt is cut off after ``request_timeout`` seconds however the
+    server paces its bytes, and never outlives what is left of
+    ``retry_seconds`` (by more than a second), so ``retry_seconds`` bounds
+    the whole operation.
     A botocore ``config`` in ``client_options`` is merged over these
     settings.
 
@@ -84,6 +91,7 @@ class S3Store:
         max_workers: int | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         retry_seconds: float = RETRY_SECONDS,
+        request_timeout: float = REQUEST_SECONDS,
         locks: bool = True,
         lock_stale: float | None = None,
         lock_wait: float | None = None,
@@ -102,6 +110,16 @@ class S3Store:
             raise InvalidArgumentError(
                 f"retry_seconds must be a number of seconds >= 0, not {retry_seconds!r}"
             )
+        if (
+            isinstance(request_timeout, bool)
+            or not isinstance(request_timeout, (int, float))
+            or not 0 < request_timeout < float("inf")
+        ):
+            raise InvalidArgumentError(
+                f"request_timeout must be a number of seconds > 0, not {request_timeout!r}"
+            )
+        self.request_timeout = float(request_timeout)
+        self._deadlines = Deadlines()
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.retry_seconds = float(retry_seconds)
@@ -122,6 +140,7 @@ class S3Store:
                 **{**client_options, "config": config},
             )
         self._client = client
+        self._deadlines.install(client)
         self._locks = (
             LockSet(S3LockSpace(self), stale_after=lock_stale, host=host, wait=lock_wait) if locks else None
         )
@@ -165,19 +184,28 @@ class S3Store:
         started = time.monotonic()
         pause = 0.5
         while True:
-            try:
-                return request()
-            except self._errors.caught as exc:
-                waited = time.monotonic() - started
-                if not self._transient(exc):
-                    if self._missing(exc):
-                        raise
-                    raise self._fail(action, key, exc, waited) from exc
-                sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
-                if waited + sleep > self.retry_seconds:
-                    raise self._fail(action, key, exc, waited) from exc
-                time.sleep(sleep)
-                pause *= 2
+            left = self.retry_seconds - (time.monotonic() - started)
+            bound = (
+                self.request_timeout if self.retry_seconds == 0 else min(self.request_timeout, max(1.0, left))
+            )
+            with self._deadlines.bound(bound) as watch:
+                try:
+                    return request()
+                except (*self._errors.caught, RequestDeadlineError) as caught:
+                    exc: Exception = caught
+                    if watch.fired and not isinstance(exc, RequestDeadlineError):
+                        exc = RequestDeadlineError(f"no complete answer within {bound:g} s")
+                        exc.__cause__ = caught
+            waited = time.monotonic() - started
+            if not isinstance(exc, RequestDeadlineError) and not self._transient(exc):
+                if self._missing(exc):
+                    raise exc
+                raise self._fail(action, key, exc, waited) from exc
+            sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
+            if waited + sleep > self.retry_seconds:
+                raise self._fail(action, key, exc, waited) from exc
+            time.sleep(sleep)
+            pause *= 2
 
     def put(self, name: str, data: Buffer) -> None:
         """Store data under name. Writing the same chunk again is harmless."""
@@ -212,7 +240,11 @@ class S3Store:
                         f"can be ({limit - 1})",
                         name=name,
                     )
-                return bytes(body.read(limit))
+                content = bytes(body.read(limit))
+                if isinstance(length, int) and len(content) < length:
+                    # Cut short (the connection dropped, or the request ran out of time): passing.
+                    raise self._errors.IncompleteReadError(actual_bytes=len(content), expected_bytes=length)
+                return content
             finally:
                 body.close()  # drops the connection when bytes are left unread
 
@@ -405,6 +437,7 @@ class _BotocoreErrors:
         )
 
         self.ClientError = ClientError
+        self.IncompleteReadError = IncompleteReadError
         self.caught = (ClientError, BotoCoreError)
         # Timeouts, refused and reset connections, truncated answers.
         self.transient = (BotoConnectionError, HTTPClientError, IncompleteReadError)
