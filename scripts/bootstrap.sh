@@ -1,6 +1,6 @@
 # Sourced by the other scripts: make .venv with the package and, unless
 # SELF_ENCRYPTION_EXTRAS says otherwise, its test extras (the demo asks for none).
-# Installs libcrypto's headers, pkg-config and valgrind with apt-get when they are
+# Installs libcrypto's headers, pkg-config, valgrind and faketime with apt-get when they are
 # missing and we are root on a Debian-like system; otherwise says what is missing.
 set -euo pipefail
 
@@ -10,6 +10,8 @@ need_packages=()
 pkg-config --exists libcrypto 2>/dev/null || need_packages+=(libssl-dev pkg-config)
 command -v cc >/dev/null 2>&1 || need_packages+=(gcc)
 command -v valgrind >/dev/null 2>&1 || need_packages+=(valgrind)
+# faketime: the S3 lock tests run a machine whose clock is off.
+command -v faketime >/dev/null 2>&1 || need_packages+=(faketime)
 if [ ${#need_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing ${need_packages[*]}" >&2

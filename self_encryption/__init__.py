@@ -40,6 +40,7 @@ from ._errors import (
     StoreBusyError,
     StoreError,
 )
+from ._lock_objects import LockInfo, remove_lock, remove_stale_locks, store_locks
 from ._maintenance import GcReport, VerifyReport, chunk_names, collect_garbage, verify, walk_levels
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, Progress
 from ._reader import ChunkReader
@@ -71,6 +72,7 @@ __all__ = [
     "ExitCode",
     "GcReport",
     "InvalidArgumentError",
+    "LockInfo",
     "MemoryStore",
     "Progress",
     "ReservedMapFile",
@@ -93,7 +95,10 @@ __all__ = [
     "encrypt_to_store",
     "open_store",
     "openssl_version",
+    "remove_lock",
+    "remove_stale_locks",
     "reserve_map_file",
+    "store_locks",
     "verify",
     "walk_levels",
 ]

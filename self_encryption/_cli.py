@@ -22,8 +22,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 import self_encryption as se
-
-from . import _cli_locks
+import self_encryption._cli_locks as _cli_locks
 
 MAP_SUFFIX = ".sedm"
 #: How a map given as se1:... text on the command line is named in messages: never the text.

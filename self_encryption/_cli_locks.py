@@ -9,8 +9,6 @@ from typing import Any, TextIO
 
 import self_encryption as se
 
-from ._lock_objects import LockInfo, list_locks, remove_stale
-
 SUMMARY = "List who holds a store's lock (writers, gc), and remove stale locks."
 
 
@@ -37,7 +35,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ())
     return command
 
 
-def _record(lock: LockInfo) -> dict[str, Any]:
+def _record(lock: se.LockInfo) -> dict[str, Any]:
     return {
         "id": lock.id,
         "kind": lock.kind,
@@ -49,32 +47,31 @@ def _record(lock: LockInfo) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    from ._cli import CommandError, _store
-
-    store = _store(args)
+def _where(store: object) -> str:
+    """Where the store keeps its locks, for messages."""
     lock_space = getattr(store, "lock_space", None)
     if not callable(lock_space):
-        raise CommandError(f"the store {args.store} has no locks to list", se.InvalidArgumentError.exit_code)
-    space = lock_space()
-    removed: list[LockInfo] = []
+        raise se.InvalidArgumentError(f"{type(store).__name__} has no locks to list")
+    return str(lock_space().where)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from self_encryption._cli import _store
+
+    store = _store(args)
+    where = _where(store)
+    removed: list[se.LockInfo] = []
     if args.remove_stale:
-        removed = remove_stale(space)
-    elif args.remove:
-        present = {lock.id: lock for lock in list_locks(space, details=True)}
-        for lock_id in args.remove:
-            if lock_id not in present:
-                raise CommandError(f"no lock {lock_id} in {space.where}", se.InvalidArgumentError.exit_code)
-        for lock_id in args.remove:
-            space.delete(lock_id)
-            removed.append(present[lock_id])
-    locks = list_locks(space, details=True)
+        removed = se.remove_stale_locks(store)
+    else:
+        removed = [se.remove_lock(store, lock_id) for lock_id in args.remove]
+    locks = se.store_locks(store)
     if args.json:
         out.write(
             json.dumps(
                 {
                     "command": "locks",
-                    "where": space.where,
+                    "where": where,
                     "locks": [_record(lock) for lock in locks],
                     "removed": [_record(lock) for lock in removed],
                 }
@@ -86,7 +83,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"removed: {lock.describe()}\n")
     if not args.quiet:
         if not locks:
-            out.write(f"no locks in {space.where}\n")
+            out.write(f"no locks in {where}\n")
         for lock in locks:
             out.write(f"{lock.describe()}\n")
         if any(lock.stale for lock in locks):

@@ -178,6 +178,35 @@ def remove_stale(space: LockSpace) -> list[LockInfo]:
     return gone
 
 
+def lock_space_of(store: object) -> LockSpace:
+    """The store's lock space; InvalidArgumentError for a store without locks (memory, callbacks)."""
+    method = getattr(store, "lock_space", None)
+    if not callable(method):
+        raise InvalidArgumentError(f"{type(store).__name__} has no locks")
+    space: LockSpace = method()
+    return space
+
+
+def store_locks(store: object) -> list[LockInfo]:
+    """Who holds store's lock: every lock object (writers, gc), with holder and age, oldest first."""
+    return list_locks(lock_space_of(store), details=True)
+
+
+def remove_stale_locks(store: object) -> list[LockInfo]:
+    """Remove every stale lock of store (left by holders that are gone); returns them."""
+    return remove_stale(lock_space_of(store))
+
+
+def remove_lock(store: object, lock_id: str) -> LockInfo:
+    """Remove one lock, stale or not: only for a holder known to be gone. Returns what it was."""
+    space = lock_space_of(store)
+    for lock in list_locks(space, details=True):
+        if lock.id == lock_id:
+            space.delete(lock_id)
+            return lock
+    raise InvalidArgumentError(f"no lock {lock_id} in {space.where}")
+
+
 @dataclass
 class Held:
     """A lock this process holds: its object, kept fresh by a thread."""
