@@ -51,7 +51,9 @@ HOST_ENV = "SELF_ENCRYPTION_HOST"
 SHARED, EXCLUSIVE, UNKNOWN = "shared", "exclusive", "unknown"
 #: A lock body is a few hundred bytes; anything longer is not read.
 _BODY_LIMIT = 4096
-_NAME = re.compile(r"^(shared|exclusive)-([0-9]{1,9}(?:\.[0-9]{1,3})?)-([0-9a-f]{32})$")
+#: A holder file of a folder store that has flock starts with this: it only describes its holder.
+FLOCK_HOLDER = "flock-"
+_NAME = re.compile(r"^(?:flock-)?(shared|exclusive)-([0-9]{1,9}(?:\.[0-9]{1,3})?)-([0-9a-f]{32})$")
 
 
 def stale_period(value: float | None = None) -> float:
@@ -229,6 +231,11 @@ class Held:
 
     def _refresh(self) -> None:
         while not self._stop.wait(self.interval):
+            if time.monotonic() - self.last_ok >= self.lost_after:
+                # Too late to refresh: others may already take the lock as stale (and remove it);
+                # writing it again would only hide that.
+                self.lost = f"its lock {self.lock_id} went unrefreshed too long"
+                return
             try:
                 if not self.space.refresh(self.lock_id, self.body):
                     self.lost = f"its lock {self.lock_id} was removed from {self.space.where}"
@@ -279,8 +286,8 @@ class LockSet:
         self._shared: Held | None = None
         self._users = 0
 
-    def _new(self, kind: str) -> tuple[str, bytes]:
-        lock_id = f"{kind}-{self.stale_after:g}-{secrets.token_hex(16)}"
+    def _new(self, kind: str, prefix: str = "") -> tuple[str, bytes]:
+        lock_id = f"{prefix}{kind}-{self.stale_after:g}-{secrets.token_hex(16)}"
         body = json.dumps(
             {"kind": kind, "host": self.host, "pid": os.getpid(), "stale_after": self.stale_after}
         ).encode()
@@ -299,7 +306,7 @@ class LockSet:
         locks`` who holds the store; a store that cannot take the file (read
         only) is still locked, just not described.
         """
-        lock_id, body = self._new(kind)
+        lock_id, body = self._new(kind, FLOCK_HOLDER)
         held = self._hold(lock_id, body)
         try:
             self.space.create(lock_id, body)

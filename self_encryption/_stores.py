@@ -34,7 +34,7 @@ from ._errors import (
     StoreError,
 )
 from ._files import atomic_write, shared_mode, sync_folder
-from ._lock_objects import EXCLUSIVE, SHARED, FolderLockSpace, LockInfo, LockSet, list_locks
+from ._lock_objects import EXCLUSIVE, FLOCK_HOLDER, SHARED, FolderLockSpace, LockInfo, LockSet, list_locks
 
 fcntl: ModuleType | None
 try:
@@ -662,8 +662,14 @@ class DirStore:
                         ) from None
                     time.sleep(min(pause, left))
                     pause = min(pause * 2, 0.25)
-            # Nobody else holds the lock now: any holder file left is a killed process's.
-            leftovers = list_locks(self.lock_space(), details=True)
+            # Nobody else holds the flock now: any holder file of it left is a killed process's.
+            # (Lock files of machines without flock are not ours to judge: a folder store is
+            # locked by flock, or by lock files, not by both at once.)
+            leftovers = [
+                lock
+                for lock in list_locks(self.lock_space(), details=True)
+                if lock.id.startswith(FLOCK_HOLDER)
+            ]
             for leftover in leftovers:
                 self.lock_space().delete(leftover.id)
             with self._locks.announce(EXCLUSIVE) as held:
