@@ -183,29 +183,28 @@ class S3Store:
         """
         started = time.monotonic()
         pause = 0.5
-        while True:
-            left = self.retry_seconds - (time.monotonic() - started)
-            bound = (
-                self.request_timeout if self.retry_seconds == 0 else min(self.request_timeout, max(1.0, left))
-            )
-            with self._deadlines.bound(bound) as watch:
+        ends_at = None if self.retry_seconds == 0 else started + self.retry_seconds
+        with self._deadlines.bound(self.request_timeout, ends_at) as watch:
+            while True:
                 try:
                     return request()
                 except (*self._errors.caught, RequestDeadlineError) as caught:
                     exc: Exception = caught
-                    if watch.fired and not isinstance(exc, RequestDeadlineError):
-                        exc = RequestDeadlineError(f"no complete answer within {bound:g} s")
+                    if watch.fired and not isinstance(exc, (self._errors.ClientError, RequestDeadlineError)):
+                        exc = RequestDeadlineError(f"no complete answer within {watch.bound:g} s")
                         exc.__cause__ = caught
-            waited = time.monotonic() - started
-            if not isinstance(exc, RequestDeadlineError) and not self._transient(exc):
-                if self._missing(exc):
-                    raise exc
-                raise self._fail(action, key, exc, waited) from exc
-            sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
-            if waited + sleep > self.retry_seconds:
-                raise self._fail(action, key, exc, waited) from exc
-            time.sleep(sleep)
-            pause *= 2
+                finally:
+                    self._deadlines.disarm(watch)
+                waited = time.monotonic() - started
+                if not isinstance(exc, RequestDeadlineError) and not self._transient(exc):
+                    if self._missing(exc):
+                        raise exc
+                    raise self._fail(action, key, exc, waited) from exc
+                sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
+                if waited + sleep > self.retry_seconds:
+                    raise self._fail(action, key, exc, waited) from exc
+                time.sleep(sleep)
+                pause *= 2
 
     def put(self, name: str, data: Buffer) -> None:
         """Store data under name. Writing the same chunk again is harmless."""

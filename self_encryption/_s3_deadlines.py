@@ -23,16 +23,23 @@ class RequestDeadlineError(Exception):
 
 
 class Watch:
-    """One request attempt on one thread: its deadline and the connections it used."""
+    """The requests of one store operation on one thread: the deadline of the HTTP attempt under way."""
 
-    def __init__(self, deadline: float, seconds: float) -> None:
-        self.deadline = deadline
+    def __init__(self, seconds: float, ends_at: float | None) -> None:
+        #: The longest an HTTP attempt may take, and when the whole operation should be over.
         self.seconds = seconds
+        self.ends_at = ends_at
+        self.deadline = float("inf")  # armed when an attempt starts (before-send)
+        self.bound = seconds
         self.connections: list[Any] = []
         self.fired = False
+        self.attempts = 0
 
 
-def _shut(connection: Any) -> None:
+def _shut(connection: Any, watch: Watch) -> None:
+    # A connection another request has taken meanwhile (back in the pool, then reused) is not ours.
+    if getattr(connection, "_self_encryption_watch", None) is not watch:
+        return
     sock = getattr(connection, "sock", None)
     if sock is not None:
         with contextlib.suppress(OSError):
@@ -83,29 +90,69 @@ class Deadlines:
 
         # The session's pool manager shares this dict: pools made from now on use our classes.
         classes.update({"http": HTTPPool, "https": HTTPSPool})
-        client.meta.events.register("before-send.s3", self._before_send)
+        # Last: adaptive mode's rate limiter may pause in before-send, and that pause is not the server's.
+        client.meta.events.register_last("before-send.s3", self._before_send)
+        client.meta.events.register("needs-retry.s3", self._after_attempt)
         return True
 
     def _adopt(self, connection: Any) -> None:
         watch: Watch | None = getattr(self._local, "watch", None)
-        if watch is None:
-            return
-        with self._changed:
-            watch.connections.append(connection)
-            fired = watch.fired
-        if fired:
-            _shut(connection)
+        connection._self_encryption_watch = watch
+        if watch is not None:
+            with self._changed:
+                watch.connections.append(connection)
 
     def _before_send(self, **kwargs: Any) -> None:
+        """An HTTP attempt starts: arm its deadline."""
         watch: Watch | None = getattr(self._local, "watch", None)
-        if watch is not None and watch.fired:
-            # botocore would try again (and pause first): the attempt's time is up.
-            raise RequestDeadlineError(f"no complete answer within {watch.seconds:g} s")
+        if watch is None:
+            return
+        now = time.monotonic()
+        if watch.fired and watch.ends_at is not None and now >= watch.ends_at:
+            # botocore would try again, but the operation's time is spent.
+            raise RequestDeadlineError(f"no complete answer within {watch.bound:g} s")
+        bound = watch.seconds
+        if watch.ends_at is not None:
+            bound = min(bound, max(1.0, watch.ends_at - now))
+        with self._changed:
+            watch.bound = bound
+            watch.deadline = now + bound
+            watch.fired = False
+            watch.connections = []
+            watch.attempts += 1
+            self._changed.notify()
+
+    def _after_attempt(self, **kwargs: Any) -> None:
+        """An HTTP attempt answered: disarm, unless a body is still to be read from it."""
+        watch: Watch | None = getattr(self._local, "watch", None)
+        if watch is None:
+            return
+        response = kwargs.get("response")
+        operation = kwargs.get("operation")
+        answered = (
+            kwargs.get("caught_exception") is None
+            and response is not None
+            and getattr(response[0], "status_code", 500) < 300
+        )
+        if response is not None:
+            watch.fired = False  # the server answered: whatever follows is about that answer
+        if not (answered and getattr(operation, "has_streaming_output", False)):
+            self.disarm(watch)
+
+    def disarm(self, watch: Watch) -> None:
+        with self._changed:
+            watch.deadline = float("inf")
+            watch.connections = []
 
     @contextlib.contextmanager
-    def bound(self, seconds: float) -> Iterator[Watch]:
-        """The requests this thread makes in the block end within seconds (their sockets are shut then)."""
-        watch = Watch(time.monotonic() + seconds, seconds)
+    def bound(self, seconds: float, ends_at: float | None = None) -> Iterator[Watch]:
+        """Each HTTP attempt this thread makes in the block ends within seconds (its socket is shut then).
+
+        With ends_at (a time.monotonic() value), an attempt started late gets
+        only what is left until then (at least a second), and botocore does
+        not start another after one was cut off past it.
+        """
+        watch = Watch(seconds, ends_at)
         with self._changed:
             self._watches.add(watch)
             if self._thread is None:
@@ -113,7 +160,6 @@ class Deadlines:
                     target=self._watchdog, name="self-encryption-s3-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._changed.notify()
         self._local.watch = watch
         try:
             yield watch
@@ -124,18 +170,17 @@ class Deadlines:
 
     def _watchdog(self) -> None:
         while True:
-            expired: list[Watch] = []
+            expired: list[tuple[Any, Watch]] = []
             with self._changed:
                 now = time.monotonic()
-                waiting = [w for w in self._watches if not w.fired]
-                for watch in waiting:
+                for watch in self._watches:
                     if watch.deadline <= now:
                         watch.fired = True
-                        expired.append(watch)
+                        watch.deadline = float("inf")
+                        expired += [(connection, watch) for connection in watch.connections]
                 if not expired:
-                    nearest = min((w.deadline for w in waiting), default=now + 60.0)
-                    self._changed.wait(max(0.01, nearest - now))
+                    nearest = min((w.deadline for w in self._watches), default=float("inf"))
+                    self._changed.wait(min(60.0, max(0.01, nearest - now)))
                     continue
-                connections = [c for watch in expired for c in watch.connections]
-            for connection in connections:
-                _shut(connection)
+            for connection, watch in expired:
+                _shut(connection, watch)
