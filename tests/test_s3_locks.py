@@ -178,6 +178,7 @@ def _race(s3_server, bucket, tmp_path, *, locks: bool, gc_runs: int = 20) -> dic
 
 def test_three_machines_racing_a_gc_loop_lose_nothing(s3_server, bucket, tmp_path):
     outcome = _race(s3_server, bucket, tmp_path, locks=True)
+    print(outcome)
     assert outcome["lost"] == [], outcome
     # The race was real: the machines wrote while gc ran, and gc deleted what they let go.
     assert outcome["written"] >= 20 and outcome["deleted"] > 0, outcome
