@@ -160,11 +160,12 @@ class Deadlines:
                     target=self._watchdog, name="self-encryption-s3-deadlines", daemon=True
                 )
                 self._thread.start()
+        outer = getattr(self._local, "watch", None)
         self._local.watch = watch
         try:
             yield watch
         finally:
-            self._local.watch = None
+            self._local.watch = outer
             with self._changed:
                 self._watches.discard(watch)
 
