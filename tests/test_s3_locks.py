@@ -296,7 +296,7 @@ def test_locks_command_lists_and_removes_stale_locks(s3_server, bucket):
     assert remove_stale(store.lock_space()) == []
 
 
-def test_a_writer_waits_for_gc_and_gc_for_writers(s3_server, bucket):
+def test_a_writer_waits_for_gc_and_gc_for_writers(s3_server, bucket, tmp_path):
     gc_side = se.S3Store(bucket, "w", host="gc-host")
     writer_side = se.S3Store(bucket, "w", host="writer-host", lock_wait=0.5)
     with gc_side.collecting(5):
@@ -305,6 +305,21 @@ def test_a_writer_waits_for_gc_and_gc_for_writers(s3_server, bucket):
                 pass
         # The writer withdrew its own lock object: only gc's is there.
         assert [lock.kind for lock in list_locks(gc_side.lock_space())] == ["exclusive"]
+        # encrypt --lock-wait gives up the same way, with exit 6 naming gc's machine.
+        (tmp_path / "f").write_bytes(b"data" * 1000)
+        gave_up = _cli(
+            s3_server,
+            "encrypt",
+            tmp_path / "f",
+            "--store",
+            f"s3://{bucket}/w",
+            "--lock-wait",
+            "0.5",
+            "--endpoint-url",
+            s3_server["url"],
+        )
+        assert gave_up.returncode == 6 and b"held by a garbage collection (host gc-host" in gave_up.stderr
+        assert not (tmp_path / "f.sedm").exists()
     with writer_side.writing():
         with pytest.raises(se.StoreBusyError, match="held by a writer \\(host writer-host"):
             with gc_side.collecting(0.3):
@@ -312,8 +327,12 @@ def test_a_writer_waits_for_gc_and_gc_for_writers(s3_server, bucket):
         # Writers nest: an Encryptor inside the CLI's writing() shares its lock object.
         with writer_side.writing():
             assert len(list_locks(gc_side.lock_space())) == 1
-    # Chunk listings never take lock objects for chunks.
-    assert list(gc_side) == [] and list_locks(gc_side.lock_space()) == []
+            root = se.encrypt_to_store(b"chunk data" * 500, writer_side, **SMALL)
+        # Chunk listings, verify and gc never take lock objects for chunks.
+        assert set(gc_side) == se.chunk_names(root, gc_side)
+        assert se.verify(root, gc_side, full=True).ok
+    assert se.collect_garbage(gc_side, [root], delete=True, grace=0).names == ()
+    assert list_locks(gc_side.lock_space()) == []
 
 
 def _faketime() -> str:
