@@ -11,7 +11,16 @@ from collections.abc import Iterable
 
 import self_encryption as se
 
-from . import cat_cmd, decrypt_cmd, encrypt_cmd, gc_cmd, import_upstream_cmd, info_cmd, verify_cmd
+from . import (
+    cat_cmd,
+    decrypt_cmd,
+    encrypt_cmd,
+    gc_cmd,
+    import_upstream_cmd,
+    info_cmd,
+    locks_cmd,
+    verify_cmd,
+)
 from .errors import IO_ERROR, OK, CommandError, describe_chunk_error
 from .maps import subject
 from .options import JSON_FLAG, Commands, Parser, UsageError, new_parser
@@ -19,7 +28,7 @@ from .output import PROGRAM, emit_json, fail
 from .signals import install_signal_handlers, interrupt_behind, interrupted
 
 #: The commands, in the order --help lists them.
-COMMANDS = (encrypt_cmd, decrypt_cmd, cat_cmd, info_cmd, verify_cmd, gc_cmd, import_upstream_cmd)
+COMMANDS = (encrypt_cmd, decrypt_cmd, cat_cmd, info_cmd, verify_cmd, gc_cmd, import_upstream_cmd, locks_cmd)
 
 
 def _describe_backend() -> str:

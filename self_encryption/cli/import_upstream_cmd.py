@@ -91,6 +91,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         reserved = None if target == "-" else stack.enter_context(reserve_map(target, args.force))
+        # Held until the map is saved, as encrypt does: a gc meanwhile waits, then sees the map.
+        stack.enter_context(store.writing())
         try:
             # One verified upstream chunk at a time, straight into the encryptor.
             with se.Encryptor(
