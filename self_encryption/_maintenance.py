@@ -6,7 +6,6 @@ and ``info --deep``; the command line only formats what they return.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -102,8 +101,9 @@ def _check_level(
         yield from ordered_map(executor, lambda i: check(level, i), indices, window)
         return
     for run in windows(len(level.chunks), max(window, BATCH)):
+        sizes = {level.chunks[i].name: level.chunks[i].stored_size for i in run}
         try:
-            found = store.get_window([level.chunks[i].name for i in run])
+            found = store.get_window(list(sizes), sizes)
         except (ChunkNotFoundError, ChunkIntegrityError, StoreError):
             # One bad chunk spoils the window: check its chunks one by one instead,
             # so that each problem is named and the others are still checked.
@@ -228,6 +228,8 @@ class GcReport:
     chunks_young: int
     temp_files_removed: int
     grace: float
+    #: Stale locks gc removed from the store before it began: who held each, and how long ago.
+    stale_locks_removed: tuple[str, ...] = ()
 
     @property
     def chunks_kept(self) -> int:
@@ -253,16 +255,17 @@ def collect_garbage(
 
     Two rules protect what encryptions still running need:
 
-    * The store lock (``store.collecting(lock_wait)``, a folder store's
-      ``.lock``) is held exclusive from before ``keep`` is read to the
-      last delete; writers hold it shared, so gc waits for them (and they
-      for gc). After ``lock_wait`` seconds it gives up with StoreBusyError.
+    * The store lock (``store.collecting(lock_wait)``: a folder store's
+      ``.lock``, a bucket's lock objects) is held exclusive from before
+      ``keep`` is read to the last delete; writers hold it shared, so gc
+      waits for them (and they for gc). After ``lock_wait`` seconds it gives up with StoreBusyError.
       ``keep`` is consumed under the lock, one map at a time: a generator
       that loads map files sees maps that encrypts finished meanwhile.
-    * A chunk younger than ``grace`` seconds (by ``store.mtime``) is never
+    * A chunk younger than ``grace`` seconds (by ``store.mtime``, against
+      the store's own clock ``store.now()`` where it has one) is never
       deleted, and its time is read again just before each delete: an
       encrypt that finds a chunk present refreshes it (``store.touch``).
-      This is the only protection where the store has no lock (S3). A store
+      This is the only protection where the store has no lock. A store
       that cannot tell a chunk's age needs ``grace=0``.
 
     Leftover temporary files of the store older than ``grace`` are removed
@@ -277,11 +280,12 @@ def collect_garbage(
             "this store cannot tell when a chunk was stored (it has no mtime method): "
             "pass grace=0 to collect garbage without the grace period"
         )
-    with store.collecting(lock_wait):
+    clock = store.clock()
+    with store.collecting(lock_wait) as stale_locks:
         referenced: set[str] = set()
         for data_map in keep:
             referenced |= _chunk_names(check_root(data_map), store)
-        now = time.time()
+        now = clock()
         total = 0
         candidates: list[ChunkEntry] = []
         for entry in store.entries():
@@ -294,7 +298,7 @@ def collect_garbage(
             """The entry, deleted if delete; None if it turned young or vanished meanwhile."""
             if grace > 0:
                 stamp = store.mtime(entry.name)
-                if stamp is None or time.time() - stamp < grace:
+                if stamp is None or clock() - stamp < grace:
                     return None
             size = entry.size if entry.size is not None else store.size(entry.name)
             if size is None:  # a store listed by name only: it vanished meanwhile
@@ -314,6 +318,7 @@ def collect_garbage(
         chunks_young=len(candidates) - len(gone),
         temp_files_removed=temporaries,
         grace=grace,
+        stale_locks_removed=stale_locks,
     )
 
 

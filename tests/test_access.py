@@ -116,6 +116,47 @@ def test_a_window_leaves_out_absent_chunks_and_names_failures():
         failing.get_window([present, absent])
 
 
+def test_a_window_with_sizes_reads_at_most_each_size_where_the_store_can():
+    present, data = _chunk(b"v" * 40)
+    asked: list[object] = []
+
+    class Bounded(Minimal):
+        def get_many(self, names):
+            asked.append(("get_many", list(names)))
+            return {n: self.chunks[n] for n in names if n in self.chunks}
+
+        def get_many_at_most(self, limits):
+            asked.append(("get_many_at_most", dict(limits)))
+            return {n: self.chunks[n][: limits[n]] for n in limits if n in self.chunks}
+
+    store = Bounded()
+    store.put(present, data)
+    wrapped = access(store)
+    assert wrapped.get_window([present, present], {present: 40}) == {present: data}
+    assert wrapped.get_window([present]) == {present: data}  # sizes unknown: the whole object
+    assert asked == [("get_many_at_most", {present: 41}), ("get_many", [present])]
+
+
+def test_clock_lock_space_and_stale_locks_come_from_the_store_where_it_has_them(tmp_path):
+    import time
+
+    assert access(Minimal()).clock() is time.time  # no now(): this machine's clock
+    with pytest.raises(se.InvalidArgumentError, match="has no locks"):
+        access(Minimal()).lock_space()
+
+    class Ahead(Minimal):
+        def now(self):
+            return time.time() + 3600  # a server an hour ahead
+
+    assert 3590 < access(Ahead()).clock()() - time.time() < 3610
+    folder = se.DirStore(tmp_path / "store")
+    assert access(folder).lock_space().where == os.path.join(folder.path, ".locks")
+    with access(folder).collecting(1.0) as stale:
+        assert stale == ()  # nothing left behind by a killed holder
+    with access(Minimal()).collecting(1.0) as stale:
+        assert stale == ()
+
+
 def test_unreadable_as_damaged_turns_read_failures_into_damage():
     name, data = _chunk(b"w" * 30)
 

@@ -12,7 +12,17 @@ from typing import Any
 
 import self_encryption as se
 
-from . import cat_cmd, decrypt_cmd, encrypt_cmd, gc_cmd, import_upstream_cmd, info_cmd, mount_cmd, verify_cmd
+from . import (
+    cat_cmd,
+    decrypt_cmd,
+    encrypt_cmd,
+    gc_cmd,
+    import_upstream_cmd,
+    info_cmd,
+    locks_cmd,
+    mount_cmd,
+    verify_cmd,
+)
 from .errors import IO_ERROR, OK, CommandError, PartialFailureError, describe_chunk_error
 from .maps import subject
 from .options import JSON_FLAG, Commands, Parser, UsageError, new_parser
@@ -20,7 +30,17 @@ from .output import PROGRAM, emit_json, fail
 from .signals import install_signal_handlers, interrupt_behind, interrupted
 
 #: The commands, in the order --help lists them.
-COMMANDS = (encrypt_cmd, decrypt_cmd, cat_cmd, info_cmd, verify_cmd, gc_cmd, import_upstream_cmd, mount_cmd)
+COMMANDS = (
+    encrypt_cmd,
+    decrypt_cmd,
+    cat_cmd,
+    info_cmd,
+    verify_cmd,
+    gc_cmd,
+    import_upstream_cmd,
+    locks_cmd,
+    mount_cmd,
+)
 
 
 def _describe_backend() -> str:

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 "deleted": report.deleted,
                 "grace": report.grace,
                 "temp_files": report.temp_files_removed,
+                "stale_locks_removed": list(report.stale_locks_removed),
                 "names": garbage,
             },
         )
@@ -126,6 +127,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.verbose:
         for name in garbage:
             out.write(f"{name}\n")
+    for lock in report.stale_locks_removed:
+        out.write(f"removed a stale lock: {lock}\n")
     verb = "deleted" if args.yes else "would be deleted (add --yes to delete them)"
     young = (
         f"; {report.chunks_young} more unreferenced but younger than {duration_text(report.grace)} "

@@ -195,7 +195,7 @@ def _import_one(
     with contextlib.ExitStack() as stack:
         reserved = None if job.target == "-" else stack.enter_context(reserve_map(job.target, args.force))
         # Held until the map is saved, so that a gc waiting meanwhile sees the new map.
-        stack.enter_context(store.writing())
+        stack.enter_context(se.writer_lock(store))
         try:
             # One verified upstream chunk at a time, straight into the encryptor.
             with se.Encryptor(

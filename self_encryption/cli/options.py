@@ -160,6 +160,14 @@ def _common_options(hidden: list[str]) -> Parser:
         help="s3:// stores: keep retrying a failing request for this long before giving up "
         f"(default {se.DEFAULT_RETRY_SECONDS:g})",
     )
+    common.add_argument(
+        "--lock-stale",
+        type=duration,
+        default=None,
+        metavar="SECONDS",
+        help="s3:// stores: the stale period this command's lock declares: a lock not refreshed "
+        "for that long is taken as left by a dead holder (default 30m, or $SELF_ENCRYPTION_LOCK_STALE)",
+    )
     return common
 
 
@@ -202,13 +210,24 @@ def add_store(command: argparse.ArgumentParser, help_tail: str = "", *, required
     command.add_argument("--store", required=required, help=STORE_HELP + help_tail)
 
 
-def open_store(args: argparse.Namespace, *, create: bool = False) -> Any:  # one of our stores
-    """The store --store names, through se.open_store."""
+def open_store(
+    args: argparse.Namespace, *, create: bool = False, lock_wait: float | None = None
+) -> Any:  # one of our stores
+    """The store --store names, through se.open_store.
+
+    For a bucket, the common options (--endpoint-url, --retry-for,
+    --lock-stale) and ``lock_wait``, how long a writer waits for a running
+    gc (encrypt's --lock-wait; None: while gc's lock is live).
+    """
     options: dict[str, Any] = {}
     if args.store.startswith("s3:"):
         options = {"endpoint_url": args.endpoint_url, "max_workers": args.workers}
         if args.retry_for is not None:
             options["retry_seconds"] = args.retry_for
+        if args.lock_stale is not None:
+            options["lock_stale"] = args.lock_stale
+        if lock_wait is not None:
+            options["lock_wait"] = lock_wait
     return se.open_store(args.store, create=create, **options)
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._buffers import Buffer
 from .._errors import (
@@ -29,6 +30,9 @@ from .._errors import (
 )
 from .._workers import in_flight, make_executor, ordered_map, running
 from .protocol import ChunkEntry, store_call
+
+if TYPE_CHECKING:
+    from .locks import LockSpace
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item
@@ -59,6 +63,7 @@ class StoreAccess:
             store = None  # a mapping's own methods (a dict's get, say) are not a store's
         self._get_at_most = _method(store, "get_at_most")
         self._get_many = _method(store, "get_many")
+        self._get_many_at_most = _method(store, "get_many_at_most")
         self._has = _method(store, "has")
         self._put = _method(store, "put")
         self._delete = _method(store, "delete")
@@ -70,6 +75,8 @@ class StoreAccess:
         self._remove_temporaries = _method(store, "remove_temporaries")
         self._writing = _method(store, "writing")
         self._collecting = _method(store, "collecting")
+        self._lock_space = _method(store, "lock_space")
+        self._now = _method(store, "now")
         self._unreadable_is_damage = False
 
     def __repr__(self) -> str:
@@ -131,10 +138,12 @@ class StoreAccess:
             raise ChunkNotFoundError("chunk not found in the store", name=name)
         return content
 
-    def get_window(self, names: Sequence[str]) -> dict[str, object]:
+    def get_window(self, names: Sequence[str], sizes: Mapping[str, int] | None = None) -> dict[str, object]:
         """The chunks among names that the store holds, in one ``get_many`` call; absent ones are left out.
 
-        Looking a name up in what get_many returned counts as part of the
+        With ``sizes`` (what the data map says each is stored as), a store
+        that can (``get_many_at_most``) reads no more than size + 1 bytes of
+        each, as :meth:`get` does. Looking a name up in what get_many returned counts as part of the
         store's call: a lookup that fails is a StoreError naming the chunk
         (a KeyError, as from ``get``, says the chunk is absent). A KeyError
         from get_many itself names the chunk it carries if that is one of
@@ -143,7 +152,11 @@ class StoreAccess:
         assert self._get_many is not None, "get_window needs a store with get_many (see batched)"
         wanted = list(dict.fromkeys(names))
         label = wanted[0] if len(wanted) == 1 else f"{wanted[0]} and others"
-        found = store_call("get", label, _get_many, self._get_many, wanted)
+        if self._get_many_at_most is not None and sizes is not None:
+            limits = {name: sizes[name] + 1 for name in wanted}
+            found = store_call("get", label, _get_many, self._get_many_at_most, limits)
+        else:
+            found = store_call("get", label, _get_many, self._get_many, wanted)
         if not isinstance(found, Mapping):
             raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
         window: dict[str, object] = {}
@@ -276,9 +289,40 @@ class StoreAccess:
         """The store's shared writer lock (``store.writing()``), or nothing if it has none."""
         return self._writing() if self._writing is not None else contextlib.nullcontext()
 
-    def collecting(self, timeout: float) -> AbstractContextManager[Any]:
-        """The store's exclusive collector lock (``store.collecting(timeout)``), or nothing."""
-        return self._collecting(timeout) if self._collecting is not None else contextlib.nullcontext()
+    @contextlib.contextmanager
+    def collecting(self, timeout: float) -> Iterator[tuple[str, ...]]:
+        """The store's exclusive collector lock (``store.collecting(timeout)``), or nothing.
+
+        Yields what the store says of the stale locks it removed on its way
+        in (the ``removed`` locks of what our stores' ``collecting`` yields):
+        one line each, naming the holder and its age.
+        """
+        if self._collecting is None:
+            yield ()
+            return
+        with self._collecting(timeout) as held:
+            removed = getattr(held, "removed", None)
+            yield tuple(str(lock.describe()) for lock in removed) if isinstance(removed, list) else ()
+
+    def lock_space(self) -> LockSpace:
+        """Where the store keeps its lock objects (``lock_space``); InvalidArgumentError if it has none."""
+        if self._lock_space is None:
+            raise InvalidArgumentError(f"{type(self.store).__name__} has no locks")
+        space: LockSpace = store_call("check", "locks", self._lock_space)
+        return space
+
+    def clock(self) -> Callable[[], float]:
+        """The clock that stamps the store's chunks: the store's ``now()`` where it has one, else this machine's.
+
+        The store is asked once; its offset from this machine's clock then
+        holds for the caller's run, so chunk ages are judged by the clock
+        that stamped them (a bucket: the server's), and a machine whose clock
+        is off neither deletes young chunks nor keeps old ones.
+        """
+        if self._now is None:
+            return time.time
+        offset = float(store_call("check", "clock", self._now)) - time.time()
+        return lambda: time.time() + offset
 
     def _require(self, method: Callable[..., Any] | None, what: str, name: str) -> Callable[..., Any]:
         if method is None:

@@ -78,7 +78,10 @@ def fetch(store: StoreAccess, info: ChunkInfo, level: int | None) -> bytes:
 def fetch_window(store: StoreAccess, infos: list[ChunkInfo], level: int | None) -> dict[int, bytes]:
     """Several chunks in one get_many() call of the store, by index."""
     try:
-        found = store.get_window([info.name for info in infos])
+        # Never read more than a chunk of its size can be (+1 to notice more), as fetch() does.
+        found = store.get_window(
+            [info.name for info in infos], {info.name: stored_size_limit(info.src_size) for info in infos}
+        )
     except ChunkError as exc:  # the store named a chunk of the window: place it
         info = next((i for i in infos if i.name == exc.name), None)
         if info is None:
