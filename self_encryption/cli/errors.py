@@ -51,7 +51,7 @@ class PartialFailureError(Exception):
     that standard output still holds one JSON document.
     """
 
-    def __init__(self, cause: BaseException, document: dict[str, Any]) -> None:
+    def __init__(self, cause: Exception, document: dict[str, Any]) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.document = document
