@@ -115,7 +115,9 @@ class ChunkIntegrityError(ChunkError):
 class ExitCode(NamedTuple):
     """One exit code of the command line and what it means."""
 
+    #: The process exit status.
     code: int
+    #: What it means, as ``self-encryption --help`` prints it.
     meaning: str
 
 
