@@ -74,9 +74,16 @@ class UsageError(CommandError):
 _WORD = re.compile(r"[^\s'\",=\\]+")
 
 
+#: Map text shorter than this holds at most the 28-byte header (no key seed): the shortest map is 47.
+_SHORTEST_MAP_TEXT = 40
+
+
 def _hide_map_text(word: re.Match[str]) -> str:
     text = word.group()
-    return MAP_PLACEHOLDER if se.looks_like_map(text) and not text.startswith("{") else text
+    # The bare prefix ("starts with 'se1:'") names the format, not a map: it stays.
+    if len(text) >= _SHORTEST_MAP_TEXT and se.looks_like_map(text) and not text.startswith("{"):
+        return MAP_PLACEHOLDER
+    return text
 
 
 # -- argument types ------------------------------------------------------------------
