@@ -11,8 +11,8 @@ the editor share.
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -90,14 +90,19 @@ def iter_level(
     executor: Executor | None = None,
     window: int = 1,
     pool: ScratchPool | None = None,
+    io: Executor | None = None,
+    requests: int = 1,
 ) -> Iterator[Opened]:
     """(plaintext, scratch) for each record of one data map, in order.
 
-    With an executor, up to ``window`` chunks are fetched and opened at once.
+    With an executor, up to ``window`` chunks are opened at once. With an
+    ``io`` pool, chunks are fetched on it, ``requests`` store calls at once
+    (and no more than the store's max_io_bytes, by the sizes the map
+    gives, which bound what is read), ahead of the ones being opened.
     With a pool, each plaintext lives in a scratch taken from it, to be given
     back once the plaintext has been used; otherwise scratch is None. When
     the store can get several chunks at once, they are fetched in windows
-    of at least BATCH, the next window while this one is opened.
+    of at least BATCH.
     """
 
     def load(index: int, content: object = None) -> Opened:
@@ -105,6 +110,8 @@ def iter_level(
         return load_chunk(backend, data_map, store, index, scratch, content), scratch
 
     count = len(data_map.chunks)
+    if io is not None and count > 1:
+        return _iter_fetched(data_map, store, executor, window, io, requests, load)
     if store.batched and count > 1:
         return _iter_batched(data_map, store, executor, max(window, BATCH), load)
     indices = range(count)
@@ -139,6 +146,64 @@ def _iter_batched(
     finally:
         if ahead is not None:
             ahead.cancel()
+
+
+def _iter_fetched(
+    data_map: DataMap,
+    store: StoreAccess,
+    executor: Executor | None,
+    window: int,
+    io: Executor,
+    requests: int,
+    load: Callable[..., Opened],
+) -> Iterator[Opened]:
+    """iter_level with fetching on the io pool, ahead and in order, and opening on the executor."""
+    fetched = fetch_ahead(data_map, store, io, requests)
+    try:
+        if executor is None:
+            for index, content in fetched:
+                yield load(index, content)
+        else:
+            yield from ordered_map(executor, lambda item: load(*item), fetched, window)
+    finally:
+        fetched.close()
+
+
+def fetch_ahead(
+    data_map: DataMap, store: StoreAccess, io: Executor, requests: int
+) -> Generator[tuple[int, object], None, None]:
+    """(index, stored content) of every record, in order, fetched ahead on io.
+
+    Up to ``requests`` store calls are in flight (one a chunk, or one a
+    window of BATCH for a store with get_many), and no more than the
+    store's max_io_bytes by the stored sizes the map gives (a chunk is
+    never read past its size + 1, so that bounds memory whatever the map
+    claims); one call is always allowed.
+    """
+    count = len(data_map.chunks)
+    size = BATCH if store.batched else 1
+    cap = store.max_io_bytes
+    pending: deque[tuple[range, Future[dict[int, object]], int]] = deque()
+    held = 0
+    try:
+        for run in (range(i, min(count, i + size)) for i in range(0, count, size)):
+            cost = sum(data_map.chunks[i].stored_size + 1 for i in run)
+            while pending and (len(pending) >= requests or held + cost > cap):
+                done, future, claimed = pending.popleft()
+                held -= claimed
+                contents = future.result()
+                for index in done:
+                    yield index, contents.pop(index)
+            pending.append((run, io.submit(fetch_chunks, data_map, store, run), cost))
+            held += cost
+        while pending:
+            done, future, _ = pending.popleft()
+            contents = future.result()
+            for index in done:
+                yield index, contents.pop(index)
+    finally:
+        for _, future, _ in pending:
+            future.cancel()
 
 
 def child_map(parent: DataMap, serialized: bytes) -> DataMap:

@@ -129,6 +129,14 @@ def _common_options(hidden: list[str]) -> Parser:
         "--workers", type=positive, default=None, help="threads to use (default: one per CPU core)"
     )
     common.add_argument(
+        "--store-concurrency",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="store requests in flight at once (default: the store's own, 32 for s3://; "
+        "about bandwidth x round trip / 1 MiB for a store far away)",
+    )
+    common.add_argument(
         "--endpoint-url",
         default=None,
         metavar="URL",
@@ -191,6 +199,8 @@ def open_store(args: argparse.Namespace, *, create: bool = False) -> Any:  # one
         options = {"endpoint_url": args.endpoint_url, "max_workers": args.workers}
         if args.retry_for is not None:
             options["retry_seconds"] = args.retry_for
+        if args.store_concurrency is not None:
+            options["concurrency"] = args.store_concurrency
     return se.open_store(args.store, create=create, **options)
 
 
