@@ -186,7 +186,7 @@ class S3Store:
     def put(self, name: str, data: Buffer) -> None:
         """Store data under name. Writing the same chunk again is harmless."""
         key = self._key(name)
-        body = bytes(data)
+        body = _body(data)
         self._call("put", key, lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=body))
 
     def put_if_absent(self, name: str, data: Buffer) -> bool:
@@ -202,7 +202,7 @@ class S3Store:
             self.put(name, data)
             return True
         key = self._key(name)
-        body = bytes(data)
+        body = _body(data)
 
         def conditional_put() -> bool:
             try:
@@ -433,3 +433,8 @@ def _botocore_errors() -> _BotocoreErrors:
         return _BotocoreErrors()
     except ImportError:
         raise StoreError("S3Store needs boto3: pip install 'self-encryption-cffi[s3]'") from None
+
+
+def _body(data: Buffer) -> bytes | bytearray:
+    """What botocore sends: bytes and bytearrays as they are (no copy held for the request's time)."""
+    return data if isinstance(data, (bytes, bytearray)) else bytes(data)
