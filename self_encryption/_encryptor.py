@@ -44,6 +44,7 @@ from ._workers import (
     make_executor,
     stop,
 )
+from ._workers import result as wait_for
 from .stores.access import StoreAccess, access
 from .stores.protocol import ChunkStore
 
@@ -246,6 +247,7 @@ class Encryptor:
         """The worker pool, started on first need (a small input never pays for it)."""
         if isinstance(self._executor, InlineExecutor):
             self._executor = make_executor(self._workers)
+        if isinstance(self._io, InlineExecutor):
             self._io = self._store.io_pool(self._workers)
         return self._executor
 
@@ -337,7 +339,7 @@ class Encryptor:
         while pending and (len(pending) > limit or self._pending_bytes > cap or pending[0][0].done()):
             done, size = pending.popleft()
             self._pending_bytes -= size
-            result = done.result()
+            result = wait_for(done)
             if isinstance(result, _Held):
                 self._held[result.number] = result.prepared
             else:
@@ -381,7 +383,7 @@ class Encryptor:
             stored.append(Future())
             self._seal_and_put(index, prepared, *neighbour_seeds(seeds, index), stored[-1])
         for future in stored:
-            result = future.result()
+            result = wait_for(future)
             assert isinstance(result, _Stored)
             self._record(result)
         self._held.clear()

@@ -20,7 +20,7 @@ from ._buffers import Scratch, ScratchPool
 from ._datamap import DataMap
 from ._errors import ChunkError, ChunkNotFoundError, DataMapError, InvalidArgumentError
 from ._sealing import unseal_chunk
-from ._workers import Executor, ordered_map
+from ._workers import Executor, ordered_map, result
 from .stores.access import BATCH, StoreAccess, windows
 
 #: A chunk opened: its plaintext, and the scratch it lives in (None: its own memory).
@@ -134,7 +134,7 @@ def _iter_batched(
     ahead: Future[dict[int, object]] | None = None
     try:
         for number, run in enumerate(runs):
-            current = ahead.result() if ahead is not None else fetch_chunks(data_map, store, run)
+            current = result(ahead) if ahead is not None else fetch_chunks(data_map, store, run)
             ahead = (
                 executor.submit(fetch_chunks, data_map, store, runs[number + 1])
                 if number + 1 < len(runs)
@@ -142,7 +142,7 @@ def _iter_batched(
             )
             opened = [executor.submit(load, index, current.pop(index)) for index in run]
             for future in opened:
-                yield future.result()
+                yield result(future)
     finally:
         if ahead is not None:
             ahead.cancel()
@@ -191,14 +191,14 @@ def fetch_ahead(
             while pending and (len(pending) >= requests or held + cost > cap):
                 done, future, claimed = pending.popleft()
                 held -= claimed
-                contents = future.result()
+                contents = result(future)
                 for index in done:
                     yield index, contents.pop(index)
             pending.append((run, io.submit(fetch_chunks, data_map, store, run), cost))
             held += cost
         while pending:
             done, future, _ = pending.popleft()
-            contents = future.result()
+            contents = result(future)
             for index in done:
                 yield index, contents.pop(index)
     finally:

@@ -11,7 +11,7 @@ from . import _backend
 from ._datamap import DataMap
 from ._errors import SelfEncryptionError
 from ._levels import Level0View, check_root, fetch_chunks, level_zero, load_chunk
-from ._workers import Executor, check_workers, make_executor, stop
+from ._workers import Executor, check_workers, make_executor, result, stop
 from .stores.access import BATCH, access
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class ChunkReader(io.RawIOBase):
         if plain is None:
             future = self._ahead.pop(index, None)
             try:
-                plain = future.result() if future is not None else None
+                plain = result(future) if future is not None else None
             except SelfEncryptionError:
                 plain = None  # a read-ahead window failed: this chunk may still be sound
             if plain is None:
@@ -225,7 +225,7 @@ class ChunkReader(io.RawIOBase):
 
     def _load_from(self, batch: Future[dict[int, object]], index: int) -> Any:
         assert self._view is not None
-        content = batch.result()[index]
+        content = result(batch)[index]
         return load_chunk(self._backend, self._view.map, self._store, index, content=content)
 
 

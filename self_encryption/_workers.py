@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
 from ._errors import InvalidArgumentError, SelfEncryptionError
@@ -118,6 +118,22 @@ class ByteBudget:
             self._changed.notify_all()
 
 
+#: How often a wait for a worker wakes to let a pending signal in (seconds).
+_WAKE = 0.25
+
+
+def result(future: Future[T]) -> T:
+    """future.result(), waking now and then, so Ctrl-C is taken within a moment.
+
+    A signal sent to the process may be delivered to any of its threads;
+    the main thread, asleep on a lock with no timeout, would only see it
+    when the job ends (never, for a call stuck on a dead server).
+    """
+    while not wait([future], _WAKE).done:
+        pass
+    return future.result()
+
+
 def ordered_map(
     executor: Executor, function: Callable[[I], T], items: Iterable[I], window: int
 ) -> Iterator[T]:
@@ -127,9 +143,9 @@ def ordered_map(
         for item in items:
             pending.append(executor.submit(function, item))
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield result(pending.popleft())
     finally:
         for future in pending:
             future.cancel()

@@ -17,6 +17,7 @@ import copy
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from .._errors import (
 )
 from .._workers import (
     MAX_IO_BYTES,
+    InlineExecutor,
     check_concurrency,
     in_flight,
     make_executor,
@@ -126,7 +128,7 @@ class StoreAccess:
         """How many store requests to keep in flight: the store's declared number, else workers."""
         return self.declared_concurrency if self.declared_concurrency is not None else workers
 
-    def io_pool(self, workers: int) -> Any:
+    def io_pool(self, workers: int) -> InlineExecutor | ThreadPoolExecutor:
         """A new pool for this store's requests (stop it with :func:`~self_encryption._workers.running`)."""
         return make_io_executor(self.concurrency(workers))
 
