@@ -105,7 +105,9 @@ class Encryptor:
     (``store.writing()``, shared), so a garbage collection waits for it.
     Chunks the store already has are refreshed (``touch``) rather than put;
     with ``check_existing`` they are first read back and checked against
-    their names, and damaged ones are replaced.
+    their names, and damaged ones are replaced. ``workers`` threads seal
+    chunks; ``store_concurrency`` store requests run at once on a pool of
+    their own (default: the store's ``io_concurrency``, else ``workers``).
     """
 
     def __init__(
