@@ -99,21 +99,35 @@ def make_source(path: pathlib.Path, kind: str, size: int) -> None:
                 written += len(piece)
 
 
+#: Runs a command and writes its peak RSS (KiB) to a file. Linux counts in a process's peak
+#: the RSS of whatever exec'd it, so the command is started from this small process, never
+#: from the benchmark (which holds files and boto3's buffers).
+LAUNCHER = (
+    "import os, sys; pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ); "
+    "_, status, usage = os.wait4(pid, 0); open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); "
+    "sys.exit(os.waitstatus_to_exitcode(status))"
+)
+
+
 def run_command(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in bytes and standard output of one command."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile() as rss,
+    ):
         started = time.perf_counter()
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, rss.name, *argv], env=env, stdout=out, stderr=err
+        )
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if process.returncode != 0:
             raise SystemExit(
                 f"{' '.join(argv[3:5])} failed ({process.returncode}): {err.read().decode()[-400:]}"
             )
-        return seconds, usage.ru_maxrss * 1024, out.read().decode()
+        return seconds, int(pathlib.Path(rss.name).read_text()) * 1024, out.read().decode()
 
 
 def main() -> int:

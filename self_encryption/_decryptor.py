@@ -1,7 +1,8 @@
 """Decryption of a whole file: into memory, into a writer, or into a path.
 
-Chunks are fetched and opened on the worker pool, a bounded number at a
-time, and handed on in file order; every chunk is checked against its name
+Chunks are fetched on a pool of store requests (as many at once as the
+store declares, so that a store far away is kept busy; bounded in bytes),
+opened on the worker pool, and handed on in file order; every chunk is checked against its name
 and sizes before a byte of it is used.
 """
 
@@ -32,7 +33,12 @@ ChunkSource = ChunkStore | Mapping[str, bytes] | Iterable[EncryptedChunk] | Call
 
 
 def decrypt(
-    data_map: DataMap, chunks: ChunkSource, *, workers: int | None = None, progress: Progress | None = None
+    data_map: DataMap,
+    chunks: ChunkSource,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    store_concurrency: int | None = None,
 ) -> bytes:
     """The original bytes of a data map, fetching chunks from ``chunks``.
 
@@ -40,9 +46,19 @@ def decrypt(
     iterable of :class:`EncryptedChunk`. Every chunk is checked against its
     name; a missing or damaged one raises ChunkNotFoundError or
     ChunkIntegrityError naming it, and nothing is returned.
+    ``store_concurrency`` is how many chunk requests are in flight at once
+    (default: what the store declares as ``io_concurrency``, else ``workers``).
     """
     parts: list[Any] = []
-    decrypt_into(data_map, chunks, parts.append, workers=workers, progress=progress, reuse_buffers=False)
+    decrypt_into(
+        data_map,
+        chunks,
+        parts.append,
+        workers=workers,
+        progress=progress,
+        reuse_buffers=False,
+        store_concurrency=store_concurrency,
+    )
     return b"".join(parts)
 
 
@@ -54,24 +70,30 @@ def decrypt_into(
     workers: int | None = None,
     progress: Progress | None = None,
     reuse_buffers: bool = True,
+    store_concurrency: int | None = None,
 ) -> int:
     """Open every chunk of data_map in order and pass its plaintext to write().
 
-    Returns the number of bytes written. Up to a bounded number of chunks are
-    fetched and opened at once on the worker pool. With reuse_buffers, what
-    write() receives is a view valid only until it returns.
+    Returns the number of bytes written. Chunks are fetched ahead,
+    ``store_concurrency`` requests at once (see :func:`decrypt`), and up
+    to a bounded number opened at once on the worker pool. With
+    reuse_buffers, what write() receives is a view valid only until it
+    returns.
     """
     root = check_root(data_map)
-    store = access(chunks)
+    store = access(chunks).tuned(store_concurrency)
     backend = _backend.active
     workers = check_workers(workers)
     pool = ScratchPool() if reuse_buffers else None
     done = 0
     level0 = level_zero(backend, root, store)
     # Threads start only for a file of more than one chunk.
-    executor = make_executor(workers) if len(level0.chunks) > 1 else InlineExecutor()
-    with running(executor):
-        parts = iter_level(backend, level0, store, executor, in_flight(workers), pool)
+    several = len(level0.chunks) > 1
+    executor = make_executor(workers) if several else InlineExecutor()
+    requests = store.concurrency(workers)
+    io = store.io_pool(workers) if several else InlineExecutor()
+    with running(io), running(executor):
+        parts = iter_level(backend, level0, store, executor, in_flight(workers), pool, io, requests)
         with contextlib.closing(parts):  # type: ignore[type-var]
             for plain, scratch in parts:
                 write(plain)
@@ -90,6 +112,7 @@ def decrypt_file(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    store_concurrency: int | None = None,
 ) -> int:
     """Decrypt into a path or a writable binary file; returns the bytes written.
 
@@ -103,7 +126,10 @@ def decrypt_file(
     so it may hold a prefix if an error stops the work.
     """
     return write_output(
-        destination, lambda write: decrypt_into(data_map, store, write, workers=workers, progress=progress)
+        destination,
+        lambda write: decrypt_into(
+            data_map, store, write, workers=workers, progress=progress, store_concurrency=store_concurrency
+        ),
     )
 
 

@@ -1,9 +1,12 @@
 """Encryption: the streaming Encryptor and the entry points built on it.
 
 Chunks are cut as bytes arrive, prepared (compressed and keyed) and sealed on
-a worker pool, and handed to the store while reading goes on. Memory holds
-only the chunks in flight, the two first chunks (their pads need the last
-two key seeds, known only at the end) and 72 bytes of record per chunk.
+a worker pool (one thread per core), and handed to the store on a pool of
+its own (as many requests at once as the store declares, so that a store far
+away is kept busy) while reading goes on. Memory holds only the chunks in
+flight (at most the store's ``max_io_bytes`` of them, 64 MiB by default),
+the two first chunks (their pads need the last two key seeds, known only at
+the end) and 72 bytes of record per chunk.
 """
 
 from __future__ import annotations
@@ -32,7 +35,16 @@ from ._sealing import (
     seal_prepared,
     shrink_map,
 )
-from ._workers import Executor, InlineExecutor, check_workers, in_flight, make_executor, stop
+from ._workers import (
+    ByteBudget,
+    Executor,
+    InlineExecutor,
+    check_workers,
+    in_flight,
+    make_executor,
+    stop,
+)
+from ._workers import result as wait_for
 from .stores.access import StoreAccess, access
 from .stores.protocol import ChunkStore
 
@@ -93,7 +105,9 @@ class Encryptor:
     (``store.writing()``, shared), so a garbage collection waits for it.
     Chunks the store already has are refreshed (``touch``) rather than put;
     with ``check_existing`` they are first read back and checked against
-    their names, and damaged ones are replaced.
+    their names, and damaged ones are replaced. ``workers`` threads seal
+    chunks; ``store_concurrency`` store requests run at once on a pool of
+    their own (default: the store's ``io_concurrency``, else ``workers``).
     """
 
     def __init__(
@@ -107,9 +121,10 @@ class Encryptor:
         progress: Progress | None = None,
         total_size: int | None = None,
         check_existing: bool = False,
+        store_concurrency: int | None = None,
     ) -> None:
         self._options: Options = make_options(convergence_secret, compression_level, chunk_sizes)
-        self._store = access(store, needs=("put", "has"))
+        self._store = access(store, needs=("put", "has")).tuned(store_concurrency)
         if check_existing:
             self._store.require("get", purpose="check_existing needs a store with a get() method")
         self._check_existing = bool(check_existing)
@@ -119,14 +134,20 @@ class Encryptor:
         self._cutter = Cutter(self._backend, self._options, pool=self._pool, workers=self._workers)
         # Threads start with the second chunk: a small input never pays for them.
         self._executor: Executor = InlineExecutor()
-        self._window = in_flight(self._workers)
+        # Store requests have a pool of their own, as large as the store asks (1: made by
+        # the thread that sealed the chunk). It too starts with the second chunk.
+        self._io_concurrency = self._store.concurrency(self._workers)
+        self._io: Executor = InlineExecutor()
+        self._budget = ByteBudget(self._store.max_io_bytes)
+        self._window = in_flight(self._workers) + (self._io_concurrency if self._io_concurrency > 1 else 0)
+        self._pending_bytes = 0  # plaintext of the chunks in flight
         self._progress = progress
         self._total = total_size
         self._count = 0
         self._seeds: dict[int, Future[bytes]] = {}  # key seeds, published as chunks are prepared
         self._records: list[ChunkInfo | None] = []
         self._held: dict[int, PreparedChunk] = {}
-        self._pending: deque[Future[_Held | _Stored]] = deque()
+        self._pending: deque[tuple[Future[_Held | _Stored], int]] = deque()
         self._waiting: dict[int, tuple[Any, ...]] = {}  # prepared chunks waiting for seeds
         self._sealed_bytes = 0
         self._state = "open"
@@ -175,7 +196,7 @@ class Encryptor:
             root, upper = shrink_map(self._backend, level0, self._options)
             for chunk in upper:
                 self._account(*self._store_chunk(chunk.name, chunk.content))
-        stop(self._executor)
+        self._stop_pools(None)
         self._state = "finished"
         self.data_map = root
         self._lock.close()
@@ -190,9 +211,17 @@ class Encryptor:
         if self._state == "open":
             self._state = "failed"
         try:
-            stop(self._executor, error)
+            self._stop_pools(error)
         finally:
             self._lock.close()
+
+    def _stop_pools(self, error: BaseException | None) -> None:
+        """Stop the workers, then the store requests (each given the interrupt grace after one)."""
+        self._budget.close()  # a worker waiting for room fails at once
+        try:
+            stop(self._executor, error)
+        finally:
+            stop(self._io, error)
 
     def __enter__(self) -> Encryptor:
         return self
@@ -220,6 +249,8 @@ class Encryptor:
         """The worker pool, started on first need (a small input never pays for it)."""
         if isinstance(self._executor, InlineExecutor):
             self._executor = make_executor(self._workers)
+        if isinstance(self._io, InlineExecutor):
+            self._io = self._store.io_pool(self._workers)
         return self._executor
 
     def _check_open(self) -> None:
@@ -242,7 +273,8 @@ class Encryptor:
         seed: Future[bytes] = Future()
         done: Future[_Held | _Stored] = Future()
         self._seeds[index] = seed
-        self._pending.append(done)
+        self._pending.append((done, len(piece)))
+        self._pending_bytes += len(piece)
         if index == 1:
             self._pool()
         self._executor.submit(self._prepare_chunk, index, piece, seed, done)
@@ -298,15 +330,18 @@ class Encryptor:
     ) -> None:
         try:
             prev1, prev2 = (future.result() for future in predecessors)
-            done.set_result(self._seal_and_put(index, prepared, prev1, prev2))
+            self._seal_and_put(index, prepared, prev1, prev2, done)
         except BaseException as exc:
             done.set_exception(exc)
 
     def _drain(self, limit: int) -> None:
-        """Collect finished jobs in order until at most ``limit`` are in flight."""
+        """Collect finished jobs in order until at most ``limit`` (and max_io_bytes of them) are in flight."""
         pending = self._pending
-        while pending and (len(pending) > limit or pending[0].done()):
-            result = pending.popleft().result()
+        cap = self._store.max_io_bytes
+        while pending and (len(pending) > limit or self._pending_bytes > cap or pending[0][0].done()):
+            done, size = pending.popleft()
+            self._pending_bytes -= size
+            result = wait_for(done)
             if isinstance(result, _Held):
                 self._held[result.number] = result.prepared
             else:
@@ -314,17 +349,45 @@ class Encryptor:
                 if result.number - 2 >= 2:  # later jobs need seeds from index - 1 on; finish() 0 and 1
                     del self._seeds[result.number - 2]
 
-    def _seal_and_put(self, index: int, prepared: PreparedChunk, prev1: bytes, prev2: bytes) -> _Stored:
+    def _seal_and_put(
+        self, index: int, prepared: PreparedChunk, prev1: bytes, prev2: bytes, done: Future[_Held | _Stored]
+    ) -> None:
+        """Seal a chunk, then hand it to the store's pool; done gets what storing it did.
+
+        The sealed bytes count against the store's max_io_bytes until the
+        store has them: a worker waits for room before handing a chunk on.
+        """
         record, content = seal_prepared(self._backend, prepared, prev1, prev2)
-        return _Stored(index, record, *self._store_chunk(record.name, content))
+        size = memoryview(content).nbytes
+        self._budget.take(size)
+
+        def put() -> None:
+            try:
+                done.set_result(_Stored(index, record, *self._store_chunk(record.name, content)))
+            except BaseException as exc:
+                done.set_exception(exc)
+            finally:
+                self._budget.give(size)
+
+        try:
+            self._io.submit(put)
+        except BaseException:  # the pool was stopped behind a failure
+            self._budget.give(size)
+            raise
 
     def _store_chunk(self, name: str, content: Buffer) -> tuple[int, bool]:
         return self._store.store_chunk(name, content, check=self._check_existing)
 
     def _seal_first_chunks(self) -> None:
         seeds = _SeedList(self._seeds, self._count)
+        stored: list[Future[_Held | _Stored]] = []
         for index, prepared in sorted(self._held.items()):
-            self._record(self._seal_and_put(index, prepared, *neighbour_seeds(seeds, index)))
+            stored.append(Future())
+            self._seal_and_put(index, prepared, *neighbour_seeds(seeds, index), stored[-1])
+        for future in stored:
+            result = wait_for(future)
+            assert isinstance(result, _Stored)
+            self._record(result)
         self._held.clear()
 
     def _record(self, stored: _Stored) -> None:
@@ -364,6 +427,8 @@ class _SeedList(Sequence[bytes]):
 
 class _Collector:
     """A store that keeps what encrypt() returns: each chunk once, in put order."""
+
+    io_concurrency = 1  # a dict: a request costs nothing, made by the thread that sealed the chunk
 
     def __init__(self) -> None:
         self.chunks: dict[str, EncryptedChunk] = {}
@@ -420,13 +485,16 @@ def encrypt_to_store(
     workers: int | None = None,
     progress: Progress | None = None,
     check_existing: bool = False,
+    store_concurrency: int | None = None,
 ) -> DataMap:
     """Self-encrypt data into a store and return the root data map.
 
     Chunks the store already has are not put again (with
     ``check_existing``, they are read back and replaced if damaged); file
     chunks go in before data-map chunks, so the root never names a chunk
-    not yet stored.
+    not yet stored. ``store_concurrency`` is how many store requests run
+    at once (default: what the store declares as ``io_concurrency``, else
+    ``workers``).
     """
     encryptor = _encrypt_buffer(
         data,
@@ -437,6 +505,7 @@ def encrypt_to_store(
         workers=workers,
         progress=progress,
         check_existing=check_existing,
+        store_concurrency=store_concurrency,
     )
     assert encryptor.data_map is not None
     return encryptor.data_map
@@ -461,7 +530,8 @@ def encrypt_file(
     """Self-encrypt a file (a path or a readable binary file) into a store; returns the root.
 
     ``options`` are the Encryptor's: ``convergence_secret``,
-    ``compression_level``, ``chunk_sizes`` and ``check_existing``.
+    ``compression_level``, ``chunk_sizes``, ``check_existing`` and
+    ``store_concurrency``.
     """
     if hasattr(source, "read"):
         return _encrypt_stream(cast("IO[bytes]", source), store, None, workers, progress, options)

@@ -11,8 +11,8 @@ the editor share.
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from ._buffers import Scratch, ScratchPool
 from ._datamap import DataMap
 from ._errors import ChunkError, ChunkNotFoundError, DataMapError, InvalidArgumentError
 from ._sealing import unseal_chunk
-from ._workers import Executor, ordered_map
+from ._workers import Executor, ordered_map, result
 from .stores.access import BATCH, StoreAccess, windows
 
 #: A chunk opened: its plaintext, and the scratch it lives in (None: its own memory).
@@ -92,14 +92,19 @@ def iter_level(
     executor: Executor | None = None,
     window: int = 1,
     pool: ScratchPool | None = None,
+    io: Executor | None = None,
+    requests: int = 1,
 ) -> Iterator[Opened]:
     """(plaintext, scratch) for each record of one data map, in order.
 
-    With an executor, up to ``window`` chunks are fetched and opened at once.
+    With an executor, up to ``window`` chunks are opened at once. With an
+    ``io`` pool, chunks are fetched on it, ``requests`` store calls at once
+    (and no more than the store's max_io_bytes, by the sizes the map
+    gives, which bound what is read), ahead of the ones being opened.
     With a pool, each plaintext lives in a scratch taken from it, to be given
     back once the plaintext has been used; otherwise scratch is None. When
     the store can get several chunks at once, they are fetched in windows
-    of at least BATCH, the next window while this one is opened.
+    of at least BATCH.
     """
 
     def load(index: int, content: object = None) -> Opened:
@@ -107,6 +112,8 @@ def iter_level(
         return load_chunk(backend, data_map, store, index, scratch, content), scratch
 
     count = len(data_map.chunks)
+    if io is not None and count > 1:
+        return _iter_fetched(data_map, store, executor, window, io, requests, load)
     if store.batched and count > 1:
         return _iter_batched(data_map, store, executor, max(window, BATCH), load)
     indices = range(count)
@@ -129,7 +136,7 @@ def _iter_batched(
     ahead: Future[dict[int, object]] | None = None
     try:
         for number, run in enumerate(runs):
-            current = ahead.result() if ahead is not None else fetch_chunks(data_map, store, run)
+            current = result(ahead) if ahead is not None else fetch_chunks(data_map, store, run)
             ahead = (
                 executor.submit(fetch_chunks, data_map, store, runs[number + 1])
                 if number + 1 < len(runs)
@@ -137,10 +144,68 @@ def _iter_batched(
             )
             opened = [executor.submit(load, index, current.pop(index)) for index in run]
             for future in opened:
-                yield future.result()
+                yield result(future)
     finally:
         if ahead is not None:
             ahead.cancel()
+
+
+def _iter_fetched(
+    data_map: DataMap,
+    store: StoreAccess,
+    executor: Executor | None,
+    window: int,
+    io: Executor,
+    requests: int,
+    load: Callable[..., Opened],
+) -> Iterator[Opened]:
+    """iter_level with fetching on the io pool, ahead and in order, and opening on the executor."""
+    fetched = fetch_ahead(data_map, store, io, requests)
+    try:
+        if executor is None:
+            for index, content in fetched:
+                yield load(index, content)
+        else:
+            yield from ordered_map(executor, lambda item: load(*item), fetched, window)
+    finally:
+        fetched.close()
+
+
+def fetch_ahead(
+    data_map: DataMap, store: StoreAccess, io: Executor, requests: int
+) -> Generator[tuple[int, object], None, None]:
+    """(index, stored content) of every record, in order, fetched ahead on io.
+
+    Up to ``requests`` store calls are in flight (one a chunk, or one a
+    window of BATCH for a store with get_many), and no more than the
+    store's max_io_bytes by the stored sizes the map gives (a chunk is
+    never read past its size + 1, so that bounds memory whatever the map
+    claims); one call is always allowed.
+    """
+    count = len(data_map.chunks)
+    size = BATCH if store.batched else 1
+    cap = store.max_io_bytes
+    pending: deque[tuple[range, Future[dict[int, object]], int]] = deque()
+    held = 0
+    try:
+        for run in (range(i, min(count, i + size)) for i in range(0, count, size)):
+            cost = sum(data_map.chunks[i].stored_size + 1 for i in run)
+            while pending and (len(pending) >= requests or held + cost > cap):
+                done, future, claimed = pending.popleft()
+                held -= claimed
+                contents = result(future)
+                for index in done:
+                    yield index, contents.pop(index)
+            pending.append((run, io.submit(fetch_chunks, data_map, store, run), cost))
+            held += cost
+        while pending:
+            done, future, _ = pending.popleft()
+            contents = result(future)
+            for index in done:
+                yield index, contents.pop(index)
+    finally:
+        for _, future, _ in pending:
+            future.cancel()
 
 
 def child_map(parent: DataMap, serialized: bytes) -> DataMap:

@@ -138,7 +138,9 @@ def verify(
     root = check_root(data_map)
     store = access(store)
     backend = _backend.active
-    workers = check_workers(workers)
+    # A check fetches and opens its chunk on one thread: enough of them to keep the
+    # store's requests in flight (a store far away), at least one per core.
+    workers = max(check_workers(workers), store.concurrency(check_workers(workers)))
     quarantined: dict[str, str] = {}
     if repair:
         # A folder store's StoreError on a read is a file that cannot be read;

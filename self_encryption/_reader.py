@@ -11,8 +11,8 @@ from . import _backend
 from ._datamap import DataMap
 from ._errors import SelfEncryptionError
 from ._levels import Level0View, check_root, fetch_chunks, level_zero, load_chunk
-from ._workers import Executor, check_workers, make_executor, stop
-from .stores.access import access
+from ._workers import Executor, check_workers, make_executor, result, stop
+from .stores.access import BATCH, access
 
 if TYPE_CHECKING:
     from ._decryptor import ChunkSource
@@ -28,20 +28,31 @@ class ChunkReader(io.RawIOBase):
     the file, use :class:`SelfEncryptor`. A read fetches and opens only the
     chunks that overlap it (the data-map levels of the root are fetched
     once, on first use), keeps the last few opened chunks, and on
-    sequential reads opens the next chunks ahead on the worker pool. One
-    reader is for one thread at a time.
+    sequential reads only, fetches and opens the next chunks ahead: as many
+    as the store takes requests at once (``store_concurrency``, default
+    what the store declares, else ``workers``) and no more than the
+    store's max_io_bytes of them. One reader is for one thread at a time.
     """
 
     def __init__(
-        self, data_map: DataMap, store: ChunkSource, *, workers: int | None = None, cached_chunks: int = 8
+        self,
+        data_map: DataMap,
+        store: ChunkSource,
+        *,
+        workers: int | None = None,
+        cached_chunks: int = 8,
+        store_concurrency: int | None = None,
     ) -> None:
         super().__init__()
         self._root = check_root(data_map)
-        self._store = access(store)
+        self._store = access(store).tuned(store_concurrency)
         self._backend = _backend.active
         workers = check_workers(workers)
-        self._ahead_count = workers if workers > 1 else 0
-        self._executor: Executor | None = make_executor(workers) if workers > 1 else None
+        # A chunk read ahead is fetched and opened by one job: enough threads to keep
+        # the store's requests in flight (opening releases the GIL, so they also use the cores).
+        threads = max(workers, self._store.concurrency(workers))
+        self._ahead_count = threads if threads > 1 else 0
+        self._executor: Executor | None = make_executor(threads) if threads > 1 else None
         self._cached_chunks = cached_chunks
         self._ahead: dict[int, Future[Any]] = {}
         self._view: Level0View | None = None
@@ -177,7 +188,7 @@ class ChunkReader(io.RawIOBase):
         if plain is None:
             future = self._ahead.pop(index, None)
             try:
-                plain = future.result() if future is not None else None
+                plain = result(future) if future is not None else None
             except SelfEncryptionError:
                 plain = None  # a read-ahead window failed: this chunk may still be sound
             if plain is None:
@@ -191,28 +202,35 @@ class ChunkReader(io.RawIOBase):
             return
         for stale in [i for i in self._ahead if i < index]:
             self._ahead.pop(stale).cancel()
-        wanted = [
-            i
-            for i in range(index, min(index + self._ahead_count, len(self._view)))
-            if not self._view.holds(i) and i not in self._ahead
-        ]
+        wanted = []
+        budget = self._store.max_io_bytes
+        for i in range(index, min(index + self._ahead_count, len(self._view))):
+            budget -= self._view.map.chunks[i].stored_size + self._view.map.chunks[i].plain_size
+            if budget < 0 and i > index:
+                break
+            if not self._view.holds(i) and i not in self._ahead:
+                wanted.append(i)
         if not wanted:
             return
         if not self._store.batched or len(wanted) == 1:
             for ahead in wanted:
                 self._ahead[ahead] = self._executor.submit(self._load, ahead)
             return
-        # One get_many() for the window; each chunk is opened as its own job.
-        batch = self._executor.submit(fetch_chunks, self._view.map, self._store, wanted)
-        for ahead in wanted:
-            self._ahead[ahead] = self._executor.submit(self._load_from, batch, ahead)
+        # One get_many() for each BATCH of the window; each chunk is opened as its own job.
+        for start in range(0, len(wanted), BATCH):
+            run = wanted[start : start + BATCH]
+            batch = self._executor.submit(fetch_chunks, self._view.map, self._store, run)
+            for ahead in run:
+                self._ahead[ahead] = self._executor.submit(self._load_from, batch, ahead)
 
     def _load_from(self, batch: Future[dict[int, object]], index: int) -> Any:
         assert self._view is not None
-        content = batch.result()[index]
+        content = result(batch)[index]
         return load_chunk(self._backend, self._view.map, self._store, index, content=content)
 
 
-def open(data_map: DataMap, store: ChunkSource, *, workers: int | None = None) -> ChunkReader:  # noqa: A001
+def open(  # noqa: A001
+    data_map: DataMap, store: ChunkSource, *, workers: int | None = None, store_concurrency: int | None = None
+) -> ChunkReader:
     """A read-only, seekable binary file that decrypts only the chunks it reads."""
-    return ChunkReader(data_map, store, workers=workers)
+    return ChunkReader(data_map, store, workers=workers, store_concurrency=store_concurrency)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
-from ._errors import InvalidArgumentError
+from ._errors import InvalidArgumentError, SelfEncryptionError
 
 
 def check_workers(workers: int | None) -> int:
@@ -65,6 +66,74 @@ def make_executor(workers: int) -> InlineExecutor | ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="self-encryption")
 
 
+def make_io_executor(concurrency: int) -> InlineExecutor | ThreadPoolExecutor:
+    """The pool that makes store requests: concurrency threads, or the caller's thread for 1.
+
+    It is apart from the workers' pool because a request mostly waits on
+    the network: a store far away needs many requests in flight, not many
+    cores.
+    """
+    if concurrency == 1:
+        return InlineExecutor()
+    return ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="self-encryption-io")
+
+
+#: Bytes of chunk content that may be on their way to or from a store at once, by default:
+#: enough for 32 requests of an average chunk, little next to a machine's memory.
+MAX_IO_BYTES = 64 << 20
+
+
+class ByteBudget:
+    """A cap on bytes in flight: ``take`` waits until there is room, ``give`` makes room.
+
+    One item always fits when nothing is in flight, so a chunk larger than
+    the cap still moves (alone). ``close`` wakes and fails every waiter,
+    so a pool stopped behind an error never leaves a thread waiting here.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._closed = False
+        self._changed = threading.Condition()
+
+    def take(self, size: int) -> None:
+        with self._changed:
+            while self.held and self.held + size > self.limit:
+                if self._closed:
+                    raise SelfEncryptionError("the work was stopped")
+                self._changed.wait(0.5)  # woken by give() or close(); the timeout is a safety net
+            if self._closed:
+                raise SelfEncryptionError("the work was stopped")
+            self.held += size
+
+    def give(self, size: int) -> None:
+        with self._changed:
+            self.held -= size
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+
+#: How often a wait for a worker wakes to let a pending signal in (seconds).
+_WAKE = 0.25
+
+
+def result(future: Future[T]) -> T:
+    """future.result(), waking now and then, so Ctrl-C is taken within a moment.
+
+    A signal sent to the process may be delivered to any of its threads;
+    the main thread, asleep on a lock with no timeout, would only see it
+    when the job ends (never, for a call stuck on a dead server).
+    """
+    while not wait([future], _WAKE).done:
+        pass
+    return future.result()
+
+
 def ordered_map(
     executor: Executor, function: Callable[[I], T], items: Iterable[I], window: int
 ) -> Iterator[T]:
@@ -74,9 +143,9 @@ def ordered_map(
         for item in items:
             pending.append(executor.submit(function, item))
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield result(pending.popleft())
     finally:
         for future in pending:
             future.cancel()
@@ -140,3 +209,14 @@ def running(executor: E) -> Iterator[E]:
         raise
     finally:
         stop(executor, error)
+
+
+def check_concurrency(concurrency: int | None) -> int | None:
+    """A store concurrency as given: None (the store's own), or a positive int."""
+    if concurrency is None:
+        return None
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidArgumentError(
+            f"store_concurrency must be a positive integer or None, not {concurrency!r}"
+        )
+    return concurrency

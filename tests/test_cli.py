@@ -710,3 +710,30 @@ def test_gc_skips_a_kept_map_deleted_while_it_runs(workdir):
     first = next(kept)
     (maps / "b.sedm").unlink()
     assert list(kept) == [] and first == se.DataMap.load(maps / "a.sedm")
+
+
+def test_store_concurrency_changes_how_many_requests_run_not_the_result(tmp_path):
+    source = tmp_path / "source"
+    source.write_bytes(os.urandom(3 << 20) + bytes(2 << 20))
+    maps = []
+    for n in (1, 5):
+        store = tmp_path / f"store{n}"
+        ok("encrypt", source, "--store", store, "-o", tmp_path / f"{n}.sedm", "--store-concurrency", n)
+        maps.append((tmp_path / f"{n}.sedm").read_text())
+        ok(
+            "decrypt",
+            tmp_path / f"{n}.sedm",
+            "--store",
+            store,
+            "-o",
+            tmp_path / f"out{n}",
+            "--store-concurrency",
+            3,
+        )
+        assert (tmp_path / f"out{n}").read_bytes() == source.read_bytes()
+        piece = ok("cat", tmp_path / f"{n}.sedm", "--store", store, "--store-concurrency", 2).stdout
+        assert piece == source.read_bytes()
+        assert sorted(os.listdir(store)) == sorted(os.listdir(tmp_path / "store1"))
+    assert maps[0] == maps[1]
+    refused = run("encrypt", source, "--store", tmp_path / "s", "--store-concurrency", "0")
+    assert refused.returncode == 2 and b"--store-concurrency: must be at least 1" in refused.stderr

@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -226,13 +227,19 @@ class FaultyProxy(http.server.ThreadingHTTPServer):
     ``plan(method, key, attempt)`` names the answer for the attempt-th request
     (1-based) of that method and key: None forwards it, a (status, code) pair
     answers with that S3 error instead. Every request is counted.
+
+    With ``conditional``, it gives conditional writes the meaning S3 gives
+    them, which rclone serve s3 1.x does not: a PUT with ``If-None-Match: *``
+    onto a key already written through the proxy is refused with 412.
     """
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, plan) -> None:
+    def __init__(self, upstream: str, plan, conditional: bool = False) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.plan = plan
+        self.conditional = conditional
+        self.written: set[str] = set()
         self.attempts: dict[tuple[str, str], int] = {}
         self.faults: list[tuple[str, str, int]] = []
         self.lock = threading.Lock()
@@ -263,6 +270,13 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             fault = server.plan(self.command, key, attempt)
             if fault:
                 server.faults.append((self.command, key, fault[0]))
+            elif (
+                server.conditional
+                and self.command == "PUT"
+                and self.headers.get("If-None-Match") == "*"
+                and key in server.written
+            ):
+                fault = (412, "PreconditionFailed")
         if fault:
             status, code = fault
             payload = (
@@ -297,6 +311,9 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(content)
+        if answer.status < 300 and self.command in ("PUT", "DELETE"):
+            with server.lock:
+                (server.written.add if self.command == "PUT" else server.written.discard)(key)
 
     do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _relay
 
@@ -305,8 +322,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 def faulty_proxy(s3_server):
     proxies: list[FaultyProxy] = []
 
-    def start(plan) -> FaultyProxy:
-        proxies.append(FaultyProxy(s3_server["url"], plan))
+    def start(plan, conditional: bool = False) -> FaultyProxy:
+        proxies.append(FaultyProxy(s3_server["url"], plan, conditional))
         return proxies[-1]
 
     yield start
@@ -320,7 +337,8 @@ def test_throttling_and_5xx_answers_are_retried(bucket, faulty_proxy):
     seen: dict[str, list[str]] = {"PUT": [], "GET": []}
 
     def plan(method, key, attempt):
-        if attempt == 1 and method in seen and key.startswith(f"/{bucket}/chunks/"):
+        chunk = key.startswith(f"/{bucket}/chunks/") and "probe" not in key  # not the conditional-write probe
+        if attempt == 1 and method in seen and chunk:
             seen[method].append(key)
             if len(seen[method]) % 2:
                 return {"PUT": (503, "SlowDown"), "GET": (500, "InternalError")}[method]
@@ -708,3 +726,122 @@ def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
     # The grace (2 s) and leaving; a loaded machine may add some seconds, never the read timeout (60 s).
     assert took < 20, took
     assert not (tmp_path / "out").exists()
+
+
+# -- one request a new chunk: conditional writes --------------------------------------
+
+
+def _requests(proxy: FaultyProxy, chunks_only: bool = True) -> dict[str, int]:
+    """Requests the proxy saw, by method (those on chunk keys only, unless chunks_only is False)."""
+    counts: dict[str, int] = {}
+    for (method, key), attempts in proxy.attempts.items():
+        # Chunk keys end in the chunk's name; the probe and lock objects do not.
+        if not chunks_only or re.fullmatch(r"[0-9a-f]{64}", key.rsplit("/", 1)[-1]):
+            counts[method] = counts.get(method, 0) + attempts
+    return counts
+
+
+def test_a_new_chunk_is_one_request_where_conditional_writes_are_honoured(bucket, faulty_proxy):
+    proxy = faulty_proxy(lambda *_: None, conditional=True)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url)
+    assert store.conditional_writes()  # the probe's second write was refused
+    probe = {key: n for key, n in proxy.attempts.items() if "probe" in key[1]}
+    assert sorted(method for method, _ in probe) == ["DELETE", "GET", "PUT"]  # put twice, read, removed
+    proxy.attempts.clear()
+    data = os.urandom(100_000)
+    first = se.Encryptor(store, workers=2, **SMALL)
+    first.write(data)
+    root = first.finish()
+    assert _requests(proxy) == {"PUT": first.stats.chunks_written}  # one PUT a chunk, no HEAD
+    assert first.stats.chunks_present == 0
+    proxy.attempts.clear()
+    again = se.Encryptor(store, workers=2, **SMALL)
+    again.write(data)
+    assert again.finish() == root
+    # A present chunk: the refused PUT, then the refresh (a copy onto itself, also a PUT).
+    assert _requests(proxy) == {"PUT": 2 * first.stats.chunks}
+    assert again.stats.chunks_written == 0 and again.stats.chunks_present == first.stats.chunks
+    assert se.decrypt(root, store) == data
+
+
+def test_rclone_accepts_conditional_writes_and_overwrites_so_the_store_heads_first(
+    s3_server, bucket, faulty_proxy
+):
+    client = _raw_client(s3_server)
+    client.put_object(Bucket=bucket, Key="k", Body=b"first", IfNoneMatch="*")
+    client.put_object(Bucket=bucket, Key="k", Body=b"second", IfNoneMatch="*")  # not refused
+    assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"second"
+    proxy = faulty_proxy(lambda *_: None)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url)
+    assert not store.conditional_writes()
+    assert not [key for key in _raw_keys(client, bucket) if "probe" in key]  # the probe cleaned up
+    proxy.attempts.clear()
+    data = os.urandom(100_000)
+    first = se.Encryptor(store, workers=2, **SMALL)
+    first.write(data)
+    root = first.finish()
+    written = first.stats.chunks_written
+    assert _requests(proxy) == {"HEAD": written, "PUT": written}
+    proxy.attempts.clear()
+    again = se.Encryptor(store, workers=2, **SMALL)
+    again.write(data)
+    assert again.finish() == root
+    assert _requests(proxy) == {"HEAD": first.stats.chunks, "PUT": first.stats.chunks}  # HEAD, refresh
+    assert again.stats.chunks_written == 0 and again.stats.chunks_present == first.stats.chunks
+
+
+def _raw_keys(client, bucket: str) -> list[str]:
+    return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", ())]
+
+
+# -- a store far away -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["encrypt", "decrypt"])
+def test_ctrl_c_ends_a_run_on_a_far_store_within_seconds(s3_server, bucket, tmp_path, command):
+    # Many requests are in flight to a store 400 ms away: an interrupt still ends the
+    # command after the grace, and leaves no map, output or temporary behind.
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
+    from latency_proxy import Proxy
+
+    work = tmp_path / "work"
+    work.mkdir()
+    source = work / "source"
+    source.write_bytes(os.urandom(24 << 20))
+    store = f"s3://{bucket}/far"
+    if command == "decrypt":
+        root = se.encrypt_file(source, se.S3Store(bucket, "far"))
+        root.save(work / "f.sedm")
+        argv = ["decrypt", work / "f.sedm", "--store", store, "-o", work / "out"]
+    else:
+        argv = ["encrypt", source, "--store", store, "-o", work / "f.sedm"]
+    before = sorted(os.listdir(work))
+    host, port = s3_server["url"].removeprefix("http://").split(":")
+    with Proxy((host, int(port)), 0.4) as proxy:
+        command_line = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
+        if not os.path.exists(command_line[0]):
+            command_line = [sys.executable, "-m", "self_encryption"]
+        process = subprocess.Popen(
+            [*command_line, *argv, "--quiet"],
+            env={**os.environ, **s3_server["env"], "AWS_ENDPOINT_URL": proxy.url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while sum(proxy.counts.values()) < 12:  # chunk requests are flowing
+                assert process.poll() is None, process.stderr.read() if process.stderr else b""
+                assert time.monotonic() < deadline, "the command never reached the store"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            interrupted = time.monotonic()
+            code = process.wait(timeout=60)
+            took = time.monotonic() - interrupted
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert code == 130, process.stderr.read() if process.stderr else b""
+    assert took < 15, took  # the grace (2 s a pool) and leaving, on a loaded machine
+    assert sorted(os.listdir(work)) == before  # no map, output or .partial left

@@ -183,7 +183,7 @@ def test_callback_store_without_optional_callbacks():
         se.CallbackStore(get=None, put=backing.__setitem__)  # type: ignore[arg-type]
 
 
-def test_a_store_that_cannot_serve_threads_points_to_workers_1(tmp_path):
+def test_a_store_that_cannot_serve_threads_points_to_concurrency_1(tmp_path):
     import sqlite3
 
     db = sqlite3.connect(tmp_path / "chunks.db")  # usable only from the thread that made it
@@ -198,10 +198,15 @@ def test_a_store_that_cannot_serve_threads_points_to_workers_1(tmp_path):
 
     store = se.CallbackStore(get, put)
     data = os.urandom(20_000)
-    with pytest.raises(se.StoreError, match="workers=1"):
+    with pytest.raises(se.StoreError, match=r"concurrency=1\)\), or pass store_concurrency=1"):
         se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES, workers=4)
-    root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES, workers=1)
-    assert se.decrypt(root, store, workers=1) == data
+    # Bound to its thread: one worker and one request at a time keep every call in it.
+    root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES, workers=1, store_concurrency=1)
+    assert se.decrypt(root, store, workers=1, store_concurrency=1) == data
+    alone = se.CallbackStore(get, put, concurrency=1)
+    assert se.decrypt(root, alone, workers=1) == data
+    with se.open(root, alone, workers=1) as reader:
+        assert reader.read() == data
 
 
 # -- health: ages, refreshing, quarantine, repair, locks, modes -----------------------

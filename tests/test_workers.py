@@ -172,3 +172,45 @@ def test_a_reader_closed_by_an_interrupt_gives_its_read_ahead_only_the_grace():
     finally:
         stuck.release.set()
     assert waited < _workers.INTERRUPT_GRACE + 8  # not the 30 s a stuck read lasts
+
+
+def _interrupt_from_another_thread_once_asleep(waiting: threading.Event) -> threading.Thread:
+    """A thread that, once the main thread is asleep (after waiting is set), takes a SIGINT itself."""
+    main = threading.main_thread().native_id
+
+    def asleep() -> bool:
+        with open(f"/proc/self/task/{main}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "S"
+
+    def run() -> None:
+        waiting.wait(60)
+        calm = 0
+        while calm < 5:  # asleep at five looks in a row: in the wait, not passing through
+            calm = calm + 1 if asleep() else 0
+            time.sleep(0.02)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc")
+def test_a_signal_taken_by_another_thread_still_interrupts_a_wait_for_a_worker():
+    # The kernel may hand a process's SIGINT to any thread; the main thread, waiting
+    # for a job stuck on a dead store, must still take it within a moment.
+    from concurrent.futures import ThreadPoolExecutor
+
+    release, waiting = threading.Event(), threading.Event()
+    pool = ThreadPoolExecutor(1)
+    try:
+        stuck = pool.submit(release.wait, 60)
+        _interrupt_from_another_thread_once_asleep(waiting)
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            waiting.set()
+            _workers.result(stuck)
+        assert time.monotonic() - started < 30  # not the 60 s the job lasts
+    finally:
+        release.set()
+        pool.shutdown()

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError("--offset and --length must not be negative", USAGE)
     remaining = root.file_size - args.offset if args.length is None else args.length
     sink = sys.stdout.buffer
-    with se.open(root, store, workers=args.workers) as reader:
+    with se.open(root, store, workers=args.workers, store_concurrency=args.store_concurrency) as reader:
         reader.seek(args.offset)
         while remaining > 0:
             piece = reader.read(min(remaining, PIECE))

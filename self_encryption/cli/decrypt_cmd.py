@@ -64,12 +64,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     label = "standard output" if to_stdout else os.path.basename(args.output)
     progress = ProgressBar(label, not args.quiet and not args.json)
     started = time.monotonic()
+    tuning = {"store_concurrency": args.store_concurrency}
     try:
         if args.output == "-":
-            written = se.decrypt_file(root, store, sys.stdout.buffer, workers=args.workers, progress=progress)
+            written = se.decrypt_file(
+                root, store, sys.stdout.buffer, workers=args.workers, progress=progress, **tuning
+            )
             sys.stdout.buffer.flush()
         else:
-            written = se.decrypt_file(root, store, args.output, workers=args.workers, progress=progress)
+            written = se.decrypt_file(
+                root, store, args.output, workers=args.workers, progress=progress, **tuning
+            )
     except se.InvalidArgumentError as exc:
         raise CommandError(f"cannot write {args.output}: {exc}", IO_ERROR) from None
     except OSError as exc:

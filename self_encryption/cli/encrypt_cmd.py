@@ -85,6 +85,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 se.Encryptor(
                     store,
                     workers=args.workers,
+                    store_concurrency=args.store_concurrency,
                     progress=progress,
                     total_size=size,
                     check_existing=args.check_existing,

@@ -199,7 +199,12 @@ def _import_one(
         try:
             # One verified upstream chunk at a time, straight into the encryptor.
             with se.Encryptor(
-                store, workers=args.workers, progress=progress, total_size=file_map.size, **options
+                store,
+                workers=args.workers,
+                store_concurrency=args.store_concurrency,
+                progress=progress,
+                total_size=file_map.size,
+                **options,
             ) as encryptor:
                 try:
                     for piece in upstream.iter_decrypt(file_map, source):

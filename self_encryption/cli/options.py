@@ -154,6 +154,14 @@ def _common_options(hidden: list[str]) -> Parser:
         "--workers", type=positive, default=None, help="threads to use (default: one per CPU core)"
     )
     common.add_argument(
+        "--store-concurrency",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="store requests in flight at once (default: the store's own, 32 for s3://; "
+        "about bandwidth x round trip / 1 MiB for a store far away)",
+    )
+    common.add_argument(
         "--endpoint-url",
         default=None,
         metavar="URL",
@@ -235,6 +243,8 @@ def open_store(
             options["lock_stale"] = args.lock_stale
         if lock_wait is not None:
             options["lock_wait"] = lock_wait
+        if args.store_concurrency is not None:
+            options["concurrency"] = args.store_concurrency
     return se.open_store(args.store, create=create, **options)
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +30,16 @@ from .._errors import (
     SelfEncryptionError,
     StoreError,
 )
-from .._workers import in_flight, make_executor, ordered_map, running
+from .._workers import (
+    MAX_IO_BYTES,
+    InlineExecutor,
+    check_concurrency,
+    in_flight,
+    make_executor,
+    make_io_executor,
+    ordered_map,
+    running,
+)
 from .protocol import ChunkEntry, store_call
 
 if TYPE_CHECKING:
@@ -50,6 +61,18 @@ def windows(count: int, size: int) -> Iterator[range]:
 def _method(store: object, name: str) -> Callable[..., Any] | None:
     method = getattr(store, name, None)
     return method if callable(method) else None
+
+
+def _declared_concurrency(store: object) -> int | None:
+    """The store's ``io_concurrency`` (an int, or a method returning one); None if it declares none."""
+    declared = getattr(store, "io_concurrency", None)
+    if callable(declared):
+        declared = declared()
+    if declared is None:
+        return None
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
+        raise InvalidArgumentError(f"the store's io_concurrency must be a positive int, not {declared!r}")
+    return declared
 
 
 class StoreAccess:
@@ -77,7 +100,51 @@ class StoreAccess:
         self._collecting = _method(store, "collecting")
         self._lock_space = _method(store, "lock_space")
         self._now = _method(store, "now")
+        self._put_if_absent = _method(store, "put_if_absent")
         self._unreadable_is_damage = False
+        #: Store requests at once, as the store declares it (None: as many as the workers).
+        self.declared_concurrency = _declared_concurrency(store)
+        #: Bytes of chunk content in flight to or from the store at once, at the most.
+        self.max_io_bytes = MAX_IO_BYTES
+        self._gate = self._make_gate(self.declared_concurrency)
+
+    @staticmethod
+    def _make_gate(concurrency: int | None) -> threading.BoundedSemaphore | None:
+        # Whatever pool a call comes from, no more than the declared number run at once:
+        # a store that is not thread-safe (1) sees one call at a time.
+        return threading.BoundedSemaphore(concurrency) if concurrency is not None else None
+
+    def tuned(self, concurrency: int | None = None, max_io_bytes: int | None = None) -> StoreAccess:
+        """This access with another request concurrency and/or cap on bytes in flight (None: unchanged)."""
+        concurrency = check_concurrency(concurrency)
+        if max_io_bytes is not None and (
+            isinstance(max_io_bytes, bool) or not isinstance(max_io_bytes, int) or max_io_bytes < 1
+        ):
+            raise InvalidArgumentError(f"max_io_bytes must be a positive int, not {max_io_bytes!r}")
+        if concurrency is None and max_io_bytes is None:
+            return self
+        tuned = copy.copy(self)
+        if concurrency is not None:
+            tuned.declared_concurrency = concurrency
+            tuned._gate = self._make_gate(concurrency)
+        if max_io_bytes is not None:
+            tuned.max_io_bytes = max_io_bytes
+        return tuned
+
+    def concurrency(self, workers: int) -> int:
+        """How many store requests to keep in flight: the store's declared number, else workers."""
+        return self.declared_concurrency if self.declared_concurrency is not None else workers
+
+    def io_pool(self, workers: int) -> InlineExecutor | ThreadPoolExecutor:
+        """A new pool for this store's requests (stop it with :func:`~self_encryption._workers.running`)."""
+        return make_io_executor(self.concurrency(workers))
+
+    def _call(self, what: str, name: str, function: Callable[..., T], *args: Any) -> T:
+        """store_call, within the store's declared concurrency."""
+        if self._gate is None:
+            return store_call(what, name, function, *args)
+        with self._gate:
+            return store_call(what, name, function, *args)
 
     def __repr__(self) -> str:
         return f"StoreAccess({self.store!r})"
@@ -129,9 +196,9 @@ class StoreAccess:
 
     def _get_one(self, name: str, size: int | None) -> object:
         if self._get_at_most is not None and size is not None:
-            content = store_call("get", name, self._get_at_most, name, size + 1)
+            content = self._call("get", name, self._get_at_most, name, size + 1)
         elif self._get is not None:
-            content = store_call("get", name, self._get, name)
+            content = self._call("get", name, self._get, name)
         else:
             raise StoreError(f"the store cannot be read (it has no get method) to get chunk {name}")
         if content is None:
@@ -154,14 +221,14 @@ class StoreAccess:
         label = wanted[0] if len(wanted) == 1 else f"{wanted[0]} and others"
         if self._get_many_at_most is not None and sizes is not None:
             limits = {name: sizes[name] + 1 for name in wanted}
-            found = store_call("get", label, _get_many, self._get_many_at_most, limits)
+            found = self._call("get", label, _get_many, self._get_many_at_most, limits)
         else:
-            found = store_call("get", label, _get_many, self._get_many, wanted)
+            found = self._call("get", label, _get_many, self._get_many, wanted)
         if not isinstance(found, Mapping):
             raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
         window: dict[str, object] = {}
         for name in wanted:
-            content = store_call("get", name, _look_up, found, name)
+            content = self._call("get", name, _look_up, found, name)
             if content is not None:
                 window[name] = content
         return window
@@ -184,7 +251,7 @@ class StoreAccess:
     def has(self, name: str, size: int | None = None) -> bool:
         """Whether the store holds name (by ``has``, else by reading at most size + 1 bytes of it)."""
         if self._has is not None:
-            return bool(store_call("check", name, self._has, name))
+            return bool(self._call("check", name, self._has, name))
         try:
             self.get(name, size)
         except ChunkNotFoundError:
@@ -195,7 +262,7 @@ class StoreAccess:
         """Bytes stored under name (by ``size``, else by reading it); None if it is absent."""
         try:
             if self._size is not None:
-                return int(store_call("check", name, self._size, name))
+                return int(self._call("check", name, self._size, name))
             return len(self.get(name))  # type: ignore[arg-type]  # what the store returned
         except ChunkNotFoundError:
             return None
@@ -207,7 +274,7 @@ class StoreAccess:
         """
         assert self._mtime is not None, "mtime needs a store that tells_age"
         try:
-            stamp: float = store_call("check", name, self._mtime, name)
+            stamp: float = self._call("check", name, self._mtime, name)
         except ChunkNotFoundError:
             return None
         return stamp
@@ -227,23 +294,28 @@ class StoreAccess:
     # -- writing ------------------------------------------------------------------
 
     def put(self, name: str, content: Buffer) -> None:
-        store_call("put", name, self._require(self._put, "put", name), name, content)
+        self._call("put", name, self._require(self._put, "put", name), name, content)
 
     def store_chunk(self, name: str, content: Buffer, *, check: bool = False) -> tuple[int, bool]:
         """Make sure the store holds content under name: (bytes written, whether a damaged copy was replaced).
 
         A chunk already present has its modification time refreshed (``touch``)
         before it counts as stored, so that a garbage collection judging age
-        sees it as new; if it vanished meanwhile, it is put. With ``check``,
+        sees it as new; if it vanished meanwhile, it is put. A store with
+        ``put_if_absent`` does all that in one call (one request, where it
+        can, for a new chunk). With ``check``,
         a present chunk is read back and checked against its name first, and a
         damaged or unreadable one is set aside (``quarantine``) and replaced.
         """
+        if not check and self._put_if_absent is not None:
+            written = self._call("put", name, self._put_if_absent, name, content)
+            return (memoryview(content).nbytes if written else 0), False
         if self.has(name):
             if check and not self.is_sound(name):
                 self.set_aside(name)
                 self.put(name, content)
                 return memoryview(content).nbytes, True
-            if self._touch is None or store_call("touch", name, self._touch, name):
+            if self._touch is None or self._call("touch", name, self._touch, name):
                 return 0, False
         self.put(name, content)
         return memoryview(content).nbytes, False
@@ -253,12 +325,12 @@ class StoreAccess:
         return self.store_chunk(name, content)[0]
 
     def delete(self, name: str) -> None:
-        store_call("delete", name, self._require(self._delete, "delete", name), name)
+        self._call("delete", name, self._require(self._delete, "delete", name), name)
 
     def set_aside(self, name: str) -> str:
         """Move a damaged chunk out of the way (``quarantine``), or delete it; says what was done."""
         if self._quarantine is not None:
-            return str(store_call("quarantine", name, self._quarantine, name))
+            return str(self._call("quarantine", name, self._quarantine, name))
         if self._delete is None:
             raise StoreError(
                 f"cannot set damaged chunk {name} aside: the store can neither quarantine nor delete it"

@@ -61,6 +61,10 @@ class DirStore:
     ``STORE/quarantine/``, which is not part of the store's names.
     """
 
+    #: Requests at once: a write mostly waits on its flush to disk, so several overlap
+    #: (8 wrote 1.2-1.6x faster than 2 on this project's 2-core machine; reads were even).
+    io_concurrency = 8
+
     _TEMP_PREFIX = ".tmp-"
     LOCK_NAME = ".lock"
     LOCKS_NAME = ".locks"

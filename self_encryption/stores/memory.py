@@ -17,6 +17,9 @@ from .protocol import ChunkEntry
 class MemoryStore:
     """A thread-safe in-memory store, for tests and small jobs."""
 
+    #: A request costs a dict lookup: made by the thread that needs it, one at a time.
+    io_concurrency = 1
+
     def __init__(self) -> None:
         self._chunks: dict[str, bytes] = {}
         self._times: dict[str, float] = {}

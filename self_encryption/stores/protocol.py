@@ -9,8 +9,10 @@ store directly: :class:`~self_encryption.stores.access.StoreAccess` wraps
 it once, at the public entry point, and falls back to something safe where
 a store lacks an optional method.
 
-Every method may be called from several threads at once (unless the caller
-passes ``workers=1``). "Absent" means the store does not hold the name:
+Every method may be called from several threads at once: as many as the
+store's ``io_concurrency`` says (an int attribute, or a method returning
+one), else as many as the caller's ``workers``; a store that is not
+thread-safe declares ``io_concurrency = 1``. "Absent" means the store does not hold the name:
 ``get`` raises ChunkNotFoundError (or KeyError, which is taken to say the
 same), never returns something else. Any other exception is a failure of
 the store and becomes a StoreError naming the chunk (:func:`store_call`).
@@ -133,6 +135,23 @@ class MaintainedStore(ChunkStore, Protocol):
         its temporary, while one left by a killed process stays as it was.
         """
 
+    @property
+    def io_concurrency(self) -> int:
+        """How many requests the store serves at once, and the engine keeps in flight.
+
+        Requests run on a pool of their own, apart from the CPU workers: a
+        store far away needs enough in flight to cover its round trip
+        (about bandwidth x round trip / chunk size; 32 hides 100 ms). 1
+        means one call at a time, made by the thread that needs it.
+        """
+
+    def put_if_absent(self, name: str, data: bytes) -> bool:
+        """Put data unless name is stored, else refresh it (as ``touch``): True if data was put.
+
+        One request for a new chunk where the store can (an S3 conditional
+        PUT); the engine then never asks ``has`` before a put.
+        """
+
     def writing(self) -> AbstractContextManager[Any]:
         """Held (shared) by every writer while it stores chunks; several writers at once.
 
@@ -183,6 +202,7 @@ def store_call(what: str, name: str, function: Callable[..., T], *args: Any) -> 
         if "thread" in str(exc).lower():  # sqlite3 and many drivers say so
             hint = (
                 "; this store seems unable to serve several threads at once: "
-                "pass workers=1 (--workers 1 on the command line)"
+                "declare io_concurrency = 1 (CallbackStore(..., concurrency=1)), or pass "
+                "store_concurrency=1 (--store-concurrency 1 on the command line)"
             )
         raise StoreError(f"the store failed to {what} chunk {name}: {exc!r}{hint}") from exc
