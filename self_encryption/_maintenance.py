@@ -360,14 +360,16 @@ def collect_garbage(
         kept: list[set[str]] = [_chunk_names(check_root(data_map), store) for data_map in keep]
         referenced: set[str] = set().union(*kept)
         now = time.time()
-        listed: set[str] = set()
+        present: set[str] = set()  # the referenced chunks the listing holds (not every name listed)
+        total = 0
         candidates: list[ChunkEntry] = []
         for entry in store.entries():
-            listed.add(entry.name)
-            if entry.name not in referenced:
+            total += 1
+            if entry.name in referenced:
+                present.add(entry.name)
+            else:
                 candidates.append(entry)
-        total = len(listed)
-        _check_kept(kept, referenced, listed, allow_missing)
+        _check_kept(kept, referenced, present, total, allow_missing)
         old = [entry for entry in candidates if entry.mtime is None or now - entry.mtime >= grace]
 
         def collect(entry: ChunkEntry) -> ChunkEntry | None:
@@ -398,12 +400,17 @@ def collect_garbage(
     )
 
 
-def _check_kept(kept: list[set[str]], referenced: set[str], listed: set[str], allow_missing: bool) -> None:
-    """GcRefusedError if the kept maps do not look like maps of the store listed (see collect_garbage)."""
-    if referenced and listed and not referenced & listed:
+def _check_kept(
+    kept: list[set[str]], referenced: set[str], present: set[str], total: int, allow_missing: bool
+) -> None:
+    """GcRefusedError if the kept maps do not look like maps of the store listed (see collect_garbage).
+
+    ``present`` is the referenced chunks the listing held, of ``total`` chunks listed.
+    """
+    if referenced and total and not present:
         raise GcRefusedError(
             f"none of the {len(referenced)} chunks the kept maps need is in the store, which holds "
-            f"{len(listed)}: these are maps of another store; refusing to collect garbage, "
+            f"{total}: these are maps of another store; refusing to collect garbage, "
             "since every chunk would look unused",
             map_index=None,
             missing=len(referenced),
@@ -412,7 +419,7 @@ def _check_kept(kept: list[set[str]], referenced: set[str], listed: set[str], al
     if allow_missing:
         return
     for index, names in enumerate(kept):
-        absent = len(names - listed)
+        absent = len(names - present)
         if absent:
             raise GcRefusedError(
                 f"{absent} of the {len(names)} chunks this kept map needs are not in the store: "

@@ -194,7 +194,7 @@ class DirStore:
         source = self._path_of(name)
         try:
             if not os.path.lexists(self.quarantine_path):
-                make_folders(self.quarantine_path, durable=self.fsync)
+                make_folders(self.quarantine_path)
             with (
                 _real_folder(os.path.dirname(source), f"set chunk {name} aside") as origin,
                 _real_folder(self.quarantine_path, f"set chunk {name} aside") as quarantine,
@@ -362,7 +362,7 @@ def _holds_content(path: str) -> bool:
 
 
 #: Whether folders can be opened without following a link and used as dir_fd (POSIX).
-_DIR_FDS = os.name == "posix" and {os.unlink, os.replace} <= os.supports_dir_fd
+_DIR_FDS = os.name == "posix" and {os.unlink, os.rename} <= os.supports_dir_fd  # os.replace too
 
 
 @contextlib.contextmanager
