@@ -674,12 +674,12 @@ def test_gc_with_missing_chunks_needs_allow_missing(workdir, stored):
 def test_gc_and_verify_never_reach_through_linked_folders(workdir, stored):
     data, map_file, store = stored
     _, other = _other_store_file(workdir, "other", 60_000)
+    (workdir / "g").write_bytes(os.urandom(20_000))
+    ok("encrypt", workdir / "g", "--store", store, "--chunk-sizes", SMALL)
     ours = {name[:2] for name in se.DirStore(store)}
     prefix = next(p for p in sorted({n[:2] for n in se.DirStore(other)}) if p not in ours)
     theirs = sorted(os.listdir(other / prefix))
     os.symlink(other / prefix, store / prefix)
-    (workdir / "g").write_bytes(os.urandom(20_000))
-    ok("encrypt", workdir / "g", "--store", store, "--chunk-sizes", SMALL)
     done = ok("gc", "--store", store, "--keep", map_file, "--yes", "--grace", "0")
     assert sorted(os.listdir(other / prefix)) == theirs
     assert f"skipped {store / prefix}: a link" in done.stdout.decode()

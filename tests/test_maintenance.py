@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import time
@@ -305,9 +306,18 @@ def test_gc_never_enters_nor_deletes_through_a_linked_fanout_folder(tmp_path):
     assert not [entry for entry in ours.scan() if entry.name.startswith(prefix)]
     assert ours.skipped_folders() == [str(tmp_path / "ours" / prefix)]
     assert se.decrypt(root, ours) == data
-    # Deleting a chunk by name through the link is refused too.
+    # Deleting or storing a chunk by name through the link is refused too, and what is
+    # there counts as absent, as reads refuse it.
     with pytest.raises(se.StoreError, match="is a link"):
         ours.delete(outside[0])
+    assert not ours.has(outside[0]) and outside[0] not in ours
+    with pytest.raises(se.StoreError, match="is a link"):
+        ours.put(outside[0], theirs.get(outside[0]))
+    content = os.urandom(100)
+    while hashlib.sha256(content).hexdigest()[:2] != prefix:
+        content = os.urandom(100)
+    with pytest.raises(se.StoreError, match="is a link"):
+        ours.put(hashlib.sha256(content).hexdigest(), content)
     assert sorted(os.listdir(tmp_path / "theirs" / prefix)) == outside
 
 

@@ -26,7 +26,7 @@ def register(commands: Commands) -> None:
     command.add_argument(
         "--repair",
         action="store_true",
-        help="with --full: set corrupt chunks aside (into STORE/quarantine/; deleted on S3), "
+        help="with --full: set damaged chunks aside (into STORE/quarantine/; deleted on S3), "
         "so that encrypting the file again restores them; a chunk that cannot be read, or reads "
         "back sound when read again, stays",
     )

@@ -88,6 +88,11 @@ class DirStore:
         dangling link) is first moved into the quarantine folder.
         """
         target = self._path_of(name)
+        if os.path.islink(os.path.dirname(target)):
+            raise StoreError(
+                f"cannot store chunk {name}: {os.path.dirname(target)!r} is a link, "
+                "not a folder of the store, and is not written through"
+            )
         if _holds_content(target):
             return
         if os.path.lexists(target) and not os.path.isfile(target):
@@ -115,7 +120,7 @@ class DirStore:
         """
         path = self._path_of(name)
         real = os.path.realpath(path)
-        if os.path.commonpath([real, self._real_root()]) != self._real_root():
+        if not self._inside(real):
             raise ChunkIntegrityError("chunk file is a link that leads out of the store", name=name)
         try:
             descriptor = os.open(real, _READ_FLAGS)
@@ -138,8 +143,16 @@ class DirStore:
         return self._root
 
     def has(self, name: str) -> bool:
-        """Whether a chunk file is there; an empty one counts as absent (no chunk is empty)."""
-        return _holds_content(self._path_of(name))
+        """Whether a chunk file is there; an empty one counts as absent (no chunk is empty).
+
+        So does one whose path leads out of the store (through a linked
+        fan-out folder, say), which reads refuse.
+        """
+        path = self._path_of(name)
+        return _holds_content(path) and self._inside(path)
+
+    def _inside(self, path: str) -> bool:
+        return os.path.commonpath([os.path.realpath(path), self._real_root()]) == self._real_root()
 
     def size(self, name: str) -> int:
         """Bytes stored under name, without reading them."""
