@@ -1,8 +1,9 @@
 # Sourced by the other scripts: make .venv with the package and, unless
 # SELF_ENCRYPTION_EXTRAS says otherwise, its test extras (the demo asks for none).
-# Installs libcrypto's headers, pkg-config, valgrind and strace (the fault and durability
-# tests trace the command with it) with apt-get when they are missing and we are root on
-# a Debian-like system; otherwise says what is missing.
+# Installs libcrypto's headers, pkg-config, valgrind, strace (the fault and durability tests
+# trace the command with it), faketime (the S3 lock tests run a machine whose clock is off)
+# and FUSE 3 (for mount) with apt-get when they are missing and we are root on a Debian-like
+# system; otherwise says what is missing.
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
@@ -12,6 +13,9 @@ pkg-config --exists libcrypto 2>/dev/null || need_packages+=(libssl-dev pkg-conf
 command -v cc >/dev/null 2>&1 || need_packages+=(gcc)
 command -v valgrind >/dev/null 2>&1 || need_packages+=(valgrind)
 command -v strace >/dev/null 2>&1 || need_packages+=(strace)
+command -v faketime >/dev/null 2>&1 || need_packages+=(faketime)
+# self-encryption mount: fusermount3 and libfuse3.so.3, which the mfusepy binding loads.
+command -v fusermount3 >/dev/null 2>&1 || need_packages+=(fuse3)
 if [ ${#need_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing ${need_packages[*]}" >&2

@@ -29,6 +29,7 @@ from ._errors import (
     DataMapError,
     ExitCode,
     InvalidArgumentError,
+    OutOfMemoryError,
     SelfEncryptionError,
     StoreBusyError,
     StoreError,
@@ -50,7 +51,8 @@ from ._reader import ChunkReader
 from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
 from ._sealing import EncryptedChunk
 from ._version import __version__
-from .stores import CallbackStore, ChunkStore, DirStore, MemoryStore, S3Store, open_store
+from .stores import CallbackStore, ChunkStore, DirStore, MemoryStore, S3Store, open_store, writer_lock
+from .stores.locks import LockInfo, lock_location, remove_lock, remove_stale_locks, store_locks
 
 __all__ = [
     "DEFAULT_CHUNK_SIZES",
@@ -78,8 +80,10 @@ __all__ = [
     "ExitCode",
     "GcReport",
     "InvalidArgumentError",
+    "LockInfo",
     "MAP_SUFFIX",
     "MemoryStore",
+    "OutOfMemoryError",
     "Progress",
     "ReservedMapFile",
     "S3Store",
@@ -99,11 +103,16 @@ __all__ = [
     "encrypt",
     "encrypt_file",
     "encrypt_to_store",
+    "lock_location",
     "looks_like_map",
     "map_destination",
     "open_store",
     "openssl_version",
+    "remove_lock",
+    "remove_stale_locks",
     "reserve_map_file",
+    "store_locks",
     "verify",
     "walk_levels",
+    "writer_lock",
 ]

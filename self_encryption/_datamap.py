@@ -69,6 +69,7 @@ class DataMap:
         return len(self.chunks) <= MAX_ROOT_RECORDS
 
     def to_bytes(self) -> bytes:
+        """The binary form (docs/format.md 3): header, records, checksum."""
         parts = [
             HEADER.pack(MAGIC, VERSION, self.level, 0, self.file_size, self.content_size, len(self.chunks))
         ]
@@ -116,6 +117,7 @@ class DataMap:
 
     @classmethod
     def from_text(cls, text: str) -> DataMap:
+        """Parse the text form, ``se1:`` and base64url, as :meth:`to_text` writes it; DataMapError if it is not one."""
         if not isinstance(text, str):
             raise DataMapError("a data map in text form must be a str")
         text = text.strip(_ASCII_SPACE)  # no other white space: it is not base64url either

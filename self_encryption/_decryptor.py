@@ -27,8 +27,8 @@ from .stores.access import access
 from .stores.protocol import ChunkStore
 
 #: Where decryption may fetch chunks from: a store, a mapping of name to bytes,
-#: or the EncryptedChunks encrypt() returned.
-ChunkSource = ChunkStore | Mapping[str, bytes] | Iterable[EncryptedChunk]
+#: the EncryptedChunks encrypt() returned, or a plain get(name) -> bytes function.
+ChunkSource = ChunkStore | Mapping[str, bytes] | Iterable[EncryptedChunk] | Callable[[str], bytes | None]
 
 
 def decrypt(

@@ -40,6 +40,14 @@ class StoreBusyError(StoreError):
     """A store's lock stayed held longer than the caller would wait (gc while encrypts run)."""
 
 
+class OutOfMemoryError(SelfEncryptionError, MemoryError):
+    """The work needed more memory than the process may have (a MemoryError, given our type).
+
+    It is still a MemoryError for code that catches that; the command line
+    ends with this class's exit code and one line, never a traceback.
+    """
+
+
 _E = TypeVar("_E", bound="ChunkError")
 
 
@@ -118,7 +126,9 @@ class ChunkUnreadableError(ChunkError, StoreError):
 class ExitCode(NamedTuple):
     """One exit code of the command line and what it means."""
 
+    #: The process exit status.
     code: int
+    #: What it means, as ``self-encryption --help`` prints it.
     meaning: str
 
 

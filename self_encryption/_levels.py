@@ -50,8 +50,10 @@ def fetch_chunks(data_map: DataMap, store: StoreAccess, indices: Sequence[int]) 
     """The stored content of several records, in one get_many() call where the store has it."""
     if not store.batched or len(indices) == 1:
         return {index: fetch_chunk(data_map, store, index) for index in indices}
+    # What the map says each chunk is stored as: a store that can reads no more than that (plus one).
+    sizes = {data_map.chunks[index].name: data_map.chunks[index].stored_size for index in indices}
     try:
-        found = store.get_window([data_map.chunks[index].name for index in indices])
+        found = store.get_window(list(sizes), sizes)
     except ChunkError as exc:  # the store named a chunk of the window: place it in the map
         index = next((i for i in indices if data_map.chunks[i].name == exc.name), None)
         if index is None:

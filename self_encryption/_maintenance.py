@@ -6,7 +6,6 @@ and ``info --deep``; the command line only formats what they return.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -69,7 +68,7 @@ class VerifyReport:
 
 
 #: What the maintenance functions read a store from: a store, or a mapping of name to content.
-Store = ChunkStore | Mapping[str, bytes] | StoreAccess
+Store = ChunkStore | Mapping[str, bytes] | StoreAccess | Callable[[str], bytes | None]
 
 
 def walk_levels(data_map: DataMap, store: Store) -> Iterator[DataMap]:
@@ -115,8 +114,9 @@ def _check_level(
         yield from ordered_map(executor, lambda i: check(level, i), indices, window)
         return
     for run in windows(len(level.chunks), max(window, BATCH)):
+        sizes = {level.chunks[i].name: level.chunks[i].stored_size for i in run}
         try:
-            found = store.get_window([level.chunks[i].name for i in run])
+            found = store.get_window(list(sizes), sizes)
         except (ChunkError, StoreError):
             # One bad chunk spoils the window: check its chunks one by one instead,
             # so that each problem is named and the others are still checked.
@@ -292,6 +292,8 @@ class GcReport:
     chunks_young: int
     temp_files_removed: int
     grace: float
+    #: Stale locks gc removed from the store before it began: who held each, and how long ago.
+    stale_locks_removed: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
 
     @property
@@ -319,16 +321,17 @@ def collect_garbage(
 
     Two rules protect what encryptions still running need:
 
-    * The store lock (``store.collecting(lock_wait)``, a folder store's
-      ``.lock``) is held exclusive from before ``keep`` is read to the
-      last delete; writers hold it shared, so gc waits for them (and they
-      for gc). After ``lock_wait`` seconds it gives up with StoreBusyError.
+    * The store lock (``store.collecting(lock_wait)``: a folder store's
+      ``.lock``, a bucket's lock objects) is held exclusive from before
+      ``keep`` is read to the last delete; writers hold it shared, so gc
+      waits for them (and they for gc). After ``lock_wait`` seconds it gives up with StoreBusyError.
       ``keep`` is consumed under the lock, one map at a time: a generator
       that loads map files sees maps that encrypts finished meanwhile.
-    * A chunk younger than ``grace`` seconds (by ``store.mtime``) is never
+    * A chunk younger than ``grace`` seconds (by ``store.mtime``, against
+      the store's own clock ``store.now()`` where it has one) is never
       deleted, and its time is read again just before each delete: an
       encrypt that finds a chunk present refreshes it (``store.touch``).
-      This is the only protection where the store has no lock (S3). A store
+      This is the only protection where the store has no lock. A store
       that cannot tell a chunk's age needs ``grace=0``.
 
     Two checks guard against a map of another store, which names none of
@@ -356,10 +359,11 @@ def collect_garbage(
             "this store cannot tell when a chunk was stored (it has no mtime method): "
             "pass grace=0 to collect garbage without the grace period"
         )
-    with store.collecting(lock_wait):
+    clock = store.clock()
+    with store.collecting(lock_wait) as stale_locks:
         kept: list[set[str]] = [_chunk_names(check_root(data_map), store) for data_map in keep]
         referenced: set[str] = set().union(*kept)
-        now = time.time()
+        now = clock()
         present: set[str] = set()  # the referenced chunks the listing holds (not every name listed)
         total = 0
         candidates: list[ChunkEntry] = []
@@ -376,7 +380,7 @@ def collect_garbage(
             """The entry, deleted if delete; None if it turned young or vanished meanwhile."""
             if grace > 0:
                 stamp = store.mtime(entry.name)
-                if stamp is None or time.time() - stamp < grace:
+                if stamp is None or clock() - stamp < grace:
                     return None
             size = entry.size if entry.size is not None else store.size(entry.name)
             if size is None:  # a store listed by name only: it vanished meanwhile
@@ -396,6 +400,7 @@ def collect_garbage(
         chunks_young=len(candidates) - len(gone),
         temp_files_removed=temporaries,
         grace=grace,
+        stale_locks_removed=stale_locks,
         skipped=store.skipped(),
     )
 

@@ -116,6 +116,47 @@ def test_a_window_leaves_out_absent_chunks_and_names_failures():
         failing.get_window([present, absent])
 
 
+def test_a_window_with_sizes_reads_at_most_each_size_where_the_store_can():
+    present, data = _chunk(b"v" * 40)
+    asked: list[object] = []
+
+    class Bounded(Minimal):
+        def get_many(self, names):
+            asked.append(("get_many", list(names)))
+            return {n: self.chunks[n] for n in names if n in self.chunks}
+
+        def get_many_at_most(self, limits):
+            asked.append(("get_many_at_most", dict(limits)))
+            return {n: self.chunks[n][: limits[n]] for n in limits if n in self.chunks}
+
+    store = Bounded()
+    store.put(present, data)
+    wrapped = access(store)
+    assert wrapped.get_window([present, present], {present: 40}) == {present: data}
+    assert wrapped.get_window([present]) == {present: data}  # sizes unknown: the whole object
+    assert asked == [("get_many_at_most", {present: 41}), ("get_many", [present])]
+
+
+def test_clock_lock_space_and_stale_locks_come_from_the_store_where_it_has_them(tmp_path):
+    import time
+
+    assert access(Minimal()).clock() is time.time  # no now(): this machine's clock
+    with pytest.raises(se.InvalidArgumentError, match="has no locks"):
+        access(Minimal()).lock_space()
+
+    class Ahead(Minimal):
+        def now(self):
+            return time.time() + 3600  # a server an hour ahead
+
+    assert 3590 < access(Ahead()).clock()() - time.time() < 3610
+    folder = se.DirStore(tmp_path / "store")
+    assert access(folder).lock_space().where == os.path.join(folder.path, ".locks")
+    with access(folder).collecting(1.0) as stale:
+        assert stale == ()  # nothing left behind by a killed holder
+    with access(Minimal()).collecting(1.0) as stale:
+        assert stale == ()
+
+
 def test_unreadable_as_damaged_turns_read_failures_into_damage():
     name, data = _chunk(b"w" * 30)
 
@@ -129,3 +170,37 @@ def test_unreadable_as_damaged_turns_read_failures_into_damage():
         wrapped.unreadable_as_damaged().get(name)
     assert caught.value.name == name
     assert not wrapped.is_sound(name)
+
+
+def test_a_plain_get_function_is_a_read_only_store():
+    # Upstream's callers hand over a function get(name) -> bytes: it is taken
+    # wherever a store is read, and refused where one is written.
+    data = os.urandom(300_000)
+    data_map, chunks = se.encrypt(data)
+    held = {chunk.name: chunk.content for chunk in chunks}
+    asked: list[str] = []
+
+    def get(name: str) -> bytes:
+        asked.append(name)
+        return held[name]
+
+    assert se.decrypt(data_map, get) == data
+    with se.open(data_map, get) as reader:
+        reader.seek(1000)
+        assert reader.read(5000) == data[1000:6000]
+    assert se.verify(data_map, get, full=True).ok
+    assert set(asked) == set(held)
+    del held[sorted(held)[0]]
+    with pytest.raises(se.ChunkNotFoundError):
+        se.decrypt(data_map, get)
+    assert not se.verify(data_map, get).ok
+
+    def fails(name: str) -> bytes:
+        raise OSError("connection reset")
+
+    with pytest.raises(se.StoreError, match="connection reset"):
+        se.decrypt(data_map, fails)
+    with pytest.raises(se.InvalidArgumentError):
+        se.encrypt_to_store(data, get)
+    with pytest.raises(se.InvalidArgumentError, match="get"):
+        se.decrypt(data_map, 42)

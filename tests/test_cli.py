@@ -343,11 +343,13 @@ def test_import_upstream_migrates_each_vector(workdir, name):
     folder = workdir / name
     shutil.copytree(UPSTREAM_VECTORS / name, folder)
     store = workdir / "store"
-    report = json.loads(
+    document = json.loads(
         ok(
             "import-upstream", folder / "map.json", "--from", folder / "chunks", "--store", store, "--json"
         ).stdout
     )
+    assert document["command"] == "import-upstream" and len(document["maps"]) == 1
+    report = document["maps"][0]
     assert report["size"] == vector["size"] and report["data_map"] == str(folder / "map.sedm")
     restored = ok("decrypt", folder / "map.sedm", "--store", store, "-o", "-").stdout
     assert hashlib.sha256(restored).hexdigest() == vector["sha256"]
@@ -371,6 +373,92 @@ def test_import_upstream_refuses_incomplete_sources(workdir):
     (folder / "bad.json").write_text('{"chunk_identifiers": 3}')
     bad = run("import-upstream", folder / "bad.json", "--from", folder / "chunks", "--store", workdir / "s")
     assert bad.returncode == se.DataMapError.exit_code and "bad upstream data map" in bad.stderr.decode()
+
+
+def _upstream_copies(workdir, *names):
+    pytest.importorskip("blake3")
+    import shutil
+
+    chunks = workdir / "old-chunks"
+    chunks.mkdir()
+    maps = []
+    for name in names:
+        for chunk in (UPSTREAM_VECTORS / name / "chunks").iterdir():
+            shutil.copy(chunk, chunks / chunk.name)
+        target = workdir / "old-maps" / f"{name}.json"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(UPSTREAM_VECTORS / name / "map.json", target)
+        maps.append(target)
+    return maps, chunks
+
+
+def test_import_upstream_takes_many_maps_in_one_call(workdir):
+    import hashlib
+
+    names = ("v-1KiB", "v-multi", "v-3max-plus-1")
+    maps, chunks = _upstream_copies(workdir, *names)
+    store = workdir / "store"
+    document = json.loads(ok("import-upstream", *maps, "--from", chunks, "--store", store, "--json").stdout)
+    assert document["command"] == "import-upstream" and document["store"] == str(store)
+    assert [entry["upstream_map"] for entry in document["maps"]] == [str(m) for m in maps]
+    for name, upstream_map, entry in zip(names, maps, document["maps"]):
+        new_map = upstream_map.with_suffix(".sedm")  # MAP.json -> MAP.sedm beside it
+        assert entry["data_map"] == str(new_map)
+        restored = ok("decrypt", new_map, "--store", store, "-o", "-").stdout
+        vector = json.loads((UPSTREAM_VECTORS / name / "vector.json").read_text())
+        assert hashlib.sha256(restored).hexdigest() == vector["sha256"]
+    # into another folder, with a line per map
+    out = workdir / "new-maps"
+    out.mkdir()
+    result = ok("import-upstream", *maps, "--from", chunks, "--store", store, "--output-dir", out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.sedm" for name in names)
+    assert len(result.stdout.decode().splitlines()) == len(names)
+
+
+def test_import_upstream_checks_every_map_and_destination_first(workdir):
+    maps, chunks = _upstream_copies(workdir, "v-1KiB", "v-multi")
+    store = workdir / "store"
+    one_line_error(run("import-upstream", *maps, "--from", chunks, "--store", store, "-o", workdir / "x"), 2)
+    # --json is one document on stdout: the map may not go there too
+    refused = run("import-upstream", maps[0], "--from", chunks, "--store", store, "-o", "-", "--json")
+    one_line_error(refused, 2)
+    assert json.loads(refused.stdout)["exit_code"] == 2  # the refusal is that one document
+    twin = workdir / "elsewhere" / maps[0].name
+    twin.parent.mkdir()
+    twin.write_bytes(maps[0].read_bytes())
+    out = workdir / "out"
+    out.mkdir()
+    line = one_line_error(
+        run("import-upstream", maps[0], twin, "--from", chunks, "--store", store, "--output-dir", out), 2
+    )
+    assert "would both write" in line
+    (workdir / "old-maps" / "v-multi.sedm").write_text("taken")
+    line = one_line_error(run("import-upstream", *maps, "--from", chunks, "--store", store), 2)
+    assert "already exists" in line
+    bad = workdir / "old-maps" / "bad.json"
+    bad.write_text('{"chunk_identifiers": 3}')
+    one_line_error(run("import-upstream", maps[0], bad, "--from", chunks, "--store", store, "--force"), 3)
+    # nothing was done for any of them
+    assert not store.exists() and not maps[0].with_suffix(".sedm").exists()
+    one_line_error(
+        run("import-upstream", *maps, "--from", chunks, "--store", store, "--output-dir", workdir / "no"), 2
+    )
+
+
+def test_import_upstream_json_reports_the_maps_done_and_the_failure(workdir):
+    maps, chunks = _upstream_copies(workdir, "v-1KiB", "v-multi")
+    victim = sorted(json.loads((UPSTREAM_VECTORS / "v-multi" / "vector.json").read_text())["chunk_files"])[0]
+    if (UPSTREAM_VECTORS / "v-1KiB" / "chunks" / victim).exists():  # pragma: no cover - shared chunk
+        pytest.skip("the vectors share a chunk")
+    (chunks / victim).unlink()
+    store = workdir / "store"
+    result = run("import-upstream", *maps, "--from", chunks, "--store", store, "--json")
+    line = one_line_error(result, se.ChunkNotFoundError.exit_code)
+    assert "check --from" in line and victim[:12] in line
+    document = json.loads(result.stdout)  # one document, errors included
+    assert [entry["upstream_map"] for entry in document["maps"]] == [str(maps[0])]
+    assert document["exit_code"] == se.ChunkNotFoundError.exit_code and victim[:12] in document["error"]
+    assert maps[0].with_suffix(".sedm").exists() and not maps[1].with_suffix(".sedm").exists()
 
 
 # -- the map is never lost nor silently replaced -------------------------------------------

@@ -35,7 +35,7 @@ from self_encryption._errors import (
     InvalidArgumentError,
     StoreError,
 )
-from self_encryption.upstream import _opening
+from self_encryption.upstream import _datamap, _opening
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "upstream")
 VECTOR_NAMES = (
@@ -459,17 +459,14 @@ def test_iter_decrypt_yields_the_good_prefix_before_the_error():
 # -- inner maps ------------------------------------------------------------------------
 
 
-def test_inner_map_without_child_where_one_is_due_is_refused(monkeypatch):
-    vector = Vector("s256-769")
-    original = upstream.DataMap.from_bytes
-
-    def lying(data, **kw):
-        parsed = original(data, **kw)
-        return upstream.DataMap(parsed.chunk_identifiers, 7, max_chunk_size=parsed.max_chunk_size)
-
-    monkeypatch.setattr(upstream.DataMap, "from_bytes", staticmethod(lying))
+def test_inner_map_with_a_child_where_none_is_due_is_refused():
+    data = hashlib.shake_256(b"child").digest(10 * 256)
+    store: dict = {}
+    file_map = upstream.DataMap(_seal_level(data, 0, store), max_chunk_size=256)
+    claims_child = upstream.DataMap(file_map.chunk_identifiers, 7, max_chunk_size=256)
+    root = upstream.DataMap(_seal_level(claims_child.to_bytes(), 1, store), 1, max_chunk_size=256)
     with pytest.raises(DataMapError, match="child=7"):
-        upstream.decrypt(vector.data_map(), vector.chunk_folder)
+        upstream.decrypt(root, store)
 
 
 def test_inner_map_larger_than_accepted_is_refused_before_fetching(monkeypatch):
@@ -978,3 +975,222 @@ def test_no_repr_shows_upstream_key_material(vector):
     for info in data_map.chunk_identifiers:
         for text in (repr(info), str(info), repr(data_map), str(data_map)):
             assert repr(info.src_hash) not in text and info.src_hash.hex() not in text
+
+
+# -- a hostile inner map: huge, valid, over chunks that are not there -----------------
+# A 12 KB map of 65 level-1 chunks (some 7 MB stored) that open to a 256 MiB
+# serialised map of 3.3 million records, every one naming the same absent chunk.
+
+
+def _hostile_inner_map(folder) -> str:
+    """Write the hostile map's chunks and JSON map under folder; returns the map's path."""
+    import array
+
+    import blake3
+
+    count = (upstream.MAX_MAP_BYTES - 10) // 80
+    record = bytes(8) + b"\7" * 32 + b"\t" * 32 + upstream.MAX_CHUNK_SIZE.to_bytes(8, "little")
+    blob = bytearray(b"\1" + count.to_bytes(8, "little")) + record * count + b"\0"
+    indices = memoryview(blob)[9:-1].cast("Q")
+    indices[0::10] = array.array("Q", range(count))
+    indices.release()
+    sizes = upstream.chunk_sizes(len(blob))
+    os.makedirs(os.path.join(folder, "chunks"))
+    plan, offset, pieces = [], 0, []
+    for index, size in enumerate(sizes):
+        pieces.append((offset, size))
+        piece = memoryview(blob)[offset : offset + size]
+        plan.append(upstream.ChunkInfo(index, bytes(32), blake3.blake3(piece).digest(), size))
+        offset += size
+    holder = upstream.DataMap(plan, 1)
+    infos = []
+    for (offset, size), info in zip(pieces, plan):
+        stored = _seal_one(holder, info.index, bytes(blob[offset : offset + size]), 1)
+        name = blake3.blake3(stored).digest()
+        with open(os.path.join(folder, "chunks", name.hex()), "wb") as handle:
+            handle.write(stored)
+        infos.append(upstream.ChunkInfo(info.index, name, info.src_hash, size))
+    path = os.path.join(folder, "map.json")
+    with open(path, "w") as handle:
+        handle.write(upstream.DataMap(infos, 1).to_json())
+    return path
+
+
+def _seal_one(plan: upstream.DataMap, index: int, piece: bytes, level: int) -> bytes:
+    import brotli
+    from Crypto.Cipher import ChaCha20_Poly1305
+
+    pad, key, nonce = _opening._chunk_secrets(plan, index, level)
+    sealed, tag = ChaCha20_Poly1305.new(key=key, nonce=nonce).encrypt_and_digest(
+        brotli.compress(piece, quality=1)
+    )
+    return _opening._xor_pad(sealed + tag, pad)
+
+
+@pytest.fixture(scope="module")
+def hostile_map(tmp_path_factory) -> str:
+    return _hostile_inner_map(tmp_path_factory.mktemp("hostile"))
+
+
+def _limited(command: list[str], limit_mib: int) -> tuple[int, str, int]:
+    """Run command with an address-space limit: (exit code, stderr, peak RSS in MiB)."""
+    import resource
+    import tempfile
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_mib << 20, limit_mib << 20))
+
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, preexec_fn=limit)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        return process.returncode, errors.read().decode(), usage.ru_maxrss // 1024
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "self_encryption"]
+
+
+def _python_decrypt(map_path: str) -> list[str]:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import self_encryption as se
+        from self_encryption import upstream
+        try:
+            upstream.decrypt(open({map_path!r}).read(), {os.path.join(os.path.dirname(map_path), "chunks")!r})
+        except se.SelfEncryptionError as exc:
+            sys.exit(f"{{type(exc).__name__}}: {{exc}}")
+        """
+    )
+    return [sys.executable, "-c", script]
+
+
+def test_huge_inner_map_costs_about_its_size_and_ends_in_the_right_error(hostile_map, tmp_path):
+    # Before: 1.3 GB of memory, and a MemoryError traceback under a 0.7 GB limit.
+    code, errors, peak = _limited(
+        [
+            *_cli(),
+            "import-upstream",
+            hostile_map,
+            "--from",
+            os.path.join(os.path.dirname(hostile_map), "chunks"),
+            "--store",
+            str(tmp_path / "store"),
+        ],
+        700,
+    )
+    lines = errors.splitlines()
+    assert code == ChunkNotFoundError.exit_code, errors
+    assert len(lines) == 1 and "missing upstream chunk 0 at level 0" in lines[0] and "Traceback" not in errors
+    assert peak < 300, f"peak RSS {peak} MiB for a 256 MiB inner map"
+    code, errors, peak = _limited(_python_decrypt(hostile_map), 700)
+    assert code == 1 and errors.startswith("ChunkNotFoundError: "), errors
+    assert peak < 300, f"peak RSS {peak} MiB for a 256 MiB inner map"
+
+
+def test_running_out_of_memory_is_a_typed_one_line_error(hostile_map, tmp_path):
+    # An address space too small even for the compact inner map (some 210 MiB)
+    code, errors, _ = _limited(
+        [
+            *_cli(),
+            "import-upstream",
+            hostile_map,
+            "--from",
+            os.path.join(os.path.dirname(hostile_map), "chunks"),
+            "--store",
+            str(tmp_path / "store"),
+        ],
+        200,
+    )
+    lines = errors.splitlines()
+    assert code == se.OutOfMemoryError.exit_code, errors
+    assert len(lines) == 1 and lines[0].startswith("self-encryption: error: ") and "memory" in lines[0], (
+        errors
+    )
+    code, errors, _ = _limited(_python_decrypt(hostile_map), 200)
+    assert code == 1 and errors.startswith("OutOfMemoryError: not enough memory"), errors
+    assert issubclass(se.OutOfMemoryError, MemoryError)
+
+
+def test_binary_map_parser_reads_any_split_of_the_bytes():
+    data_map = Vector("s256-3-rounds").data_map()
+    inner = upstream.resolve(data_map, Vector("s256-3-rounds").chunk_folder)
+    blob = inner.to_bytes()
+    for step in (1, 7, 79, 80, 81, 1000):
+        parser = _datamap.MapParser(len(blob), 256)
+        for start in range(0, len(blob), step):
+            parser.feed(blob[start : start + step])
+        parsed = parser.finish()
+        assert (
+            parsed == inner
+            and parsed.to_bytes() == blob
+            and list(parsed.chunk_identifiers) == list(inner.chunk_identifiers)
+        )
+    assert parsed.chunk_identifiers[-1] == inner.chunk_identifiers[-1]
+    assert parsed.chunk_identifiers[1:3] == tuple(inner.chunk_identifiers[1:3])
+
+
+def test_decrypt_from_a_plain_get_function(vector):
+    # upstream's own decrypt takes a function of the chunk name; so does ours
+    chunks = vector.chunks()
+    restored = upstream.decrypt(vector.data_map(), lambda name: chunks[name])
+    assert sha256(restored) == vector.info["sha256"]
+    missing = vector.data_map().names()[-1]
+    with pytest.raises(ChunkNotFoundError) as caught:
+        upstream.decrypt(vector.data_map(), lambda name: chunks[name] if name != missing else None)
+    assert caught.value.name == missing
+
+
+# -- the migration guide (docs/upstream.md), run as written ---------------------------
+
+GUIDE = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "upstream.md")
+
+
+def _guide_blocks() -> list[tuple[str, str]]:
+    """(language, code) of every fenced block of the guide; `sh` and `python` ones are run."""
+    import re
+
+    with open(GUIDE, encoding="utf-8") as handle:
+        text = handle.read()
+    return re.findall(r"^```(\w+)\n(.*?)^```$", text, re.S | re.M)
+
+
+def test_the_migration_guide_runs_on_upstream_chunks(tmp_path, monkeypatch):
+    blocks = _guide_blocks()
+    assert [language for language, _ in blocks].count("sh") >= 2
+    assert [language for language, _ in blocks].count("python") >= 3
+    # the guide's layout: upstream maps in old-maps/, every chunk in old-chunks/
+    names = [name for name in VECTOR_NAMES if name.startswith("v-")]
+    (tmp_path / "old-maps").mkdir()
+    (tmp_path / "old-chunks").mkdir()
+    for name in names:
+        vector = Vector(name)
+        shutil.copy(os.path.join(vector.folder, "map.json"), tmp_path / "old-maps" / f"{name}.json")
+        for chunk in os.listdir(vector.chunk_folder):
+            shutil.copy(os.path.join(vector.chunk_folder, chunk), tmp_path / "old-chunks" / chunk)
+    shim = tmp_path / "bin" / "self-encryption"  # the command, as installed
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m self_encryption "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    environment = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+    namespace: dict = {}
+    for language, code in blocks:
+        if language == "sh":
+            result = subprocess.run(
+                ["bash", "-e", "-c", code], env=environment, capture_output=True, timeout=300
+            )
+            assert result.returncode == 0, (code, result.stderr.decode())
+        elif language == "python":
+            exec(compile(code, GUIDE, "exec"), namespace)
+    with open("import-report.json") as handle:
+        report = json.load(handle)  # one document for every map
+    assert sorted(entry["upstream_map"] for entry in report["maps"]) == sorted(
+        f"old-maps/{n}.json" for n in names
+    )
+    for name in names:
+        restored = se.decrypt(se.DataMap.load(f"old-maps/{name}.sedm"), se.open_store("new-store"))
+        assert sha256(restored) == Vector(name).info["sha256"]
+    assert os.listdir("old-chunks") == []  # every map was moved: every old chunk freed

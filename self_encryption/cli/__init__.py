@@ -1,8 +1,8 @@
 """The ``self-encryption`` command line.
 
 Its commands are ``encrypt``, ``decrypt``, ``cat``, ``info``, ``verify``,
-``gc`` and ``import-upstream``, one module each (``encrypt_cmd`` ...
-``import_upstream_cmd``), every command's options declared beside its body.
+``gc``, ``import-upstream``, ``locks`` and ``mount``, one module each
+(``encrypt_cmd`` ... ``mount_cmd``), every command's options declared beside its body.
 The options that several commands share (and the parser that never
 prints a data map) are in ``options``, data map arguments and map files in
 ``maps``, expected failures and their exit codes in ``errors``, the

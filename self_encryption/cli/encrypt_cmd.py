@@ -13,7 +13,7 @@ import self_encryption as se
 
 from .errors import IO_ERROR, OK, USAGE, CommandError
 from .maps import add_force, add_map_output, check_map_destination, reserve_map, save_map
-from .options import Commands, add_encryption_options, add_store, encryption_settings, open_store
+from .options import Commands, add_encryption_options, add_store, duration, encryption_settings, open_store
 from .output import ProgressBar, emit_json, human_size, plural, speed
 
 
@@ -26,6 +26,14 @@ def register(commands: Commands) -> None:
     add_map_output(command, "where to write the data map (one FILE only; - for standard output)")
     add_encryption_options(command)
     add_force(command)
+    command.add_argument(
+        "--lock-wait",
+        dest="writer_lock_wait",
+        type=duration,
+        default=None,
+        metavar="SECONDS",
+        help="s3:// stores: how long to wait for a running gc (default: while its lock is live)",
+    )
     command.add_argument(
         "--check-existing",
         action="store_true",
@@ -54,7 +62,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError("encrypting standard input needs -o for the data map", USAGE)
     pairs = _map_targets(args)
     options = encryption_settings(args)
-    store = open_store(args, create=True)
+    store = open_store(args, create=True, lock_wait=args.writer_lock_wait)
     results = []
     lost_maps = 0
     for path, target in pairs:

@@ -8,18 +8,39 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 import self_encryption as se
 
-from . import cat_cmd, decrypt_cmd, encrypt_cmd, gc_cmd, import_upstream_cmd, info_cmd, verify_cmd
-from .errors import IO_ERROR, OK, CommandError, describe_chunk_error
+from . import (
+    cat_cmd,
+    decrypt_cmd,
+    encrypt_cmd,
+    gc_cmd,
+    import_upstream_cmd,
+    info_cmd,
+    locks_cmd,
+    mount_cmd,
+    verify_cmd,
+)
+from .errors import IO_ERROR, OK, CommandError, PartialFailureError, describe_chunk_error
 from .maps import subject
 from .options import JSON_FLAG, Commands, Parser, UsageError, new_parser
 from .output import PROGRAM, emit_json, fail
 from .signals import install_signal_handlers, interrupt_behind, interrupted
 
 #: The commands, in the order --help lists them.
-COMMANDS = (encrypt_cmd, decrypt_cmd, cat_cmd, info_cmd, verify_cmd, gc_cmd, import_upstream_cmd)
+COMMANDS = (
+    encrypt_cmd,
+    decrypt_cmd,
+    cat_cmd,
+    info_cmd,
+    verify_cmd,
+    gc_cmd,
+    import_upstream_cmd,
+    locks_cmd,
+    mount_cmd,
+)
 
 
 def _describe_backend() -> str:
@@ -67,8 +88,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
+    except PartialFailureError as exc:  # some of the work was done: its document carries the failure
+        message, code = describe_failure(exc.cause, args)
+        return _failed(PROGRAM, parser.redact(message), code, wants_json, exc.document)
     except (CommandError, se.SelfEncryptionError, OSError, MemoryError) as exc:
-        message, code = _explain(exc, args)
+        message, code = describe_failure(exc, args)
         # A map given as an argument can surface in any message (a store path, say): never print it.
         return _failed(PROGRAM, parser.redact(message), code, wants_json)
     except KeyboardInterrupt as exc:
@@ -80,11 +104,16 @@ def main(argv: Iterable[str] | None = None) -> int:
         return _interrupted(interrupt, wants_json)
 
 
-def _failed(prog: str, message: str, code: int, wants_json: bool) -> int:
-    """Report a failure: one line on stderr and, with --json, the error document on stdout."""
+def _failed(
+    prog: str, message: str, code: int, wants_json: bool, document: dict[str, Any] | None = None
+) -> int:
+    """Report a failure: one line on stderr and, with --json, the error document on stdout.
+
+    ``document`` is what a command had done before it failed: the error is added to it.
+    """
     if wants_json:
         with contextlib.suppress(OSError):
-            emit_json(sys.stdout, {"error": message, "exit_code": code})
+            emit_json(sys.stdout, (document or {}) | {"error": message, "exit_code": code})
             sys.stdout.flush()
     return fail(message, code, prog)
 
@@ -99,8 +128,11 @@ def _interrupted(exc: BaseException, wants_json: bool) -> int:
     return code
 
 
-def _explain(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
+def describe_failure(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
     """The one-line message and exit code for an expected failure."""
+    if isinstance(exc, MemoryError):  # Python's own says nothing; se.OutOfMemoryError says what ran out
+        detail = str(exc) if isinstance(exc, se.OutOfMemoryError) else "not enough memory for this work"
+        return f"{subject(args)}out of memory: {detail}", se.OutOfMemoryError.exit_code
     if isinstance(exc, CommandError):
         return str(exc), exc.code
     if isinstance(exc, se.DataMapError):

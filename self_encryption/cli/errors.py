@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import self_encryption as se
 
@@ -41,3 +42,16 @@ def describe_chunk_error(error: se.ChunkError) -> str:
         where.append(f"at level {error.level}")
     where.append(f"(name {_short(error.name)})")
     return f"{' '.join(where)}: {error.reason}"
+
+
+class PartialFailureError(Exception):
+    """A command failed after part of its work was done.
+
+    With ``--json`` the error is added to ``document`` (what was done), so
+    that standard output still holds one JSON document.
+    """
+
+    def __init__(self, cause: Exception, document: dict[str, Any]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.document = document

@@ -150,6 +150,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 "grace": report.grace,
                 "temp_files": report.temp_files_removed,
                 "skipped": list(report.skipped),
+                "stale_locks_removed": list(report.stale_locks_removed),
                 "names": garbage,
             },
         )
@@ -159,6 +160,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{name}\n")
     for path in report.skipped:
         out.write(f"skipped {path}: a link, not a folder of the store (never entered nor deleted through)\n")
+    for lock in report.stale_locks_removed:
+        out.write(f"removed a stale lock: {lock}\n")
     verb = "deleted" if args.yes else "would be deleted (add --yes to delete them)"
     young = (
         f"; {report.chunks_young} more unreferenced but younger than {duration_text(report.grace)} "

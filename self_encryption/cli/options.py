@@ -74,9 +74,16 @@ class UsageError(CommandError):
 _WORD = re.compile(r"[^\s'\",=\\]+")
 
 
+#: Map text shorter than this holds at most the 28-byte header (no key seed): the shortest map is 47.
+_SHORTEST_MAP_TEXT = 40
+
+
 def _hide_map_text(word: re.Match[str]) -> str:
     text = word.group()
-    return MAP_PLACEHOLDER if se.looks_like_map(text) and not text.startswith("{") else text
+    # The bare prefix ("starts with 'se1:'") names the format, not a map: it stays.
+    if len(text) >= _SHORTEST_MAP_TEXT and se.looks_like_map(text) and not text.startswith("{"):
+        return MAP_PLACEHOLDER
+    return text
 
 
 # -- argument types ------------------------------------------------------------------
@@ -94,14 +101,17 @@ _SIZE_UNITS = {
 }
 
 
+def byte_size(text: str) -> int:
+    """One size in bytes or with K/M/G (powers of 1024): "64M"."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).upper() not in _SIZE_UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use bytes, or K/M/G)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+
+
 def chunk_sizes(text: str) -> tuple[int, int, int]:
     """MIN,AVG,MAX in bytes or with K/M/G: "256K,1M,4M"."""
-    sizes = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", part)
-        if not match or match.group(2).upper() not in _SIZE_UNITS:
-            raise argparse.ArgumentTypeError(f"not a size: {part!r} (use bytes, or K/M/G)")
-        sizes.append(int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+    sizes = [byte_size(part) for part in text.split(",")]
     if len(sizes) != 3:
         raise argparse.ArgumentTypeError("give three sizes: MIN,AVG,MAX")
     return sizes[0], sizes[1], sizes[2]
@@ -157,6 +167,14 @@ def _common_options(hidden: list[str]) -> Parser:
         help="s3:// stores: keep retrying a failing request for this long before giving up "
         f"(default {se.DEFAULT_RETRY_SECONDS:g})",
     )
+    common.add_argument(
+        "--lock-stale",
+        type=duration,
+        default=None,
+        metavar="SECONDS",
+        help="s3:// stores: the stale period this command's lock declares: a lock not refreshed "
+        "for that long is taken as left by a dead holder (default 30m, or $SELF_ENCRYPTION_LOCK_STALE)",
+    )
     return common
 
 
@@ -199,13 +217,24 @@ def add_store(command: argparse.ArgumentParser, help_tail: str = "", *, required
     command.add_argument("--store", required=required, help=STORE_HELP + help_tail)
 
 
-def open_store(args: argparse.Namespace, *, create: bool = False) -> Any:  # one of our stores
-    """The store --store names, through se.open_store."""
+def open_store(
+    args: argparse.Namespace, *, create: bool = False, lock_wait: float | None = None
+) -> Any:  # one of our stores
+    """The store --store names, through se.open_store.
+
+    For a bucket, the common options (--endpoint-url, --retry-for,
+    --lock-stale) and ``lock_wait``, how long a writer waits for a running
+    gc (encrypt's --lock-wait; None: while gc's lock is live).
+    """
     options: dict[str, Any] = {}
     if args.store.startswith("s3:"):
         options = {"endpoint_url": args.endpoint_url, "max_workers": args.workers}
         if args.retry_for is not None:
             options["retry_seconds"] = args.retry_for
+        if args.lock_stale is not None:
+            options["lock_stale"] = args.lock_stale
+        if lock_wait is not None:
+            options["lock_wait"] = lock_wait
     return se.open_store(args.store, create=create, **options)
 
 

@@ -7,7 +7,7 @@ through (``access.access(store)`` makes one). The public names are
 re-exported by :mod:`self_encryption`.
 """
 
-from .access import StoreAccess
+from .access import StoreAccess, writer_lock
 from .callback import CallbackStore
 from .folder import DirStore
 from .memory import MemoryStore
@@ -26,4 +26,5 @@ __all__ = [
     "StoreAccess",
     "open_store",
     "store_call",
+    "writer_lock",
 ]

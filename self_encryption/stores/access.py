@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._buffers import Buffer
 from .._errors import (
@@ -31,6 +32,9 @@ from .._errors import (
 )
 from .._workers import in_flight, make_executor, ordered_map, running
 from .protocol import ChunkEntry, store_call
+
+if TYPE_CHECKING:
+    from .locks import LockSpace
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item
@@ -61,6 +65,7 @@ class StoreAccess:
             store = None  # a mapping's own methods (a dict's get, say) are not a store's
         self._get_at_most = _method(store, "get_at_most")
         self._get_many = _method(store, "get_many")
+        self._get_many_at_most = _method(store, "get_many_at_most")
         self._has = _method(store, "has")
         self._put = _method(store, "put")
         self._delete = _method(store, "delete")
@@ -72,6 +77,8 @@ class StoreAccess:
         self._remove_temporaries = _method(store, "remove_temporaries")
         self._writing = _method(store, "writing")
         self._collecting = _method(store, "collecting")
+        self._lock_space = _method(store, "lock_space")
+        self._now = _method(store, "now")
         self._skipped_folders = _method(store, "skipped_folders")
         self._unreadable_as: type[ChunkError] | None = None
 
@@ -154,10 +161,12 @@ class StoreAccess:
             raise ChunkNotFoundError("chunk not found in the store", name=name)
         return content
 
-    def get_window(self, names: Sequence[str]) -> dict[str, object]:
+    def get_window(self, names: Sequence[str], sizes: Mapping[str, int] | None = None) -> dict[str, object]:
         """The chunks among names that the store holds, in one ``get_many`` call; absent ones are left out.
 
-        Looking a name up in what get_many returned counts as part of the
+        With ``sizes`` (what the data map says each is stored as), a store
+        that can (``get_many_at_most``) reads no more than size + 1 bytes of
+        each, as :meth:`get` does. Looking a name up in what get_many returned counts as part of the
         store's call: a lookup that fails is a StoreError naming the chunk
         (a KeyError, as from ``get``, says the chunk is absent). A KeyError
         from get_many itself names the chunk it carries if that is one of
@@ -166,7 +175,11 @@ class StoreAccess:
         assert self._get_many is not None, "get_window needs a store with get_many (see batched)"
         wanted = list(dict.fromkeys(names))
         label = wanted[0] if len(wanted) == 1 else f"{wanted[0]} and others"
-        found = store_call("get", label, _get_many, self._get_many, wanted)
+        if self._get_many_at_most is not None and sizes is not None:
+            limits = {name: sizes[name] + 1 for name in wanted}
+            found = store_call("get", label, _get_many, self._get_many_at_most, limits)
+        else:
+            found = store_call("get", label, _get_many, self._get_many, wanted)
         if not isinstance(found, Mapping):
             raise StoreError(f"the store's get_many returned {type(found).__name__}, not a mapping")
         window: dict[str, object] = {}
@@ -305,9 +318,40 @@ class StoreAccess:
         """The store's shared writer lock (``store.writing()``), or nothing if it has none."""
         return self._writing() if self._writing is not None else contextlib.nullcontext()
 
-    def collecting(self, timeout: float) -> AbstractContextManager[Any]:
-        """The store's exclusive collector lock (``store.collecting(timeout)``), or nothing."""
-        return self._collecting(timeout) if self._collecting is not None else contextlib.nullcontext()
+    @contextlib.contextmanager
+    def collecting(self, timeout: float) -> Iterator[tuple[str, ...]]:
+        """The store's exclusive collector lock (``store.collecting(timeout)``), or nothing.
+
+        Yields what the store says of the stale locks it removed on its way
+        in (the ``removed`` locks of what our stores' ``collecting`` yields):
+        one line each, naming the holder and its age.
+        """
+        if self._collecting is None:
+            yield ()
+            return
+        with self._collecting(timeout) as held:
+            removed = getattr(held, "removed", None)
+            yield tuple(str(lock.describe()) for lock in removed) if isinstance(removed, list) else ()
+
+    def lock_space(self) -> LockSpace:
+        """Where the store keeps its lock objects (``lock_space``); InvalidArgumentError if it has none."""
+        if self._lock_space is None:
+            raise InvalidArgumentError(f"{type(self.store).__name__} has no locks")
+        space: LockSpace = store_call("check", "locks", self._lock_space)
+        return space
+
+    def clock(self) -> Callable[[], float]:
+        """The clock that stamps the store's chunks: the store's ``now()`` where it has one, else this machine's.
+
+        The store is asked once; its offset from this machine's clock then
+        holds for the caller's run, so chunk ages are judged by the clock
+        that stamped them (a bucket: the server's), and a machine whose clock
+        is off neither deletes young chunks nor keeps old ones.
+        """
+        if self._now is None:
+            return time.time
+        offset = float(store_call("check", "clock", self._now)) - time.time()
+        return lambda: time.time() + offset
 
     def _require(self, method: Callable[..., Any] | None, what: str, name: str) -> Callable[..., Any]:
         if method is None:
@@ -335,8 +379,9 @@ def _look_up(found: Mapping[str, object], name: str) -> object:
 def access(store: object, *, needs: tuple[str, ...] = (), purpose: str = "") -> StoreAccess:
     """The StoreAccess over what a caller passed, made once at the public entry point.
 
-    For reading, ``store`` may be a store, a mapping of name to bytes or
-    EncryptedChunks. With ``needs`` (writers: "put", "has"; "get" to read
+    For reading, ``store`` may be a store, a mapping of name to bytes,
+    EncryptedChunks, or a plain function ``get(name) -> bytes`` (read-only;
+    a KeyError or None from it says the chunk is absent). With ``needs`` (writers: "put", "has"; "get" to read
     back), it must be a store with those methods, else InvalidArgumentError
     (with ``purpose`` as its message, when given).
     """
@@ -348,13 +393,33 @@ def access(store: object, *, needs: tuple[str, ...] = (), purpose: str = "") -> 
         wrapped = StoreAccess(store, get=store.__getitem__)
     elif _method(store, "get") is not None:
         wrapped = StoreAccess(store)
+    elif callable(store):  # a plain get(name) -> bytes function, as upstream's callers pass
+        wrapped = StoreAccess(store, get=store)
     else:
         try:
             mapping = {chunk.name: chunk.content for chunk in store}  # type: ignore[attr-defined]
         except (TypeError, AttributeError):
             raise InvalidArgumentError(
-                "chunks must be a chunk store, a mapping of name to bytes, or an iterable of EncryptedChunk"
+                "chunks must be a chunk store, a mapping of name to bytes, a get(name) -> bytes "
+                "function, or an iterable of EncryptedChunk"
             ) from None
         wrapped = StoreAccess(mapping, get=mapping.__getitem__)
     wrapped.require(*needs, purpose=purpose)
     return wrapped
+
+
+def writer_lock(store: object) -> AbstractContextManager[Any]:
+    """The store's shared writer lock, as a context manager (a no-op for a store without one).
+
+    Hold it from the moment chunks are stored until the data map that names
+    them is saved wherever you keep maps (a file, a database row): a garbage
+    collection of the store waits for it, so it cannot delete chunks that
+    only a map not yet saved refers to. Encrypting and editing take it
+    themselves while they store; this covers the step after, when an
+    application saves the map itself::
+
+        with se.writer_lock(store):
+            root = se.encrypt_to_store(data, store)
+            database.save(name, root.to_text())
+    """
+    return access(store).writing()

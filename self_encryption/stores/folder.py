@@ -6,19 +6,22 @@ import contextlib
 import errno
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 from .._datamap import check_name, is_chunk_name
 from .._errors import ChunkIntegrityError, ChunkNotFoundError, StoreBusyError, StoreError
 from .._files import atomic_write, make_folders, shared_mode, sync_folder
+from .locks import EXCLUSIVE, FLOCK_HOLDER, SHARED, FolderLockSpace, LockInfo, LockSet, list_locks
 from .protocol import MAX_CHUNK_BYTES, ChunkEntry
 
 fcntl: ModuleType | None
 try:
     import fcntl
-except ImportError:  # Windows: no store lock, only the grace period (see the README)
+except ImportError:  # Windows: the folder store locks with lock objects instead
     fcntl = None
 
 _HEX = frozenset("0123456789abcdef")
@@ -51,12 +54,17 @@ class DirStore:
 
     ``STORE/.lock`` is the store lock: writers hold it shared
     (:meth:`writing`), garbage collection exclusive (:meth:`collecting`).
+    Each holder also keeps a small file naming it (host, process id) in
+    ``STORE/.locks/``, so ``self-encryption locks`` can say who holds the
+    store. Where there is no flock (Windows), those files are the lock, by
+    the lock-object protocol of buckets (:mod:`.locks`).
     Damaged chunks set aside by :meth:`quarantine` go to
     ``STORE/quarantine/``, which is not part of the store's names.
     """
 
     _TEMP_PREFIX = ".tmp-"
     LOCK_NAME = ".lock"
+    LOCKS_NAME = ".locks"
     QUARANTINE_NAME = "quarantine"
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, create: bool = True) -> None:
@@ -72,6 +80,12 @@ class DirStore:
             raise StoreError(f"no store folder at {self.path!r}")
         self._file_mode = shared_mode()
         self.lock_path = os.path.join(self.path, self.LOCK_NAME)
+        self._locks = LockSet(self.lock_space())
+        # Writers of this store object share one flock and one holder file (writing() nests:
+        # the command line holds it around an Encryptor, which takes it too).
+        self._writer_guard = threading.Lock()
+        self._writers = 0
+        self._writer_hold = contextlib.ExitStack()
         self.quarantine_path = os.path.join(self.path, self.QUARANTINE_NAME)
 
     def __repr__(self) -> str:
@@ -315,24 +329,44 @@ class DirStore:
             count += 1
         return count
 
+    def lock_space(self) -> FolderLockSpace:
+        """The folder of lock-holder files (``self-encryption locks`` lists it)."""
+        return FolderLockSpace(os.path.join(self.path, self.LOCKS_NAME))
+
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
         """Hold the store lock shared while storing chunks, waiting out a running gc."""
         if fcntl is None:
-            yield
+            with self._locks.shared():
+                yield
             return
-        descriptor = self._open_lock()
+        with self._writer_guard:
+            if self._writers == 0:
+                with contextlib.ExitStack() as hold:
+                    descriptor = self._open_lock()
+                    hold.callback(os.close, descriptor)
+                    fcntl.flock(descriptor, fcntl.LOCK_SH)
+                    hold.enter_context(self._locks.announce(SHARED))
+                    self._writer_hold = hold.pop_all()
+            self._writers += 1
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH)
             yield
         finally:
-            os.close(descriptor)
+            with self._writer_guard:
+                self._writers -= 1
+                if self._writers == 0:
+                    self._writer_hold.close()
 
     @contextlib.contextmanager
-    def collecting(self, timeout: float = 60.0) -> Iterator[None]:
-        """Hold the store lock exclusive, so that no writer runs; StoreBusyError after timeout seconds."""
+    def collecting(self, timeout: float = 60.0) -> Iterator[Any]:
+        """Hold the store lock exclusive, so that no writer runs; StoreBusyError after timeout seconds.
+
+        Yields the held lock: its ``removed`` lists the holder files of killed
+        processes it cleared (gc reports them).
+        """
         if fcntl is None:
-            yield
+            with self._locks.exclusive(timeout) as held:
+                yield held
             return
         descriptor = self._open_lock()
         try:
@@ -347,13 +381,35 @@ class DirStore:
                     if left <= 0:
                         raise StoreBusyError(
                             f"store {self.path!r} is busy: its lock {self.lock_path!r} is held "
-                            f"by a writer (an encrypt is running); waited {timeout:g} s"
+                            f"by {self._holders()}; waited {timeout:g} s"
                         ) from None
                     time.sleep(min(pause, left))
                     pause = min(pause * 2, 0.25)
-            yield
+            # Nobody else holds the flock now: any holder file of it left is a killed process's.
+            # (Lock files of machines without flock are not ours to judge: a folder store is
+            # locked by flock, or by lock files, not by both at once.)
+            leftovers = [
+                lock
+                for lock in list_locks(self.lock_space(), details=True)
+                if lock.id.startswith(FLOCK_HOLDER)
+            ]
+            for leftover in leftovers:
+                self.lock_space().delete(leftover.id)
+            with self._locks.announce(EXCLUSIVE) as held:
+                held.removed = leftovers
+                yield held
         finally:
             os.close(descriptor)
+
+    def _holders(self) -> str:
+        """Who holds the store lock, from the holder files: "a writer (host H, pid P), ..." """
+        try:
+            holders: list[LockInfo] = list_locks(self.lock_space(), details=True)
+        except StoreError:
+            holders = []
+        if not holders:
+            return "a writer (an encrypt is running)"
+        return "; ".join(holder.describe() for holder in holders[:3])
 
     def _open_lock(self) -> int:
         try:

@@ -25,6 +25,7 @@ class MemoryStore:
         self._lock = threading.Lock()
 
     def put(self, name: str, data: bytes) -> None:
+        """Keep a copy of data under name; a name already held keeps its first content."""
         check_name(name)
         content = bytes(data)
         with self._lock:
@@ -33,6 +34,7 @@ class MemoryStore:
                 self._times[name] = time.time()
 
     def get(self, name: str) -> bytes:
+        """The content under name; ChunkNotFoundError if there is none."""
         with self._lock:
             content = self._chunks.get(check_name(name))
         if content is None:
@@ -40,10 +42,12 @@ class MemoryStore:
         return content
 
     def has(self, name: str) -> bool:
+        """Whether name is held."""
         with self._lock:
             return check_name(name) in self._chunks
 
     def delete(self, name: str) -> None:
+        """Forget name; an absent name is not an error."""
         with self._lock:
             self._chunks.pop(check_name(name), None)
             self._times.pop(name, None)
@@ -53,6 +57,7 @@ class MemoryStore:
             return iter(list(self._chunks))
 
     def mtime(self, name: str) -> float:
+        """When name was put or last refreshed (seconds since the epoch); ChunkNotFoundError if absent."""
         with self._lock:
             stamp = self._times.get(check_name(name))
         if stamp is None:
@@ -60,6 +65,7 @@ class MemoryStore:
         return stamp
 
     def touch(self, name: str) -> bool:
+        """Refresh name's time, as a present chunk is refreshed by an encrypt; False if it is absent."""
         with self._lock:
             if check_name(name) not in self._chunks:
                 return False
@@ -67,6 +73,7 @@ class MemoryStore:
             return True
 
     def quarantine(self, name: str) -> str:
+        """Move a damaged chunk into ``quarantined`` (out of the store); says what was done."""
         with self._lock:
             content = self._chunks.pop(check_name(name), None)
             self._times.pop(name, None)
@@ -76,6 +83,7 @@ class MemoryStore:
         return "moved to the memory store's quarantined chunks"
 
     def scan(self) -> Iterator[ChunkEntry]:
+        """Every chunk held, with its size and time, as gc lists a store."""
         with self._lock:
             entries = [ChunkEntry(n, len(c), self._times[n]) for n, c in self._chunks.items()]
         return iter(entries)
@@ -85,6 +93,7 @@ class MemoryStore:
         return contextlib.nullcontext()
 
     def collecting(self, timeout: float) -> AbstractContextManager[Any]:
+        """No lock: one process holds a memory store, so gc has nothing to wait for."""
         return contextlib.nullcontext()
 
     def __len__(self) -> int:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from .._errors import ChunkNotFoundError, SelfEncryptionError, StoreError
+
+if TYPE_CHECKING:
+    from .locks import LockSpace
 
 T = TypeVar("T")
 
@@ -97,6 +100,14 @@ class MaintainedStore(ChunkStore, Protocol):
         the store's. It reads each object whole unless it bounds its reads.
         """
 
+    def get_many_at_most(self, limits: dict[str, int]) -> Mapping[str, bytes]:
+        """``get_many`` of the names in limits, reading no more than limits[name] bytes of each object.
+
+        Readers pass each size the data map expects plus one, as to
+        ``get_at_most``; a network store then never downloads more than a
+        chunk can be, whatever the server sends or announces.
+        """
+
     def size(self, name: str) -> int:
         """Bytes stored under name, without reading them; ChunkNotFoundError if absent."""
 
@@ -123,10 +134,35 @@ class MaintainedStore(ChunkStore, Protocol):
         """
 
     def writing(self) -> AbstractContextManager[Any]:
-        """Held (shared) by every writer while it stores chunks; several writers at once."""
+        """Held (shared) by every writer while it stores chunks; several writers at once.
+
+        It may wait while a gc holds the store. Writers hold it until the map
+        they make is saved, so that a gc waiting meanwhile sees that map.
+        """
 
     def collecting(self, timeout: float) -> AbstractContextManager[Any]:
-        """Held (exclusive) by gc, so that no writer runs; StoreBusyError after timeout seconds of waiting."""
+        """Held (exclusive) by gc, so that no writer runs; StoreBusyError after timeout seconds of waiting.
+
+        What it yields may carry ``removed``: a list of the stale locks
+        (:class:`~self_encryption.stores.locks.LockInfo`) it removed on its
+        way in, left by holders that are gone; gc reports them.
+        """
+
+    def lock_space(self) -> LockSpace:
+        """Where the store keeps its lock objects (one per holder), for listing and removing them.
+
+        ``self-encryption locks`` and :func:`~self_encryption.store_locks`
+        use it; a store without it has no locks to list.
+        """
+
+    def now(self) -> float:
+        """The current time by the clock that stamps the store's chunks (``mtime``), in seconds since the epoch.
+
+        A store whose stamps come from another machine (a bucket: the
+        server) has it, so that gc judges chunk ages by that clock, not by
+        this machine's, which may be off. Without it, this machine's clock
+        is used.
+        """
 
 
 def store_call(what: str, name: str, function: Callable[..., T], *args: Any) -> T:

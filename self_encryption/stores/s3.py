@@ -23,12 +23,17 @@ from .._buffers import Buffer
 from .._datamap import check_name, is_chunk_name
 from .._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
 from .._workers import running
-from .protocol import ChunkEntry
+from .locks import LockSet, LockSpace
+from .protocol import MAX_CHUNK_BYTES, ChunkEntry
+from .s3_deadlines import Deadlines, RequestDeadlineError
+from .s3_locks import LOCK_FOLDER, S3LockSpace, answer_time
 
 #: Attempts per request, the first included, that botocore makes at once (quick retries).
 MAX_ATTEMPTS = 8
 #: Seconds a request keeps being retried, with growing pauses, before it fails.
 RETRY_SECONDS = 120.0
+#: Longest time one request attempt may take, all its bytes included (a trickling server is cut off).
+REQUEST_SECONDS = 300.0
 #: Longest pause between two rounds of attempts.
 _MAX_PAUSE = 10.0
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -61,8 +66,20 @@ class S3Store:
     attempts (adaptive mode), and then the store goes on trying, with
     pauses growing to 10 s, until ``retry_seconds`` have passed since the
     request began (0: no more than botocore's attempts); then StoreError.
+    Each attempt is cut off after ``request_timeout`` seconds however the
+    server paces its bytes, and never outlives what is left of
+    ``retry_seconds`` (by more than a second), so ``retry_seconds`` bounds
+    the whole operation.
     A botocore ``config`` in ``client_options`` is merged over these
     settings.
+
+    Writers and gc lock the store with lock objects under ``PREFIX/locks/``
+    (see :mod:`self_encryption.stores.locks`): ``lock_stale`` is the stale
+    period this store's locks declare (default 30 minutes, or
+    ``$SELF_ENCRYPTION_LOCK_STALE``), ``lock_wait`` how long a writer waits
+    for a running gc (None: while gc's lock is live), ``host`` the host name
+    the locks carry (default ``$SELF_ENCRYPTION_HOST``, else the machine's).
+    ``locks=False`` turns the lock off, leaving gc only its grace period.
     """
 
     def __init__(
@@ -75,6 +92,11 @@ class S3Store:
         max_workers: int | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         retry_seconds: float = RETRY_SECONDS,
+        request_timeout: float = REQUEST_SECONDS,
+        locks: bool = True,
+        lock_stale: float | None = None,
+        lock_wait: float | None = None,
+        host: str | None = None,
         **client_options: Any,
     ) -> None:
         if not bucket or not isinstance(bucket, str):
@@ -89,6 +111,16 @@ class S3Store:
             raise InvalidArgumentError(
                 f"retry_seconds must be a number of seconds >= 0, not {retry_seconds!r}"
             )
+        if (
+            isinstance(request_timeout, bool)
+            or not isinstance(request_timeout, (int, float))
+            or not 0 < request_timeout < float("inf")
+        ):
+            raise InvalidArgumentError(
+                f"request_timeout must be a number of seconds > 0, not {request_timeout!r}"
+            )
+        self.request_timeout = float(request_timeout)
+        self._deadlines = Deadlines()
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.retry_seconds = float(retry_seconds)
@@ -109,6 +141,10 @@ class S3Store:
                 **{**client_options, "config": config},
             )
         self._client = client
+        self._deadlines.install(client)
+        self._locks = (
+            LockSet(S3LockSpace(self), stale_after=lock_stale, host=host, wait=lock_wait) if locks else None
+        )
         # Requests one get_many() makes at once: as many as the workers' share of the pool.
         self._fetchers = max(4, min(16, 2 * (max_workers or os.cpu_count() or 1)))
 
@@ -148,14 +184,22 @@ class S3Store:
         """
         started = time.monotonic()
         pause = 0.5
-        while True:
-            try:
-                return request()
-            except self._errors.caught as exc:
+        ends_at = None if self.retry_seconds == 0 else started + self.retry_seconds
+        with self._deadlines.bound(self.request_timeout, ends_at) as watch:
+            while True:
+                try:
+                    return request()
+                except (*self._errors.caught, RequestDeadlineError) as caught:
+                    exc: Exception = caught
+                    if watch.fired and not isinstance(exc, (self._errors.ClientError, RequestDeadlineError)):
+                        exc = RequestDeadlineError(f"no complete answer within {watch.bound:g} s")
+                        exc.__cause__ = caught
+                finally:
+                    self._deadlines.disarm(watch)
                 waited = time.monotonic() - started
-                if not self._transient(exc):
+                if not isinstance(exc, RequestDeadlineError) and not self._transient(exc):
                     if self._missing(exc):
-                        raise
+                        raise exc
                     raise self._fail(action, key, exc, waited) from exc
                 sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
                 if waited + sleep > self.retry_seconds:
@@ -167,15 +211,45 @@ class S3Store:
         """Store data under name. Writing the same chunk again is harmless."""
         key = self._key(name)
         body = bytes(data)
+        if self._locks is not None:
+            self._locks.check()  # a writer that lost its lock stops before gc may take it as stale
         self._call("put", key, lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=body))
 
     def get(self, name: str) -> bytes:
         """The chunk's content, checked against its name."""
+        return self.get_at_most(name, MAX_CHUNK_BYTES + 1)
+
+    def get_at_most(self, name: str, limit: int) -> bytes:
+        """The chunk's content, reading no more than limit bytes of the object.
+
+        Readers pass the size the data map expects plus one: an object that
+        announces more (Content-Length) is refused before its body is read,
+        and one that sends more costs one byte more than the chunk, never
+        what the server sends.
+        """
         key = self._key(name)
+
+        def fetch() -> bytes:
+            answer = self._client.get_object(Bucket=self.bucket, Key=key)
+            body = answer["Body"]
+            try:
+                length = answer.get("ContentLength")
+                if isinstance(length, int) and length > limit:
+                    raise ChunkIntegrityError(
+                        f"object s3://{self.bucket}/{key} is {length} bytes, larger than the chunk "
+                        f"can be ({limit - 1})",
+                        name=name,
+                    )
+                content = bytes(body.read(limit))
+                if isinstance(length, int) and len(content) < length:
+                    # Cut short (the connection dropped, or the request ran out of time): passing.
+                    raise self._errors.IncompleteReadError(actual_bytes=len(content), expected_bytes=length)
+                return content
+            finally:
+                body.close()  # drops the connection when bytes are left unread
+
         try:
-            content = self._call(
-                "get", key, lambda: self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            )
+            content = self._call("get", key, fetch)
         except self._errors.ClientError as exc:  # only a missing object gets here
             raise ChunkNotFoundError(f"no object s3://{self.bucket}/{key}", name=name) from exc
         if hashlib.sha256(content).hexdigest() != name:
@@ -199,21 +273,29 @@ class S3Store:
         trip is paid once a window rather than once a chunk. Each object is
         checked against its name as by :meth:`get`; missing ones are left out.
         """
-        wanted = list(dict.fromkeys(names))
+        return self.get_many_at_most({name: MAX_CHUNK_BYTES + 1 for name in names})
+
+    def get_many_at_most(self, limits: dict[str, int]) -> dict[str, bytes]:
+        """:meth:`get_many`, reading no more than limits[name] bytes of each object."""
+        wanted = list(limits)
         if len(wanted) <= 1:
-            return {name: content for name in wanted if (content := self._get_or_none(name)) is not None}
+            return {
+                name: content
+                for name in wanted
+                if (content := self._get_or_none(name, limits[name])) is not None
+            }
         # Stopped as every pool of the package is: after an interrupt, requests
         # stuck on a dead server get the grace period, and are then left behind.
         pool = ThreadPoolExecutor(
             max_workers=min(len(wanted), self._fetchers), thread_name_prefix="self-encryption-s3"
         )
         with running(pool):
-            found = list(pool.map(self._get_or_none, wanted))
+            found = list(pool.map(lambda name: self._get_or_none(name, limits[name]), wanted))
         return {name: content for name, content in zip(wanted, found) if content is not None}
 
-    def _get_or_none(self, name: str) -> bytes | None:
+    def _get_or_none(self, name: str, limit: int) -> bytes | None:
         try:
-            return self.get(name)
+            return self.get_at_most(name, limit)
         except ChunkNotFoundError:
             return None
 
@@ -301,15 +383,41 @@ class S3Store:
         for page in self._pages():
             for item in page.get("Contents", ()):
                 name = item["Key"][len(self.prefix) :]
-                if is_chunk_name(name):
+                # Lock objects (PREFIX/locks/...) and clock probes are never chunks.
+                if not name.startswith(LOCK_FOLDER) and is_chunk_name(name):
                     yield ChunkEntry(name, item["Size"], item["LastModified"].timestamp())
 
     def writing(self) -> AbstractContextManager[Any]:
-        """No lock: a bucket has none (gc relies on chunk ages, see the README)."""
-        return contextlib.nullcontext()
+        """A shared lock object under PREFIX/locks/, kept fresh while held; waits out a running gc."""
+        return contextlib.nullcontext() if self._locks is None else self._locks.shared()
 
     def collecting(self, timeout: float = 60.0) -> AbstractContextManager[Any]:
-        return contextlib.nullcontext()
+        """An exclusive lock object; StoreBusyError naming the holders after timeout seconds."""
+        return contextlib.nullcontext() if self._locks is None else self._locks.exclusive(timeout)
+
+    def lock_space(self) -> LockSpace:
+        """Where this store's lock objects live (``self-encryption locks`` lists them)."""
+        return S3LockSpace(self)
+
+    def now(self) -> float:
+        """The server's current time, in seconds since the epoch: the clock its LastModified stamps follow.
+
+        Taken from the Date header of an answer (whole seconds, so up to a
+        second early: ages judged against it err young), or where a server
+        sends none, from the stamp of a probe object written for the purpose.
+        """
+        answer = self._call("check", "", lambda: self._client.head_bucket(Bucket=self.bucket))
+        stamp = answer_time(answer)
+        if stamp is not None:
+            return stamp
+        key = f"{self.prefix}.clock-{os.urandom(8).hex()}"  # neither a chunk nor a lock
+        self._call("probe", key, lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=b""))
+        try:
+            head = self._call("probe", key, lambda: self._client.head_object(Bucket=self.bucket, Key=key))
+            return float(head["LastModified"].timestamp())
+        finally:
+            with contextlib.suppress(self._errors.ClientError, StoreError):
+                self._call("probe", key, lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
 
     def check(self) -> None:
         """Raise StoreError unless the bucket can be reached."""
@@ -332,6 +440,7 @@ class _BotocoreErrors:
         )
 
         self.ClientError = ClientError
+        self.IncompleteReadError = IncompleteReadError
         self.caught = (ClientError, BotoCoreError)
         # Timeouts, refused and reset connections, truncated answers.
         self.transient = (BotoConnectionError, HTTPClientError, IncompleteReadError)

@@ -26,6 +26,7 @@ the public names and the operations built on them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from typing import IO
@@ -53,6 +54,7 @@ except TypeError as _old:  # pragma: no cover - depends on the environment
 
 
 from .._decryptor import write_output  # noqa: E402 - after the dependency checks
+from .._errors import OutOfMemoryError  # noqa: E402
 from ._chunks import Chunks, open_chunks  # noqa: E402
 
 # LARGEST_CHUNK_SIZE_ACCEPTED, MAX_CHILD_LEVEL and MIN_CHUNK_SIZE stay importable as before (not in __all__).
@@ -90,6 +92,17 @@ __all__ = [
 # -- the public operations ------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _memory_typed(what: str) -> Iterator[None]:
+    """A MemoryError (a huge inner map, a huge file held whole) as our OutOfMemoryError."""
+    try:
+        yield
+    except OutOfMemoryError:
+        raise
+    except MemoryError:
+        raise OutOfMemoryError(f"not enough memory to {what}") from None
+
+
 def resolve(data_map: DataMap | str | bytes, chunks: Chunks) -> DataMap:
     """The map of the file's own chunks: ``data_map`` itself, or what its levels hold."""
     return data_maps(data_map, chunks)[-1][1]
@@ -102,7 +115,8 @@ def data_maps(data_map: DataMap | str | bytes, chunks: Chunks) -> list[tuple[int
     the map levels' chunks (and the file's first chunk when a level-1 map is
     ambiguous), not the file's.
     """
-    return walk(as_data_map(data_map), open_chunks(chunks))[0]
+    with _memory_typed("read the upstream data map's levels"):
+        return walk(as_data_map(data_map), open_chunks(chunks))[0]
 
 
 def iter_decrypt(data_map: DataMap | str | bytes, chunks: Chunks) -> Iterator[bytes]:
@@ -117,15 +131,17 @@ def iter_decrypt(data_map: DataMap | str | bytes, chunks: Chunks) -> Iterator[by
     store = open_chunks(chunks)
 
     def pieces() -> Iterator[bytes]:
-        found, first = walk(root, store)
-        yield from iter_level(found[-1][1], store, 0, first)
+        with _memory_typed("decrypt the upstream file"):
+            found, first = walk(root, store)
+            yield from iter_level(found[-1][1], store, 0, first)
 
     return pieces()
 
 
 def decrypt(data_map: DataMap | str | bytes, chunks: Chunks) -> bytes:
     """The whole file as bytes (held in memory: use iter_decrypt or decrypt_file for big ones)."""
-    return b"".join(iter_decrypt(data_map, chunks))
+    with _memory_typed("hold the whole upstream file"):
+        return b"".join(iter_decrypt(data_map, chunks))
 
 
 def decrypt_file(

@@ -19,7 +19,8 @@ from ._datamap import ChunkInfo
 from ._opening import Where, located, stored_size_limit
 
 #: Where upstream chunks are read from: a folder of files named by hex name, a
-#: mapping of hex name to bytes, or any object with get(name) (and perhaps get_many).
+#: mapping of hex name to bytes, a plain get(name) -> bytes function, or any
+#: object with get(name) (and perhaps get_many).
 Chunks = str | os.PathLike[str] | Mapping[str, bytes] | Any
 
 
@@ -57,8 +58,8 @@ def open_chunks(chunks: Chunks) -> StoreAccess:
         return access(source)
     except InvalidArgumentError:
         raise InvalidArgumentError(
-            "chunks must be a folder path, a mapping of hex name to bytes, or an object "
-            f"with get(name) -> bytes, not {type(chunks).__name__}"
+            "chunks must be a folder path, a mapping of hex name to bytes, a get(name) -> bytes "
+            f"function or an object with get(name), not {type(chunks).__name__}"
         ) from None
 
 
@@ -77,7 +78,10 @@ def fetch(store: StoreAccess, info: ChunkInfo, level: int | None) -> bytes:
 def fetch_window(store: StoreAccess, infos: list[ChunkInfo], level: int | None) -> dict[int, bytes]:
     """Several chunks in one get_many() call of the store, by index."""
     try:
-        found = store.get_window([info.name for info in infos])
+        # Never read more than a chunk of its size can be (+1 to notice more), as fetch() does.
+        found = store.get_window(
+            [info.name for info in infos], {info.name: stored_size_limit(info.src_size) for info in infos}
+        )
     except ChunkError as exc:  # the store named a chunk of the window: place it
         info = next((i for i in infos if i.name == exc.name), None)
         if info is None:

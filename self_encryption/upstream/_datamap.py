@@ -6,13 +6,15 @@ implementation written from that description.
 
 from __future__ import annotations
 
+import array
 import json
 import re
 import struct
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 from .._errors import DataMapError, InvalidArgumentError
 
@@ -90,6 +92,36 @@ def _chunk_size(total: int, index: int, count: int, max_chunk: int) -> int:
     return total % max_chunk or max_chunk
 
 
+def _check_child(child: object) -> int | None:
+    if child is not None and (
+        isinstance(child, bool) or not isinstance(child, int) or not 1 <= child <= MAX_CHILD_LEVEL
+    ):
+        raise DataMapError(f"child must be null or an integer from 1 to {MAX_CHILD_LEVEL}, not {child!r}")
+    return child
+
+
+def _check_count(count: int, total: int, max_chunk: int) -> None:
+    """That count chunks of total bytes are how upstream cuts them (its chunk-count rule)."""
+    if count < 3:
+        raise DataMapError(f"a data map lists at least 3 chunks, this one {count}")
+    if total >= _U64_LIMIT:
+        raise DataMapError("the chunk sizes add up to more than 2**64 - 1 bytes")
+    if _chunk_count(total, max_chunk) != count:
+        raise DataMapError(
+            f"{count} chunks for {total} bytes: upstream (max chunk {max_chunk}) "
+            f"cuts that into {_chunk_count(total, max_chunk)}"
+        )
+
+
+def _check_size(position: int, size: int, total: int, count: int, max_chunk: int) -> None:
+    expected = _chunk_size(total, position, count, max_chunk)
+    if size != expected:
+        raise DataMapError(
+            f"chunk_identifiers[{position}]: src_size {size} where upstream "
+            f"(max chunk {max_chunk}) cuts {total} bytes into a chunk of {expected}"
+        )
+
+
 def _check_max_chunk_size(value: object) -> int:
     if (
         isinstance(value, bool)
@@ -100,6 +132,203 @@ def _check_max_chunk_size(value: object) -> int:
             f"max_chunk_size must be an int from 1 to {LARGEST_CHUNK_SIZE_ACCEPTED}, not {value!r}"
         )
     return value
+
+
+class ChunkRecords(Sequence[ChunkInfo]):
+    """The chunk list of a map read from its binary form, kept compact.
+
+    A serialised map can list millions of chunks; as ChunkInfo objects they
+    would cost some 300 bytes each. Kept here are the two hashes (64 bytes a
+    chunk) and the total: indices are positions and upstream's rules make
+    every size a function of the total and the count (:func:`_chunk_size`),
+    so each ChunkInfo is made only when asked for.
+    """
+
+    __slots__ = ("_hashes", "_count", "_total", "_max_chunk")
+
+    def __init__(self, hashes: bytes | bytearray, total: int, max_chunk: int) -> None:
+        self._hashes = hashes
+        self._count = len(hashes) // (2 * HASH_SIZE)
+        self._total = total
+        self._max_chunk = max_chunk
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> ChunkInfo: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[ChunkInfo, ...]: ...
+    def __getitem__(self, index: int | slice) -> ChunkInfo | tuple[ChunkInfo, ...]:
+        if isinstance(index, slice):
+            return tuple(self._info(i) for i in range(self._count)[index])
+        position = range(self._count)[index]  # IndexError, negative indices, as a tuple has them
+        return self._info(position)
+
+    def _info(self, index: int) -> ChunkInfo:
+        start = index * 2 * HASH_SIZE
+        return ChunkInfo(
+            index,
+            bytes(self._hashes[start : start + HASH_SIZE]),
+            bytes(self._hashes[start + HASH_SIZE : start + 2 * HASH_SIZE]),
+            _chunk_size(self._total, index, self._count, self._max_chunk),
+        )
+
+    def __iter__(self) -> Iterator[ChunkInfo]:
+        return (self._info(i) for i in range(self._count))
+
+    def __repr__(self) -> str:
+        return f"<upstream.ChunkRecords {self._count} chunks>"
+
+    def bincode(self) -> Iterator[bytes]:
+        """The records in upstream's binary form, a batch at a time."""
+        for start in range(0, self._count, _RECORDS_PER_BATCH):
+            yield b"".join(
+                BINCODE_ENTRY.pack(i.index, i.dst_hash, i.src_hash, i.src_size)
+                for i in self[start : start + _RECORDS_PER_BATCH]
+            )
+
+
+#: Records packed or checked together: a few MiB of a map at a time.
+_RECORDS_PER_BATCH = 1 << 16
+_Q_PER_RECORD = BINCODE_ENTRY.size // U64.size  # 10: index, 4 + 4 of hashes, size
+
+
+def serialised_record_count(size: int, *, with_child: bool) -> int:
+    """How many chunks a serialised map of size bytes lists; DataMapError if none can be that size.
+
+    A map is 10 + 80 n bytes, 18 + 80 n with a child: the bytes a map level
+    opens to say exactly how many records the map inside holds, before any
+    of them is fetched.
+    """
+    base = BINCODE_MAP_BASE + (U64.size if with_child else 0)
+    if size < base or (size - base) % BINCODE_ENTRY.size:
+        raise DataMapError(
+            f"{size} bytes cannot be a serialised data map "
+            f"({'18' if with_child else '10'} + 80 n bytes for a map "
+            f"{'with' if with_child else 'without'} a child level)"
+        )
+    return (size - base) // BINCODE_ENTRY.size
+
+
+class MapParser:
+    """A serialised (bincode, version 1) map, parsed as its bytes arrive.
+
+    Each piece fed is checked and reduced to its records' hashes at once,
+    so reading a map never holds it twice (its bytes and its parsed form),
+    and memory grows only with bytes actually received. ``size`` is the
+    exact length of the serialised map.
+    """
+
+    def __init__(self, size: int, max_chunk_size: int) -> None:
+        self._size = size
+        self._max_chunk = _check_max_chunk_size(max_chunk_size)
+        self._head = bytearray()
+        self._count: int | None = None
+        self._done = 0
+        self._carry = bytearray()
+        self._hashes = bytearray()
+        self._total = 0
+        self._kept: list[tuple[int, int]] = []  # (position, src_size) not yet checked
+        self._tail = bytearray()
+
+    def feed(self, piece: object) -> None:
+        view = memoryview(piece).cast("B")  # type: ignore[arg-type]  # bytes-like pieces only
+        while len(view):
+            if self._count is None:
+                take = 1 + U64.size - len(self._head)
+                self._head += view[:take]
+                view = view[take:]
+                if len(self._head) == 1 + U64.size:
+                    self._start()
+            elif self._done < self._count:
+                if self._carry or len(view) < BINCODE_ENTRY.size:
+                    take = BINCODE_ENTRY.size - len(self._carry)
+                    self._carry += view[:take]
+                    view = view[take:]
+                    if len(self._carry) == BINCODE_ENTRY.size:
+                        self._records(self._carry)
+                        self._carry = bytearray()
+                    continue
+                whole = min(len(view) // BINCODE_ENTRY.size, self._count - self._done, _RECORDS_PER_BATCH)
+                self._records(view[: whole * BINCODE_ENTRY.size])
+                view = view[whole * BINCODE_ENTRY.size :]
+            else:
+                if len(self._tail) + len(view) > 1 + U64.size:
+                    raise DataMapError("bytes follow the serialised data map")
+                self._tail += view
+                break
+
+    def _start(self) -> None:
+        if self._head[0] != _BINCODE_VERSION:
+            raise DataMapError(f"serialised data map version {self._head[0]}, only 1 is known")
+        (count,) = U64.unpack_from(self._head, 1)
+        # The count is checked against the length before anything is built from it.
+        available = max(0, (self._size - BINCODE_MAP_BASE) // BINCODE_ENTRY.size)
+        if count > available:
+            raise DataMapError(f"the serialised data map claims {count} chunks but holds at most {available}")
+        self._count = count
+
+    def _records(self, batch: memoryview | bytearray) -> None:
+        """Check a run of whole records and keep their hashes."""
+        assert self._count is not None
+        values = array.array("Q", bytes(batch))
+        indices, sizes = values[0::_Q_PER_RECORD], values[_Q_PER_RECORD - 1 :: _Q_PER_RECORD]
+        if sys.byteorder == "big":  # the format is little-endian
+            indices.byteswap()
+            sizes.byteswap()
+        start = self._done
+        if indices != array.array("Q", range(start, start + len(indices))):
+            position = next(start + i for i, index in enumerate(indices) if index != start + i)
+            raise DataMapError(
+                f"chunk_identifiers[{position}]: index {indices[position - start]} where {position} "
+                "was expected (chunks are listed in order from 0)"
+            )
+        if min(sizes) < MIN_CHUNK_SIZE:
+            position = start + sizes.index(0)
+            raise DataMapError(f"chunk_identifiers[{position}]: src_size must be an integer from 1, not 0")
+        # Upstream's rules (_chunk_size) make every chunk of a map of more than three
+        # a full one, but the last; the others (the last, or all of three) are kept
+        # and checked against the total once it is known (finish).
+        full = len(sizes) if start + len(sizes) < self._count else len(sizes) - 1
+        if self._count <= 3:
+            full = 0
+        if full and sizes[:full] != array.array("Q", [self._max_chunk]) * full:
+            offset = next(i for i in range(full) if sizes[i] != self._max_chunk)
+            raise DataMapError(
+                f"chunk_identifiers[{start + offset}]: src_size {sizes[offset]} where upstream "
+                f"(max chunk {self._max_chunk}) cuts a map of {self._count} chunks into full "
+                "chunks but the last"
+            )
+        self._kept += [(start + offset, sizes[offset]) for offset in range(full, len(sizes))]
+        self._total += sum(sizes)
+        del values[0::_Q_PER_RECORD]  # now 9 a record: the hashes, then the size
+        del values[_Q_PER_RECORD - 2 :: _Q_PER_RECORD - 1]
+        self._hashes += values
+        self._done += len(indices)
+
+    def finish(self) -> DataMap:
+        """The map, once every byte was fed; DataMapError if it is incomplete or malformed."""
+        if self._count is None or self._done < self._count or not self._tail:
+            raise DataMapError("the serialised data map ends early")
+        tag = self._tail[0]
+        if tag == 0:
+            child = None
+            expected_tail = 1
+        elif tag == 1:
+            if len(self._tail) < 1 + U64.size:
+                raise DataMapError("the serialised data map ends inside its child level")
+            (child,) = U64.unpack_from(self._tail, 1)
+            expected_tail = 1 + U64.size
+        else:
+            raise DataMapError(f"the serialised data map's child tag is {tag}, not 0 or 1")
+        if len(self._tail) != expected_tail:
+            raise DataMapError(f"{len(self._tail) - expected_tail} bytes follow the serialised data map")
+        count, total, max_chunk = self._count, self._total, self._max_chunk
+        _check_count(count, total, max_chunk)
+        for position, size in self._kept:
+            _check_size(position, size, total, count, max_chunk)
+        return DataMap._of_records(ChunkRecords(self._hashes, total, max_chunk), child)
 
 
 class DataMap:
@@ -129,19 +358,23 @@ class DataMap:
         for position, info in enumerate(chunks):
             if not isinstance(info, ChunkInfo):
                 raise DataMapError(f"chunk_identifiers[{position}] is not a ChunkInfo")
-        self._chunks = chunks
+        self._chunks: tuple[ChunkInfo, ...] | ChunkRecords = chunks
         self._child = child
         self._size = self._validate()
 
+    @classmethod
+    def _of_records(cls, records: ChunkRecords, child: int | None) -> DataMap:
+        """A map over records a MapParser has checked entry by entry."""
+        made = cls.__new__(cls)
+        made._max_chunk_size = records._max_chunk
+        made._chunks = records
+        made._child = _check_child(child)
+        made._size = records._total
+        return made
+
     def _validate(self) -> int:
-        child = self._child
-        if child is not None and (
-            isinstance(child, bool) or not isinstance(child, int) or not 1 <= child <= MAX_CHILD_LEVEL
-        ):
-            raise DataMapError(f"child must be null or an integer from 1 to {MAX_CHILD_LEVEL}, not {child!r}")
+        _check_child(self._child)
         chunks = self._chunks
-        if len(chunks) < 3:
-            raise DataMapError(f"a data map lists at least 3 chunks, this one {len(chunks)}")
         total = 0
         for position, info in enumerate(chunks):
             where = f"chunk_identifiers[{position}]"
@@ -157,27 +390,17 @@ class DataMap:
             if _bad_int(info.src_size) or info.src_size < MIN_CHUNK_SIZE:
                 raise DataMapError(f"{where}: src_size must be an integer from 1, not {info.src_size!r}")
             total += info.src_size
-        if total >= _U64_LIMIT:
-            raise DataMapError("the chunk sizes add up to more than 2**64 - 1 bytes")
-        max_chunk = self._max_chunk_size
-        if _chunk_count(total, max_chunk) != len(chunks):
-            raise DataMapError(
-                f"{len(chunks)} chunks for {total} bytes: upstream (max chunk {max_chunk}) "
-                f"cuts that into {_chunk_count(total, max_chunk)}"
-            )
+        _check_count(len(chunks), total, self._max_chunk_size)
         for position, info in enumerate(chunks):
-            expected = _chunk_size(total, position, len(chunks), max_chunk)
-            if info.src_size != expected:
-                raise DataMapError(
-                    f"chunk_identifiers[{position}]: src_size {info.src_size} where upstream "
-                    f"(max chunk {max_chunk}) cuts {total} bytes into a chunk of {expected}"
-                )
+            _check_size(position, info.src_size, total, len(chunks), self._max_chunk_size)
         return total
 
     # -- views
 
     @property
-    def chunk_identifiers(self) -> tuple[ChunkInfo, ...]:
+    def chunk_identifiers(self) -> Sequence[ChunkInfo]:
+        """The chunks in order: a tuple, or for a map read from its binary form a
+        compact sequence that makes each ChunkInfo when asked for."""
         return self._chunks
 
     @property
@@ -187,10 +410,12 @@ class DataMap:
 
     @property
     def is_child(self) -> bool:
+        """Whether this map was shrunk: its chunks hold another map, not the file."""
         return self._child is not None
 
     @property
     def max_chunk_size(self) -> int:
+        """The MAX_CHUNK_SIZE of the upstream build that wrote the map, which its sizes follow."""
         return self._max_chunk_size
 
     @property
@@ -217,14 +442,12 @@ class DataMap:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DataMap):
             return NotImplemented
-        return (self._chunks, self._child, self._max_chunk_size) == (
-            other._chunks,
-            other._child,
-            other._max_chunk_size,
+        return (self._max_chunk_size, len(self)) == (other._max_chunk_size, len(other)) and (
+            self.to_bytes() == other.to_bytes()
         )
 
     def __hash__(self) -> int:
-        return hash((self._chunks, self._child, self._max_chunk_size))
+        return hash((self.to_bytes(), self._max_chunk_size))
 
     def __repr__(self) -> str:
         return f"<upstream.DataMap {len(self._chunks)} chunks, {self._size} bytes, child={self._child}>"
@@ -319,41 +542,19 @@ class DataMap:
             view = memoryview(data).cast("B")  # type: ignore[arg-type]  # TypeError below
         except TypeError:
             raise DataMapError(f"a serialised data map is bytes, not {type(data).__name__}") from None
-        length = len(view)
-        if length < 1 + U64.size + 1:
-            raise DataMapError(f"a serialised data map is at least 10 bytes, this one {length}")
-        if view[0] != _BINCODE_VERSION:
-            raise DataMapError(f"serialised data map version {view[0]}, only 1 is known")
-        (count,) = U64.unpack_from(view, 1)
-        offset = 1 + U64.size
-        # The count is checked against the bytes at hand before anything is built from it.
-        available = (length - offset - 1) // BINCODE_ENTRY.size
-        if count > available:
-            raise DataMapError(f"the serialised data map claims {count} chunks but holds at most {available}")
-        infos = []
-        for _ in range(count):
-            index, dst, src, size = BINCODE_ENTRY.unpack_from(view, offset)
-            infos.append(ChunkInfo(index, dst, src, size))
-            offset += BINCODE_ENTRY.size
-        tag = view[offset]
-        offset += 1
-        if tag == 0:
-            child = None
-        elif tag == 1:
-            if length - offset < U64.size:
-                raise DataMapError("the serialised data map ends inside its child level")
-            (child,) = U64.unpack_from(view, offset)
-            offset += U64.size
-        else:
-            raise DataMapError(f"the serialised data map's child tag is {tag}, not 0 or 1")
-        if offset != length:
-            raise DataMapError(f"{length - offset} bytes follow the serialised data map")
-        return cls(infos, child, max_chunk_size=max_chunk_size)
+        if len(view) < BINCODE_MAP_BASE:
+            raise DataMapError(f"a serialised data map is at least 10 bytes, this one {len(view)}")
+        parser = MapParser(len(view), max_chunk_size)
+        parser.feed(view)
+        return parser.finish()
 
     def to_bytes(self) -> bytes:
         """The map serialised as upstream keeps it in a shrunk map's chunks."""
         parts = [bytes([_BINCODE_VERSION]), U64.pack(len(self._chunks))]
-        parts += [BINCODE_ENTRY.pack(i.index, i.dst_hash, i.src_hash, i.src_size) for i in self._chunks]
+        if isinstance(self._chunks, ChunkRecords):
+            parts += self._chunks.bincode()
+        else:
+            parts += [BINCODE_ENTRY.pack(i.index, i.dst_hash, i.src_hash, i.src_size) for i in self._chunks]
         parts.append(b"\x00" if self._child is None else b"\x01" + U64.pack(self._child))
         return b"".join(parts)
 

@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from .._errors import ChunkIntegrityError, DataMapError
 from ..stores.access import BATCH, StoreAccess, windows
 from ._chunks import fetch, fetch_window
-from ._datamap import BINCODE_ENTRY, BINCODE_MAP_BASE, MAX_CHILD_LEVEL, MAX_MAP_BYTES, DataMap
+from ._datamap import (
+    BINCODE_ENTRY,
+    BINCODE_MAP_BASE,
+    MAX_CHILD_LEVEL,
+    MAX_MAP_BYTES,
+    DataMap,
+    MapParser,
+    serialised_record_count,
+)
 from ._opening import check_name, finish, located, open_chunk, unseal
 
 
@@ -30,19 +38,32 @@ def iter_level(
 
 
 def _inner_map(holder: DataMap, store: StoreAccess, level: int, rounds: int) -> DataMap:
-    """The map serialised in the chunks of ``holder`` (at ``level``)."""
+    """The map serialised in the chunks of ``holder`` (at ``level``).
+
+    What the holder's chunks open to is exactly the serialised map, so its
+    size, which upstream's chunk-count rules fix, gives the number of
+    records before anything is fetched: a size no serialised map can have
+    is refused then. The map is parsed as each chunk is opened and kept
+    compact (:class:`~._datamap.MapParser`): it is never held twice, and
+    memory grows only with bytes that were verified.
+    """
     if holder.size > MAX_MAP_BYTES:
         raise DataMapError(
             f"a level-{level} data map claims {holder.size} bytes of inner map, "
             f"more than this reader accepts ({MAX_MAP_BYTES})"
         )
-    serialised = b"".join(iter_level(holder, store, level))
+    where = f"the map inside the level-{level} chunks (round {rounds})"
     try:
-        return DataMap.from_bytes(serialised, max_chunk_size=holder.max_chunk_size)
+        try:
+            serialised_record_count(holder.size, with_child=False)
+        except DataMapError:
+            serialised_record_count(holder.size, with_child=True)
+        parser = MapParser(holder.size, holder.max_chunk_size)
+        for piece in iter_level(holder, store, level):
+            parser.feed(piece)
+        return parser.finish()
     except DataMapError as exc:
-        raise DataMapError(
-            f"the map inside the level-{level} chunks (round {rounds}) is malformed: {exc}"
-        ) from None
+        raise DataMapError(f"{where} is malformed: {exc}") from None
 
 
 def walk(root: DataMap, store: StoreAccess) -> tuple[list[tuple[int, DataMap]], bytes | None]:

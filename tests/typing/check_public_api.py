@@ -52,6 +52,8 @@ def main() -> None:
         assert_type(editor.flush(), se.DataMap)
     callbacks = se.CallbackStore(memory.get, memory.put)
     assert_type(se.decrypt(root, callbacks), bytes)
+    assert_type(se.decrypt(root, memory.get), bytes)  # a plain get(name) -> bytes function
+    assert_type(se.verify(root, memory.get).ok, bool)
     try:
         se.decrypt(root, se.MemoryStore())
     except se.ChunkNotFoundError as exc:

@@ -1,0 +1,126 @@
+"""The one module that touches the FUSE binding (mfusepy over libfuse 3).
+
+mfusepy is untyped ctypes; everything the rest of the package needs from it
+goes through the few typed names here, so that swapping the binding means
+changing this file only. It is imported lazily: without the ``[mount]``
+extra or the system's libfuse, the package still imports and
+:func:`missing` says what is absent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import shutil
+from typing import Any
+
+import self_encryption as se
+
+#: The binding's package name, as ``pip install`` knows it.
+BINDING = "mfusepy"
+#: The helper that unmounts a FUSE file system without root (from the fuse3 package).
+UNMOUNT_HELPER = "fusermount3"
+
+
+class FuseError(OSError):
+    """An errno for the kernel: raised by an operation, returned to the caller as -errno."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(number, os.strerror(number))
+
+
+def _module() -> Any:
+    return importlib.import_module(BINDING)
+
+
+def missing() -> str | None:
+    """Why a mount cannot run here, in one sentence, or None when it can."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is absent (no FUSE in this kernel or container)"
+    try:
+        module = _module()
+    except ImportError:
+        return f"the FUSE binding is not installed: pip install 'self-encryption-cffi[mount]' ({BINDING})"
+    except OSError as exc:  # the binding found no libfuse
+        return f"libfuse is not installed (install the fuse3 package): {exc}"
+    if getattr(module, "fuse_version_major", 3) != 3:
+        return "libfuse 3 is needed (install the fuse3 package)"
+    if shutil.which(UNMOUNT_HELPER) is None:
+        return f"{UNMOUNT_HELPER} is not installed (install the fuse3 package)"
+    return None
+
+
+def reply(view: memoryview) -> Any:
+    """What a read returns for bytes held in a writable buffer, without copying them.
+
+    The binding copies a read's result into the kernel's buffer with
+    ctypes.memmove, which takes a ctypes array over the same memory as well
+    as bytes. The buffer must not change until the binding has copied it.
+    """
+    if not len(view):
+        return b""
+    return (ctypes.c_char * len(view)).from_buffer(view)
+
+
+def serve(operations: object, mountpoint: str, *, writable: bool, fsname: str, threads: int) -> None:
+    """Mount ``operations`` at ``mountpoint`` and serve requests on many threads until unmounted.
+
+    ``operations`` has the binding's path-based methods (getattr, read, ...);
+    an OSError they raise reaches the caller as its errno. Returns when the
+    file system is unmounted; the caller handles signals (see _runner).
+    """
+    module = _module()
+    options: dict[str, Any] = {
+        "foreground": True,
+        "fsname": fsname,
+        "subtype": "self-encryption",
+        "default_permissions": True,
+        "max_threads": threads,
+        # Said explicitly: libfuse 3.14 logs a spurious error for the default ("invalid max threads").
+        "max_idle_threads": threads,
+        # Keep file pages in the kernel between opens unless the size or mtime changed
+        # (a map file replaced behind the mount changes its mtime).
+        "auto_cache": True,
+    }
+    if not writable:
+        options["ro"] = True
+    try:
+        module.FUSE(operations, mountpoint, **options)
+    except RuntimeError as exc:  # libfuse said why on standard error
+        raise se.SelfEncryptionError(f"libfuse could not mount {mountpoint} (status {exc})") from None
+
+
+def widen_read_ahead(mountpoint: str, kib: int = 1024) -> None:
+    """Let the kernel read ahead ``kib`` KiB at a time on this mount instead of 128 (best effort).
+
+    Larger kernel reads mean fewer requests, each crossing into Python once.
+    The setting is the mount's backing device's read_ahead_kb in sysfs, which
+    only root may write; elsewhere the default stays. Call it from a thread
+    other than the one answering FUSE's init: it waits for the mount.
+    """
+    try:
+        device = os.stat(mountpoint).st_dev
+        setting = f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb"
+        with open(setting, "w", encoding="ascii") as handle:
+            handle.write(str(kib))
+    except OSError:
+        pass
+
+
+def unmount(mountpoint: str) -> bool:
+    """Detach the mount at once, even with files open in it (lazy unmount); True if it worked."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            [UNMOUNT_HELPER, "-u", "-z", "-q", mountpoint],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0

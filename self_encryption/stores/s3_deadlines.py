@@ -1,0 +1,187 @@
+"""A bound on each S3 request's total time, so that a server trickling bytes cannot hold a request forever.
+
+botocore's read timeout bounds the gap between two bytes, not a request:
+a server sending one byte every 20 s never trips a 60 s read timeout. Here
+each request attempt gets a deadline; a watchdog thread that sees it pass
+shuts the attempt's socket down, which ends a read blocked on it at once,
+and stops botocore's own retries of that attempt. The store then treats it
+as any passing failure (retried until ``retry_seconds``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+
+class RequestDeadlineError(Exception):
+    """A request attempt ran past its deadline (raised where botocore would try again)."""
+
+
+class Watch:
+    """The requests of one store operation on one thread: the deadline of the HTTP attempt under way."""
+
+    def __init__(self, seconds: float, ends_at: float | None) -> None:
+        #: The longest an HTTP attempt may take, and when the whole operation should be over.
+        self.seconds = seconds
+        self.ends_at = ends_at
+        self.deadline = float("inf")  # armed when an attempt starts (before-send)
+        self.bound = seconds
+        self.connections: list[Any] = []
+        self.fired = False
+        self.attempts = 0
+
+
+def _shut(connection: Any, watch: Watch) -> None:
+    # A connection another request has taken meanwhile (back in the pool, then reused) is not ours.
+    if getattr(connection, "_self_encryption_watch", None) is not watch:
+        return
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Deadlines:
+    """Deadlines for the requests of one boto3 client; installed on it with :meth:`install`."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._changed = threading.Condition()
+        self._watches: set[Watch] = set()
+        self._thread: threading.Thread | None = None
+
+    def install(self, client: Any) -> bool:
+        """Make client's connections report to us; False if its botocore is not laid out as expected."""
+        try:
+            from botocore.awsrequest import (
+                AWSHTTPConnection,
+                AWSHTTPConnectionPool,
+                AWSHTTPSConnection,
+                AWSHTTPSConnectionPool,
+            )
+
+            classes = client._endpoint.http_session._pool_classes_by_scheme
+        except (ImportError, AttributeError):
+            return False
+        if not isinstance(classes, dict):
+            return False
+        adopt = self._adopt
+
+        class HTTPConnection(AWSHTTPConnection):  # type: ignore[misc]
+            def request(self, *args: Any, **kwargs: Any) -> Any:
+                adopt(self)
+                return super().request(*args, **kwargs)
+
+        class HTTPSConnection(AWSHTTPSConnection):  # type: ignore[misc]
+            def request(self, *args: Any, **kwargs: Any) -> Any:
+                adopt(self)
+                return super().request(*args, **kwargs)
+
+        class HTTPPool(AWSHTTPConnectionPool):  # type: ignore[misc]
+            ConnectionCls = HTTPConnection
+
+        class HTTPSPool(AWSHTTPSConnectionPool):  # type: ignore[misc]
+            ConnectionCls = HTTPSConnection
+
+        # The session's pool manager shares this dict: pools made from now on use our classes.
+        classes.update({"http": HTTPPool, "https": HTTPSPool})
+        # Last: adaptive mode's rate limiter may pause in before-send, and that pause is not the server's.
+        client.meta.events.register_last("before-send.s3", self._before_send)
+        client.meta.events.register("needs-retry.s3", self._after_attempt)
+        return True
+
+    def _adopt(self, connection: Any) -> None:
+        watch: Watch | None = getattr(self._local, "watch", None)
+        connection._self_encryption_watch = watch
+        if watch is not None:
+            with self._changed:
+                watch.connections.append(connection)
+
+    def _before_send(self, **kwargs: Any) -> None:
+        """An HTTP attempt starts: arm its deadline."""
+        watch: Watch | None = getattr(self._local, "watch", None)
+        if watch is None:
+            return
+        now = time.monotonic()
+        if watch.fired and watch.ends_at is not None and now >= watch.ends_at:
+            # botocore would try again, but the operation's time is spent.
+            raise RequestDeadlineError(f"no complete answer within {watch.bound:g} s")
+        bound = watch.seconds
+        if watch.ends_at is not None:
+            bound = min(bound, max(1.0, watch.ends_at - now))
+        with self._changed:
+            watch.bound = bound
+            watch.deadline = now + bound
+            watch.fired = False
+            watch.connections = []
+            watch.attempts += 1
+            self._changed.notify()
+
+    def _after_attempt(self, **kwargs: Any) -> None:
+        """An HTTP attempt answered: disarm, unless a body is still to be read from it."""
+        watch: Watch | None = getattr(self._local, "watch", None)
+        if watch is None:
+            return
+        response = kwargs.get("response")
+        operation = kwargs.get("operation")
+        answered = (
+            kwargs.get("caught_exception") is None
+            and response is not None
+            and getattr(response[0], "status_code", 500) < 300
+        )
+        if response is not None:
+            watch.fired = False  # the server answered: whatever follows is about that answer
+        if not (answered and getattr(operation, "has_streaming_output", False)):
+            self.disarm(watch)
+
+    def disarm(self, watch: Watch) -> None:
+        with self._changed:
+            watch.deadline = float("inf")
+            watch.connections = []
+
+    @contextlib.contextmanager
+    def bound(self, seconds: float, ends_at: float | None = None) -> Iterator[Watch]:
+        """Each HTTP attempt this thread makes in the block ends within seconds (its socket is shut then).
+
+        With ends_at (a time.monotonic() value), an attempt started late gets
+        only what is left until then (at least a second), and botocore does
+        not start another after one was cut off past it.
+        """
+        watch = Watch(seconds, ends_at)
+        with self._changed:
+            self._watches.add(watch)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watchdog, name="self-encryption-s3-deadlines", daemon=True
+                )
+                self._thread.start()
+        outer = getattr(self._local, "watch", None)
+        self._local.watch = watch
+        try:
+            yield watch
+        finally:
+            self._local.watch = outer
+            with self._changed:
+                self._watches.discard(watch)
+
+    def _watchdog(self) -> None:
+        while True:
+            expired: list[tuple[Any, Watch]] = []
+            with self._changed:
+                now = time.monotonic()
+                for watch in self._watches:
+                    if watch.deadline <= now:
+                        watch.fired = True
+                        watch.deadline = float("inf")
+                        expired += [(connection, watch) for connection in watch.connections]
+                if not expired:
+                    nearest = min((w.deadline for w in self._watches), default=float("inf"))
+                    self._changed.wait(min(60.0, max(0.01, nearest - now)))
+                    continue
+            for connection, watch in expired:
+                _shut(connection, watch)

@@ -1,0 +1,221 @@
+"""S3Store against servers that misbehave on purpose: huge answers, and answers trickled a byte at a time.
+
+Each server is a real socket server on 127.0.0.1 that counts what it managed
+to send, so the tests measure the bytes the store let in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+
+import pytest
+
+import self_encryption as se
+
+pytest.importorskip("boto3", reason="boto3 is not installed (pip install .[test])")
+
+CHUNK = b"a chunk of 1000 bytes" * 47 + b"..."
+NAME = hashlib.sha256(CHUNK).hexdigest()
+
+
+class RawServer:
+    """Answers every request with answer(connection), one thread per connection; counts bytes sent."""
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+        self.sent = 0
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
+
+    def _handle(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    piece = connection.recv(65536)
+                    if not piece:
+                        return
+                    request += piece
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    field, _, value = line.partition(b":")
+                    if field.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(body) < length:
+                    body += connection.recv(65536)
+                with self.lock:
+                    self.requests += 1
+                self.answer(self, connection, head.split(b" ")[0].decode())
+            except OSError:
+                return
+
+    def send(self, connection: socket.socket, data: bytes) -> None:
+        connection.sendall(data)
+        with self.lock:
+            self.sent += len(data)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def raw_server():
+    servers: list[RawServer] = []
+
+    def start(answer) -> RawServer:
+        servers.append(RawServer(answer))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _store(url: str, **options) -> se.S3Store:
+    return se.S3Store(
+        "bucket",
+        "c",
+        endpoint_url=url,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        region_name="us-east-1",
+        locks=False,
+        **options,
+    )
+
+
+def _huge(declared: bool):
+    """A GET answered with 3 GiB (announced, or sent until the client goes away without a length)."""
+
+    def answer(server: RawServer, connection: socket.socket, method: str) -> None:
+        length = f"Content-Length: {3 << 30}\r\n" if declared else "Connection: close\r\n"
+        server.send(
+            connection, f"HTTP/1.1 200 OK\r\n{length}Content-Type: binary/octet-stream\r\n\r\n".encode()
+        )
+        block = b"\0" * (1 << 20)
+        for _ in range(3 << 10):
+            server.send(connection, block)
+
+    return answer
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "no-length"])
+def test_a_huge_answer_costs_at_most_the_expected_size(raw_server, declared):
+    server = raw_server(_huge(declared))
+    store = _store(server.url, retry_seconds=0, max_attempts=1)
+    started = time.monotonic()
+    with pytest.raises(se.ChunkIntegrityError) as caught:
+        store.get_at_most(NAME, len(CHUNK) + 1)
+    assert caught.value.name == NAME
+    if declared:
+        assert "larger than the chunk can be" in str(caught.value)
+    # A 1000-byte chunk cost what the socket buffers held when the store hung up, not 3 GiB.
+    _settle(server)
+    assert server.sent < 32 << 20, server.sent
+    # get() (no size known) still refuses an answer announced larger than any chunk.
+    if declared:
+        with pytest.raises(se.ChunkIntegrityError, match="larger than the chunk can be"):
+            store.get(NAME)
+        _settle(server)
+        assert server.sent < 64 << 20, server.sent
+    assert time.monotonic() - started < 30
+
+
+def _settle(server: RawServer) -> None:
+    """Wait until the server's sending stopped (the client hung up)."""
+    last = -1
+    while last != server.sent:
+        last = server.sent
+        time.sleep(0.2)
+
+
+def test_reads_through_a_map_ask_for_each_chunks_size(raw_server):
+    """decrypt fetches a window with get_many_at_most, each chunk limited to its size in the map."""
+    store = se.MemoryStore()
+    data = bytes(range(256)) * 200
+    root = se.encrypt_to_store(data, store, chunk_sizes=(1024, 4096, 16384))
+    seen: dict[str, int] = {}
+
+    class Limited(se.MemoryStore):
+        def get_many(self, names):  # pragma: no cover - must not be used when sizes are known
+            raise AssertionError("get_many used although the sizes are known")
+
+        def get_many_at_most(self, limits):
+            seen.update(limits)
+            return {name: store.get(name) for name in limits}
+
+        def get(self, name):
+            return store.get(name)
+
+        def has(self, name):
+            return store.has(name)
+
+    assert se.decrypt(root, Limited(), workers=2) == data
+    sizes = {record.name: record.stored_size for record in root.chunks}
+    assert seen and all(seen[name] == sizes[name] + 1 for name in seen if name in sizes)
+
+
+def _trickle(headers_too: bool):
+    """Answers one byte every 0.2 s: of the status line and headers, or of a 1000-byte body."""
+
+    def answer(server: RawServer, connection: socket.socket, method: str) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(CHUNK)}\r\n\r\n".encode()
+        payload = head + CHUNK
+        start = 0 if headers_too else len(head)
+        if start:
+            server.send(connection, head)
+        for index in range(start, len(payload)):
+            server.send(connection, payload[index : index + 1])
+            time.sleep(0.2)
+
+    return answer
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_trickling_server_is_cut_off_and_retry_for_bounds_the_whole_operation(raw_server, headers_too):
+    server = raw_server(_trickle(headers_too))
+    store = _store(server.url, request_timeout=1, retry_seconds=3, max_attempts=2)
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            store.get_at_most(NAME, len(CHUNK) + 1)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    thread.join(30)  # the whole body would take 200 s at this pace
+    took = time.monotonic() - started
+    assert not thread.is_alive(), "the request was never cut off"
+    (error,) = outcome
+    assert isinstance(error, se.StoreError) and "no complete answer within" in str(error), error
+    assert took < 12, took
+    assert server.requests >= 2  # cut off, and tried again while retry_seconds lasted
+
+
+def test_request_timeout_is_checked():
+    for bad in (0, -1, float("inf"), True, "3"):
+        with pytest.raises(se.InvalidArgumentError, match="request_timeout"):
+            _store("http://127.0.0.1:9", request_timeout=bad)
