@@ -14,6 +14,7 @@ store lacks. The result is the data map encrypt() gives for the same bytes.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from types import TracebackType
@@ -23,8 +24,9 @@ from . import _backend
 from ._buffers import as_bytes_view
 from ._chunking import Cutter
 from ._datamap import ChunkInfo, DataMap
-from ._errors import InvalidArgumentError, SelfEncryptionError
+from ._errors import InvalidArgumentError, SelfEncryptionError, StoreError
 from ._levels import Level0View, check_root, fetch_chunk, level_zero, load_chunk
+from ._mapfile import ReservedMapFile, reserve_map_file
 from ._options import DEFAULT_CHUNK_SIZES, DEFAULT_COMPRESSION_LEVEL, make_options
 from ._sealing import neighbour_seeds, prepare_chunk, reseal, seal_prepared, shrink_map
 from .stores.access import StoreAccess, access
@@ -150,25 +152,46 @@ class SelfEncryptor:
                     del self._extension[size - self._valid :]
                 self._size = size
 
-    def flush(self) -> DataMap:
+    def flush(self, save_to: str | os.PathLike[str] | None = None, *, replace: bool = True) -> DataMap:
         """Store what changed and return the data map of the current content.
 
         While it stores chunks it holds the store's writer lock
-        (``store.writing()``), so a garbage collection waits for it.
+        (``store.writing()``), so a garbage collection waits for it. Once it
+        returns, the lock is released: until the caller has saved the map
+        where a collection looks for kept maps, the new chunks are named by
+        no kept map, and a collection run in that window (``gc --grace 0``,
+        or any grace once they are that old) deletes them.
+
+        ``save_to`` closes that window: the map is saved to that file (its
+        text form, mode 0600, flushed and renamed into place, as
+        :func:`reserve_map_file` does) before the lock is released, so a
+        collection either ran before the new chunks were stored or sees the
+        saved map. The file's place is claimed before any chunk is stored;
+        ``replace`` (the default, as an edit usually saves over the map it
+        opened) allows an existing map file there to be replaced. A file
+        that cannot be written is a StoreError naming it.
         """
         with self._lock:
             self._check_open()
-            if self._changed():
-                with self._store.writing():
+            if save_to is None:
+                if self._changed():
+                    with self._store.writing():
+                        self._reencrypt()
+                return self._root
+            with _claim(save_to, replace) as reserved, self._store.writing():
+                if self._changed():
                     self._reencrypt()
+                _save(reserved, self._root)
             return self._root
 
-    def close(self) -> DataMap:
-        """Flush, then refuse further use; returns the final data map."""
+    def close(self, save_to: str | os.PathLike[str] | None = None, *, replace: bool = True) -> DataMap:
+        """Flush (saving the map to ``save_to`` as :meth:`flush` does), then refuse further use."""
         with self._lock:
             if not self._closed:
-                self.flush()
+                self.flush(save_to, replace=replace)
                 self._closed = True
+            elif save_to is not None:
+                raise SelfEncryptionError("this SelfEncryptor is closed: its map can no longer be saved here")
             return self._root
 
     def __enter__(self) -> SelfEncryptor:
@@ -355,6 +378,21 @@ class SelfEncryptor:
         self._extension = bytearray()
         self._patched.clear()
         self._dirty = None
+
+
+def _claim(path: str | os.PathLike[str], replace: bool) -> ReservedMapFile:
+    """The map file's place, claimed before any chunk is stored; StoreError if it cannot be."""
+    try:
+        return reserve_map_file(path, replace=replace)
+    except OSError as exc:
+        raise StoreError(f"cannot save the data map to {os.fspath(path)!r}: {exc.strerror or exc}") from None
+
+
+def _save(reserved: ReservedMapFile, root: DataMap) -> None:
+    try:
+        reserved.save(root)
+    except OSError as exc:
+        raise StoreError(f"cannot save the data map to {reserved.target!r}: {exc.strerror or exc}") from None
 
 
 def _check_range(position: int, length: int) -> None:

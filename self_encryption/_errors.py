@@ -112,6 +112,17 @@ class ChunkIntegrityError(ChunkError):
     exit_code = 5
 
 
+class ChunkUnreadableError(ChunkError, StoreError):
+    """The store failed to read a chunk (an I/O error): not known to be missing or damaged.
+
+    A StoreError placed at a chunk, as :func:`verify` reports it apart from
+    the missing and corrupt ones: a read that fails may succeed again, so
+    it is never a reason to set a chunk aside.
+    """
+
+    exit_code = StoreError.exit_code
+
+
 class ExitCode(NamedTuple):
     """One exit code of the command line and what it means."""
 

@@ -11,14 +11,23 @@ from dataclasses import dataclass
 
 from . import _backend
 from ._datamap import DataMap
-from ._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
+from ._errors import (
+    ChunkError,
+    ChunkIntegrityError,
+    ChunkNotFoundError,
+    ChunkUnreadableError,
+    DataMapError,
+    InvalidArgumentError,
+    StoreError,
+)
 from ._levels import check_root, load_chunk
 from ._levels import walk_levels as _walk
 from ._workers import Executor, check_workers, in_flight, make_executor, ordered_map, running
 from .stores.access import BATCH, StoreAccess, access, windows
 from .stores.protocol import ChunkEntry, ChunkStore
 
-ChunkProblem = ChunkNotFoundError | ChunkIntegrityError
+ChunkProblem = ChunkNotFoundError | ChunkIntegrityError | ChunkUnreadableError
+_PROBLEMS = (ChunkNotFoundError, ChunkIntegrityError, ChunkUnreadableError)
 
 
 @dataclass(frozen=True)
@@ -27,9 +36,11 @@ class VerifyReport:
 
     ``checked`` counts the chunks probed (quick) or opened (full);
     ``missing`` and ``corrupt`` hold one error per chunk in trouble, each
-    naming its ``index``, ``level`` and ``name``. Past a map chunk that
-    cannot be read, the levels below it are not reached: ``complete`` is
-    then False, and problems below that level are not listed.
+    naming its ``index``, ``level`` and ``name``. ``unreadable`` holds the
+    chunks the store failed to read (an I/O error, a ChunkUnreadableError):
+    not known to be damaged, they are never set aside. Past a map chunk
+    that cannot be read, the levels below it are not reached: ``complete``
+    is then False, and problems below that level are not listed.
     """
 
     full: bool
@@ -41,16 +52,18 @@ class VerifyReport:
     #: With repair: (name, what was done) for each damaged chunk set aside, such as
     #: "moved to STORE/quarantine/NAME" in a folder store, or "deleted s3://..." in a bucket.
     quarantined: tuple[tuple[str, str], ...] = ()
+    #: Chunks the store failed to read (or, with repair, read damaged once and sound again).
+    unreadable: tuple[ChunkUnreadableError, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when no chunk checked was missing or corrupt."""
-        return not self.missing and not self.corrupt
+        """True when every chunk checked was read and sound."""
+        return not self.missing and not self.corrupt and not self.unreadable
 
     @property
     def problems(self) -> tuple[ChunkProblem, ...]:
-        """Missing and corrupt chunks together, by level (root first) then index."""
-        found: list[ChunkProblem] = [*self.missing, *self.corrupt]
+        """Missing, corrupt and unreadable chunks together, by level (root first) then index."""
+        found: list[ChunkProblem] = [*self.missing, *self.corrupt, *self.unreadable]
         return tuple(sorted(found, key=lambda e: (-(e.level or 0), e.index or 0)))
 
 
@@ -104,7 +117,7 @@ def _check_level(
         sizes = {level.chunks[i].name: level.chunks[i].stored_size for i in run}
         try:
             found = store.get_window(list(sizes), sizes)
-        except (ChunkNotFoundError, ChunkIntegrityError, StoreError):
+        except (ChunkError, StoreError):
             # One bad chunk spoils the window: check its chunks one by one instead,
             # so that each problem is named and the others are still checked.
             yield from ordered_map(executor, lambda i: check(level, i), run, window)
@@ -127,35 +140,62 @@ def verify(
     The map levels themselves are always fetched and opened, since the
     levels below are read from them.
 
-    ``repair`` (full mode only) sets each corrupt chunk, and each one the
-    store fails to read, out of the way (``store.quarantine``: a folder
-    store moves it into ``quarantine/``, S3 deletes it), so that encrypting
-    the same file again, with the same options, stores it afresh. The
-    report lists them in ``quarantined``; they still count as corrupt.
+    ``repair`` (full mode only) sets each corrupt chunk out of the way
+    (``store.quarantine``: a folder store moves it into ``quarantine/``, S3
+    deletes it), so that encrypting the same file again, with the same
+    options, stores it afresh. The report lists them in ``quarantined``;
+    they still count as corrupt. Before a chunk is set aside it is read
+    again, and one that then reads back sound stays (it is reported as
+    ``unreadable``: the first read failed in passing).
+
+    A chunk the store fails to read (an I/O error) is neither missing nor
+    corrupt: it is listed in ``unreadable``, never set aside, and the check
+    goes on with the other chunks.
     """
     if repair and not full:
         raise InvalidArgumentError("repair needs full=True: only opening every chunk finds the damaged ones")
     root = check_root(data_map)
-    store = access(store)
+    store = access(store).naming_unreadable()
     backend = _backend.active
     # A check fetches and opens its chunk on one thread: enough of them to keep the
     # store's requests in flight (a store far away), at least one per core.
     workers = max(check_workers(workers), store.concurrency(check_workers(workers)))
     quarantined: dict[str, str] = {}
-    if repair:
-        # A folder store's StoreError on a read is a file that cannot be read;
-        # for repair that is damage to set aside. (A bucket's quarantine reads
-        # the object again first and keeps it if the failure was passing.)
-        store = store.unreadable_as_damaged()
+    problems: dict[str, ChunkProblem] = {}
 
-    def set_aside_once(problem: ChunkProblem) -> None:
-        if (
-            repair
-            and isinstance(problem, ChunkIntegrityError)
-            and problem.name
-            and problem.name not in quarantined
-        ):
-            quarantined[problem.name] = store.set_aside(problem.name)
+    def damaged_still(level: DataMap, problem: ChunkIntegrityError) -> bool:
+        """Whether the chunk reads back damaged again; if it reads sound, it is noted as a passing fault."""
+        index = problem.index if problem.index is not None else -1
+        if not 0 <= index < len(level.chunks) or level.chunks[index].name != problem.name:
+            return True  # not placed in this level: as found
+        try:
+            load_chunk(backend, level, store, index)
+        except ChunkIntegrityError:
+            return True
+        except _PROBLEMS as again:
+            # Gone meanwhile, or now unreadable: nothing is known to be damaged; report the later read.
+            problems[problem.name or ""] = (
+                again
+                if again.index is not None
+                else again.located(index=index, level=level.level, name=level.chunks[index].name)
+            )
+            return False
+        problems[problem.name or ""] = ChunkUnreadableError(
+            "read back damaged once, then sound: a passing read fault, the chunk is kept",
+            name=problem.name,
+            index=problem.index,
+            level=problem.level,
+        )
+        return False
+
+    def note(level: DataMap, problem: ChunkProblem) -> None:
+        name = problem.name or ""
+        if name in problems:
+            return
+        problems[name] = problem
+        if repair and isinstance(problem, ChunkIntegrityError) and problem.name and name not in quarantined:
+            if damaged_still(level, problem):
+                quarantined[name] = store.set_aside(name)
 
     def check(level: DataMap, index: int, batch: Mapping[str, object] | None = None) -> ChunkProblem | None:
         record = level.chunks[index]
@@ -171,43 +211,65 @@ def verify(
                 raise ChunkNotFoundError(
                     "chunk not found in the store", name=record.name, index=index, level=level.level
                 )
-        except (ChunkNotFoundError, ChunkIntegrityError) as exc:
+        except _PROBLEMS as exc:
             if exc.index is None:
                 exc = exc.located(index=index, level=level.level, name=record.name)
             return exc
+        except StoreError as exc:  # a store that cannot say has(): unreadable, placed here
+            return ChunkUnreadableError(
+                f"unreadable: {exc}", name=record.name, index=index, level=level.level
+            )
         return None
 
-    problems: dict[str, ChunkProblem] = {}
     checked = 0
     complete = True
-    levels = _walk(backend, root, store)
+    # Map levels are read one chunk at a time, so that a chunk that cannot be read is named.
+    levels = _walk(backend, root, store.one_at_a_time())
+    level = root
     with running(make_executor(workers)) as executor:
         while True:
+            parent = level
             try:
                 level = next(levels)
             except StopIteration:
                 break
-            except (ChunkNotFoundError, ChunkIntegrityError) as exc:
+            except _PROBLEMS as exc:
                 # A map chunk that cannot be read: the levels below are out of reach.
-                problems.setdefault(exc.name or "", exc)
-                set_aside_once(exc)
+                note(parent, exc)
                 complete = False
                 break
             indices = range(len(level.chunks)) if full else _sample(len(level.chunks))
             for found in _check_level(level, indices, check, store, executor, workers, full):
                 if found is not None:
-                    problems.setdefault(found.name or "", found)
-                    set_aside_once(found)
+                    note(level, found)
             checked += len(indices)
     missing = tuple(p for p in problems.values() if isinstance(p, ChunkNotFoundError))
     corrupt = tuple(p for p in problems.values() if isinstance(p, ChunkIntegrityError))
-    return VerifyReport(full, checked, missing, corrupt, complete, tuple(quarantined.items()))
+    unreadable = tuple(p for p in problems.values() if isinstance(p, ChunkUnreadableError))
+    return VerifyReport(full, checked, missing, corrupt, complete, tuple(quarantined.items()), unreadable)
 
 
 #: How long an unreferenced chunk is left alone by default: one hour.
 DEFAULT_GRACE = 3600.0
 #: How long gc waits for the store lock by default.
 DEFAULT_LOCK_WAIT = 60.0
+
+
+class GcRefusedError(DataMapError):
+    """Garbage collection refused: the kept maps do not look like maps of this store.
+
+    ``map_index`` is the position (from 0) in ``keep`` of a map some of
+    whose chunks are not in the store, with ``missing`` of its ``needed``
+    chunks absent; it is None when the refusal is that the store holds
+    chunks but none that any kept map names (``missing`` is then every
+    kept chunk). Nothing was deleted.
+    """
+
+    def __init__(self, message: str, *, map_index: int | None, missing: int, needed: int) -> None:
+        super().__init__(message)
+        self.map_index = map_index
+        self.missing = missing
+        self.needed = needed
 
 
 @dataclass(frozen=True)
@@ -219,7 +281,9 @@ class GcReport:
     ``chunks_young`` were unreferenced too but younger than the grace
     period (or refreshed by an encrypt while gc ran), and stay.
     ``temp_files_removed`` counts the store's leftover temporary files older
-    than the grace period (removed, or that would be).
+    than the grace period (removed, or that would be). ``skipped`` names what
+    the store's listing left out and gc never entered nor deleted through
+    (a folder store's fan-out folders that are links).
     """
 
     deleted: bool
@@ -232,6 +296,7 @@ class GcReport:
     grace: float
     #: Stale locks gc removed from the store before it began: who held each, and how long ago.
     stale_locks_removed: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
     @property
     def chunks_kept(self) -> int:
@@ -247,6 +312,7 @@ def collect_garbage(
     grace: float = DEFAULT_GRACE,
     workers: int | None = None,
     lock_wait: float = DEFAULT_LOCK_WAIT,
+    allow_missing: bool = False,
 ) -> GcReport:
     """Find (and with ``delete`` remove) the chunks no kept data map needs.
 
@@ -270,8 +336,21 @@ def collect_garbage(
       This is the only protection where the store has no lock. A store
       that cannot tell a chunk's age needs ``grace=0``.
 
+    Two checks guard against a map of another store, which names none of
+    this store's chunks and would leave every one of them unreferenced. If
+    a chunk a kept map needs is not in the store's listing, gc refuses with
+    GcRefusedError (a DataMapError: nothing is deleted), naming the map by
+    its position in ``keep`` and how many of its chunks are absent, unless
+    ``allow_missing`` (for a store known to have lost chunks). And when the
+    store holds chunks but not one that a kept map names, gc refuses even
+    with ``allow_missing``: that is a map of another store, not a damaged
+    one, and an empty store is what deleting every chunk would make, which
+    is better done by removing the store.
+
     Leftover temporary files of the store older than ``grace`` are removed
     too (with ``delete``). ``workers`` threads check and delete at once.
+    What the store's listing leaves out (a folder store never enters a
+    fan-out folder that is a link) is named in the report's ``skipped``.
     """
     grace = _seconds("grace", grace)
     lock_wait = _seconds("lock_wait", lock_wait)
@@ -284,16 +363,19 @@ def collect_garbage(
         )
     clock = store.clock()
     with store.collecting(lock_wait) as stale_locks:
-        referenced: set[str] = set()
-        for data_map in keep:
-            referenced |= _chunk_names(check_root(data_map), store)
+        kept: list[set[str]] = [_chunk_names(check_root(data_map), store) for data_map in keep]
+        referenced: set[str] = set().union(*kept)
         now = clock()
+        present: set[str] = set()  # the referenced chunks the listing holds (not every name listed)
         total = 0
         candidates: list[ChunkEntry] = []
         for entry in store.entries():
             total += 1
-            if entry.name not in referenced:
+            if entry.name in referenced:
+                present.add(entry.name)
+            else:
                 candidates.append(entry)
+        _check_kept(kept, referenced, present, total, allow_missing)
         old = [entry for entry in candidates if entry.mtime is None or now - entry.mtime >= grace]
 
         def collect(entry: ChunkEntry) -> ChunkEntry | None:
@@ -321,7 +403,39 @@ def collect_garbage(
         temp_files_removed=temporaries,
         grace=grace,
         stale_locks_removed=stale_locks,
+        skipped=store.skipped(),
     )
+
+
+def _check_kept(
+    kept: list[set[str]], referenced: set[str], present: set[str], total: int, allow_missing: bool
+) -> None:
+    """GcRefusedError if the kept maps do not look like maps of the store listed (see collect_garbage).
+
+    ``present`` is the referenced chunks the listing held, of ``total`` chunks listed.
+    """
+    if referenced and total and not present:
+        raise GcRefusedError(
+            f"none of the {len(referenced)} chunks the kept maps need is in the store, which holds "
+            f"{total}: these are maps of another store; refusing to collect garbage, "
+            "since every chunk would look unused",
+            map_index=None,
+            missing=len(referenced),
+            needed=len(referenced),
+        )
+    if allow_missing:
+        return
+    for index, names in enumerate(kept):
+        absent = len(names - present)
+        if absent:
+            raise GcRefusedError(
+                f"{absent} of the {len(names)} chunks this kept map needs are not in the store: "
+                "it may be a map of another store; refusing to collect garbage "
+                "(allow_missing if the store is known to have lost them)",
+                map_index=index,
+                missing=absent,
+                needed=len(names),
+            )
 
 
 def _seconds(label: str, value: float) -> float:

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -737,3 +738,117 @@ def test_store_concurrency_changes_how_many_requests_run_not_the_result(tmp_path
     assert maps[0] == maps[1]
     refused = run("encrypt", source, "--store", tmp_path / "s", "--store-concurrency", "0")
     assert refused.returncode == 2 and b"--store-concurrency: must be at least 1" in refused.stderr
+
+
+def _other_store_file(workdir, name: str, size: int) -> tuple[pathlib.Path, pathlib.Path]:
+    """A file encrypted into a store of its own: (map file, store)."""
+    (workdir / name).write_bytes(os.urandom(size))
+    store = workdir / f"{name}-store"
+    ok("encrypt", workdir / name, "--store", store, "--chunk-sizes", SMALL)
+    return workdir / f"{name}.sedm", store
+
+
+def test_gc_refuses_a_map_of_another_store(workdir, stored):
+    data, map_file, store = stored
+    foreign, _ = _other_store_file(workdir, "foreign", 250)  # at most 3 chunks: every chunk name in the root
+    before = set(se.DirStore(store))
+    secret = foreign.read_text().strip()
+    for extra in ([], ["--allow-missing"]):
+        result = run("gc", "--store", store, "--keep", foreign, "--yes", "--grace", "0", *extra)
+        line = one_line_error(result, 3)
+        assert "another store" in line and "refusing" in line and secret not in result.stderr.decode()
+        assert set(se.DirStore(store)) == before
+    # Beside a map of this store: named, with how many of its chunks are missing.
+    needed = len(se.DataMap.load(foreign).chunks)
+    line = one_line_error(
+        run("gc", "--store", store, "--keep", map_file, foreign, "--yes", "--grace", "0"), 3
+    )
+    assert f"{foreign}: {needed} of its {needed} chunks are not in the store" in line
+    assert "--allow-missing" in line and set(se.DirStore(store)) == before
+
+
+def test_gc_with_missing_chunks_needs_allow_missing(workdir, stored):
+    data, map_file, store = stored
+    root, level0, _ = _level0(map_file, store)
+    lost = level0.chunks[3].name
+    (store / lost[:2] / lost).unlink()
+    (workdir / "g").write_bytes(os.urandom(20_000))
+    ok("encrypt", workdir / "g", "--store", store, "--chunk-sizes", SMALL)
+    before = set(se.DirStore(store))
+    line = one_line_error(run("gc", "--store", store, "--keep", map_file, "--yes", "--grace", "0"), 3)
+    assert f"{map_file}: 1 of its" in line and set(se.DirStore(store)) == before
+    report = json.loads(
+        ok(
+            "gc", "--store", store, "--keep", map_file, "--yes", "--grace", "0", "--allow-missing", "--json"
+        ).stdout
+    )
+    assert report["names"] and set(se.DirStore(store)) == before - set(report["names"])
+    assert set(se.DirStore(store)) == se.chunk_names(root, se.DirStore(store)) - {lost}
+
+
+def test_gc_and_verify_never_reach_through_linked_folders(workdir, stored):
+    data, map_file, store = stored
+    _, other = _other_store_file(workdir, "other", 60_000)
+    (workdir / "g").write_bytes(os.urandom(20_000))
+    ok("encrypt", workdir / "g", "--store", store, "--chunk-sizes", SMALL)
+    ours = {name[:2] for name in se.DirStore(store)}
+    prefix = next(p for p in sorted({n[:2] for n in se.DirStore(other)}) if p not in ours)
+    theirs = sorted(os.listdir(other / prefix))
+    os.symlink(other / prefix, store / prefix)
+    done = ok("gc", "--store", store, "--keep", map_file, "--yes", "--grace", "0")
+    assert sorted(os.listdir(other / prefix)) == theirs
+    assert f"skipped {store / prefix}: a link" in done.stdout.decode()
+    report = json.loads(ok("gc", "--store", store, "--keep", map_file, "--grace", "0", "--json").stdout)
+    assert report["skipped"] == [str(store / prefix)] and report["unreferenced"] == 0
+    ok("verify", map_file, "--store", store, "--full")
+    ok("info", map_file, "--store", store, "--deep")
+    # A quarantine that leads out of the store: the repair is refused and the damaged chunk stays.
+    _, level0, _ = _level0(map_file, store)
+    victim = level0.chunks[2].name
+    path = store / victim[:2] / victim
+    damaged = path.read_bytes()[:-1]
+    path.write_bytes(damaged)
+    (workdir / "outside").mkdir()
+    os.symlink(workdir / "outside", store / "quarantine")
+    line = one_line_error(run("verify", map_file, "--store", store, "--full", "--repair"), 6)
+    assert str(store / "quarantine") in line
+    assert path.read_bytes() == damaged and os.listdir(workdir / "outside") == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root, to run as nobody")
+def test_verify_repair_keeps_a_chunk_it_cannot_read():
+    # A real read error on a real file: a chunk file of mode 000, read by an unprivileged user
+    # (root reads through any mode). It fails with EACCES until the mode is put back: an I/O
+    # error that passes, not damage. (pytest's own folders are closed to other users.)
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv")
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)
+        _verify_as_nobody(pathlib.Path(folder) / "shared")
+
+
+def _verify_as_nobody(top: pathlib.Path) -> None:
+    top.mkdir()
+    data = os.urandom(40_000)
+    (top / "f").write_bytes(data)
+    ok("encrypt", top / "f", "--store", top / "store", "--chunk-sizes", SMALL)
+    for folder, _, files in os.walk(top):
+        for name in [folder, *(os.path.join(folder, f) for f in files)]:
+            os.chown(name, 65534, 65534)
+    _, level0, _ = _level0(top / "f.sedm", top / "store")
+    victim = level0.chunks[1].name
+    path = top / "store" / victim[:2] / victim
+    os.chmod(path, 0)
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *COMMAND]
+    argv = [*as_nobody, "verify", top / "f.sedm", "--store", top / "store", "--full", "--json"]
+    for extra in ([], ["--repair"]):
+        result = subprocess.run([*map(str, argv), *extra], capture_output=True, timeout=120)
+        assert result.returncode == 6, result.stderr.decode()
+        report = json.loads(result.stdout)
+        assert report["unreadable"] == [victim] and report["quarantined"] == []
+        assert [p["kind"] for p in report["problems"]] == ["unreadable"]
+        assert path.exists() and not (top / "store" / "quarantine").exists()
+    plain = subprocess.run([*map(str, argv[:-1])], capture_output=True, timeout=120)
+    assert plain.returncode == 6 and "1 chunk could not be read" in plain.stdout.decode()
+    os.chmod(path, 0o644)
+    assert subprocess.run([*map(str, argv)], capture_output=True, timeout=120).returncode == 0

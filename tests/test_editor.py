@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 from hypothesis import settings
@@ -216,3 +219,106 @@ def test_flush_stores_under_the_store_lock(tmp_path):
         editor.flush()
         assert not store_lock_is_held(tmp_path)
     assert held and all(held)
+
+
+# -- the window between storing an edit's chunks and saving its map -----------------------------
+
+GC = [sys.executable, "-m", "self_encryption", "gc"]
+
+
+def _edited(tmp_path):
+    """A stored file, its map saved, and an editor with a change: (store, map file, editor, new content)."""
+    store = se.DirStore(tmp_path / "store")
+    data = bytearray(os.urandom(30_000))
+    root = se.encrypt_to_store(bytes(data), store, **SMALL)
+    map_file = tmp_path / "f.sedm"
+    map_file.write_text(root.to_text() + "\n")
+    editor = se.SelfEncryptor(store, root, **SMALL)
+    change = os.urandom(3000)
+    editor.write(change, 10_000)
+    data[10_000:13_000] = change
+    return store, map_file, editor, bytes(data)
+
+
+def _gc(store, map_file) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*GC, "--store", store.path, "--keep", map_file, "--grace", "0", "--yes", "--lock-wait", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_gc_between_a_flush_and_saving_its_map_deletes_the_new_chunks(tmp_path):
+    # The window flush(save_to=...) closes: after a plain flush, the lock is released before the
+    # caller saves the map, and a collection then sees the new chunks as unused.
+    store, map_file, editor, content = _edited(tmp_path)
+    new_root = editor.flush()
+    collector = _gc(store, map_file)
+    assert collector.wait(120) == 0, collector.stderr.read()
+    assert se.verify(new_root, store, full=True).missing
+
+
+def _holds_open(pid: int, path: str) -> bool:
+    try:
+        return any(os.path.realpath(f"/proc/{pid}/fd/{fd}") == path for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="watches the collector through /proc")
+def test_flush_save_to_holds_the_writer_lock_until_the_map_is_saved(tmp_path, monkeypatch):
+    store, map_file, editor, content = _edited(tmp_path)
+    arrived, go = threading.Event(), threading.Event()
+    save = se.ReservedMapFile.save
+
+    def save_when_told(reserved, data_map):  # the map is about to be written: the window
+        arrived.set()
+        assert go.wait(120)
+        save(reserved, data_map)
+
+    monkeypatch.setattr(se.ReservedMapFile, "save", save_when_told)
+    results, errors = [], []
+
+    def flush():
+        try:
+            results.append(editor.flush(save_to=map_file))
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+            arrived.set()
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    collector = None
+    try:
+        assert arrived.wait(120) and not errors, errors
+        assert store_lock_is_held(store.path)  # the new chunks are stored, the map not yet saved
+        collector = _gc(store, map_file)
+        lock = os.path.realpath(store.lock_path)
+        deadline = time.monotonic() + 120
+        while not _holds_open(collector.pid, lock) and collector.poll() is None:
+            assert time.monotonic() < deadline, "gc never opened the store lock"
+            time.sleep(0.01)
+        assert collector.poll() is None  # it waits for the editor's lock
+    finally:
+        go.set()
+        flusher.join(120)
+    assert not errors, errors
+    assert collector.wait(120) == 0, collector.stderr.read()
+    new_root = results[0]
+    assert se.DataMap.load(map_file) == new_root and os.stat(map_file).st_mode & 0o777 == 0o600
+    assert se.verify(new_root, store, full=True).ok and se.decrypt(new_root, store) == content
+    assert editor.close() == new_root
+
+
+def test_flush_save_to_claims_the_map_file_before_storing(tmp_path):
+    store, map_file, editor, content = _edited(tmp_path)
+    before = set(store)
+    with pytest.raises(se.StoreError, match="no-such-folder"):
+        editor.flush(save_to=tmp_path / "no-such-folder" / "f.sedm")
+    assert set(store) == before  # nothing stored
+    with pytest.raises(se.StoreError, match="f.sedm"):
+        editor.flush(save_to=map_file, replace=False)
+    new_root = editor.close(save_to=tmp_path / "g.sedm")
+    assert se.DataMap.load(tmp_path / "g.sedm") == new_root and se.decrypt(new_root, store) == content
+    with pytest.raises(se.SelfEncryptionError, match="closed"):
+        editor.close(save_to=map_file)

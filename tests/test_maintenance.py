@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import re
 import time
@@ -10,7 +12,7 @@ import pytest
 
 import self_encryption as se
 
-from helpers import SMALL_SIZES, levels_of, store_lock_is_held
+from helpers import SMALL_SIZES, level0_of, levels_of, store_lock_is_held
 
 
 @pytest.fixture
@@ -267,3 +269,204 @@ def test_collect_garbage_refuses_what_it_cannot_judge(two_files):
     for bad in (-1, "1h", float("nan")):
         with pytest.raises(se.InvalidArgumentError):
             se.collect_garbage(store, [keep_root], grace=bad)
+
+
+# -- linked folders: gc and repair never reach out of the store ----------------------------
+
+
+def _store_with_garbage(path, size=20_000):
+    """A folder store holding one file and one unreferenced file, both old: (store, kept root, data)."""
+    store = se.DirStore(path)
+    data = os.urandom(size)
+    root = se.encrypt_to_store(data, store, chunk_sizes=SMALL_SIZES)
+    se.encrypt_to_store(os.urandom(size), store, chunk_sizes=SMALL_SIZES)
+    _age_all(store, 7200)
+    return store, root, data
+
+
+def _foreign_prefix(ours: se.DirStore, theirs: se.DirStore) -> str:
+    """A fan-out prefix that theirs holds chunks under and ours holds none under."""
+    mine = {name[:2] for name in ours}
+    return next(prefix for prefix in sorted({name[:2] for name in theirs}) if prefix not in mine)
+
+
+def test_gc_never_enters_nor_deletes_through_a_linked_fanout_folder(tmp_path):
+    ours, root, data = _store_with_garbage(tmp_path / "ours")
+    theirs = se.DirStore(tmp_path / "theirs")
+    se.encrypt_to_store(os.urandom(40_000), theirs, chunk_sizes=SMALL_SIZES)
+    _age_all(theirs, 7200)
+    prefix = _foreign_prefix(ours, theirs)
+    outside = sorted(os.listdir(tmp_path / "theirs" / prefix))
+    os.symlink(tmp_path / "theirs" / prefix, tmp_path / "ours" / prefix)
+    report = se.collect_garbage(ours, [root], delete=True, grace=0)
+    assert sorted(os.listdir(tmp_path / "theirs" / prefix)) == outside  # nothing deleted there
+    assert report.names and report.skipped == (str(tmp_path / "ours" / prefix),)
+    # Listing and scanning leave the linked folder out, and say so.
+    assert not {name for name in ours if name.startswith(prefix)}
+    assert not [entry for entry in ours.scan() if entry.name.startswith(prefix)]
+    assert ours.skipped_folders() == [str(tmp_path / "ours" / prefix)]
+    assert se.decrypt(root, ours) == data
+    # Deleting or storing a chunk by name through the link is refused too, and what is
+    # there counts as absent, as reads refuse it.
+    with pytest.raises(se.StoreError, match="is a link"):
+        ours.delete(outside[0])
+    assert not ours.has(outside[0]) and outside[0] not in ours
+    with pytest.raises(se.StoreError, match="is a link"):
+        ours.put(outside[0], theirs.get(outside[0]))
+    content = os.urandom(100)
+    while hashlib.sha256(content).hexdigest()[:2] != prefix:
+        content = os.urandom(100)
+    with pytest.raises(se.StoreError, match="is a link"):
+        ours.put(hashlib.sha256(content).hexdigest(), content)
+    assert sorted(os.listdir(tmp_path / "theirs" / prefix)) == outside
+
+
+def test_repair_never_moves_a_chunk_through_a_linked_fanout_folder(tmp_path):
+    store, root, data = _store_with_garbage(tmp_path / "store")
+    victim = level0_of(root, store).chunks[1].name
+    # The fan-out folder holding a needed chunk is moved out of the store and linked back in.
+    os.rename(tmp_path / "store" / victim[:2], tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "store" / victim[:2])
+    outside = sorted(os.listdir(tmp_path / "elsewhere"))
+    report = se.verify(root, store, full=True)
+    assert report.corrupt and all(e.name[:2] == victim[:2] for e in report.corrupt)
+    assert all("leads out of the store" in e.reason for e in report.corrupt)
+    with pytest.raises(se.StoreError, match="is a link"):
+        se.verify(root, store, full=True, repair=True)
+    assert sorted(os.listdir(tmp_path / "elsewhere")) == outside
+    assert not os.path.lexists(store.quarantine_path) or not os.listdir(store.quarantine_path)
+
+
+def test_repair_refuses_a_quarantine_that_is_a_link_or_not_a_folder(tmp_path):
+    store, root, data = _store_with_garbage(tmp_path / "store")
+    victim = level0_of(root, store).chunks[1].name
+    path = tmp_path / "store" / victim[:2] / victim
+    _break(path, "flip")
+    damaged = path.read_bytes()
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", store.quarantine_path)
+    with pytest.raises(se.StoreError, match=re.escape(store.quarantine_path)):
+        se.verify(root, store, full=True, repair=True)
+    assert path.read_bytes() == damaged and os.listdir(tmp_path / "outside") == []
+    os.unlink(store.quarantine_path)
+    (tmp_path / "store" / "quarantine").write_text("a file, not a folder")
+    with pytest.raises(se.StoreError, match=re.escape(store.quarantine_path)):
+        se.verify(root, store, full=True, repair=True)
+    assert path.read_bytes() == damaged
+    os.unlink(store.quarantine_path)  # a real folder: the repair goes ahead
+    report = se.verify(root, store, full=True, repair=True)
+    assert report.quarantined == ((victim, f"moved to {store.quarantine_path}/{victim}"),)
+
+
+# -- gc with maps of another store -------------------------------------------------------
+
+
+def test_gc_refuses_a_map_whose_chunks_are_not_in_the_store(tmp_path):
+    ours, root, data = _store_with_garbage(tmp_path / "ours")
+    theirs = se.DirStore(tmp_path / "theirs")
+    other = se.encrypt_to_store(os.urandom(250), theirs, chunk_sizes=SMALL_SIZES)  # at most 3 chunks
+    assert other.level == 0  # its chunk names are all in the root: nothing fails to load
+    before = set(ours)
+    with pytest.raises(se.GcRefusedError) as caught:
+        se.collect_garbage(ours, [other], delete=True, grace=0)
+    assert caught.value.exit_code == 3 and isinstance(caught.value, se.DataMapError)
+    assert caught.value.map_index is None and caught.value.missing == len(other.chunks)
+    assert set(ours) == before
+    # Even when told some chunks may be missing: none of them is here.
+    with pytest.raises(se.GcRefusedError):
+        se.collect_garbage(ours, [other], delete=True, grace=0, allow_missing=True)
+    # Beside a map of this store, the foreign map is named by its place in keep.
+    with pytest.raises(se.GcRefusedError) as caught:
+        se.collect_garbage(ours, [root, other], delete=True, grace=0)
+    assert caught.value.map_index == 1 and caught.value.missing == caught.value.needed == len(other.chunks)
+    assert set(ours) == before
+
+
+def test_gc_refuses_a_kept_map_with_missing_chunks_unless_allowed(tmp_path):
+    store, root, data = _store_with_garbage(tmp_path / "store")
+    needed = se.chunk_names(root, store)
+    lost = level0_of(root, store).chunks[2].name
+    store.delete(lost)
+    before = set(store)
+    with pytest.raises(se.GcRefusedError) as caught:
+        se.collect_garbage(store, [root], delete=True, grace=0)
+    assert (caught.value.map_index, caught.value.missing, caught.value.needed) == (0, 1, len(needed))
+    assert set(store) == before
+    report = se.collect_garbage(store, [root], delete=True, grace=0, allow_missing=True)
+    assert report.names and set(store) == needed - {lost}
+
+
+# -- reads that fail are not damage --------------------------------------------------------
+
+
+class FlakyStore(se.DirStore):
+    """A folder store whose reads of some chunks fail (EIO) or come back damaged, a set number of times.
+
+    Like a disk or network file system with passing faults: the file on disk is sound throughout.
+    """
+
+    def __init__(self, path, *, failing=None, garbling=None):
+        super().__init__(path)
+        self.failing = dict(failing or {})  # name -> reads left that fail with EIO
+        self.garbling = dict(garbling or {})  # name -> reads left that return flipped bytes
+        self.reads = []
+
+    def get_at_most(self, name, limit):
+        self.reads.append(name)
+        if self.failing.get(name, 0) > 0:
+            self.failing[name] -= 1
+            raise OSError(errno.EIO, os.strerror(errno.EIO), self._path_of(name))
+        content = super().get_at_most(name, limit)
+        if self.garbling.get(name, 0) > 0:
+            self.garbling[name] -= 1
+            return content[:10] + bytes([content[10] ^ 1]) + content[11:]
+        return content
+
+
+def _flaky(tmp_path, level):
+    """(store path, root, data, victim at level): a file stored, the victim a chunk of that level."""
+    plain = se.DirStore(tmp_path / "store")
+    data = os.urandom(30_000)
+    root = se.encrypt_to_store(data, plain, chunk_sizes=SMALL_SIZES)
+    assert root.level >= 2
+    return tmp_path / "store", root, data, _at(levels_of(root, plain), level, 1)
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_verify_full_reports_unreadable_chunks_apart_and_goes_on(tmp_path, level):
+    path, root, data, victim = _flaky(tmp_path, level)
+    plain = se.DirStore(path)
+    corrupt = level0_of(root, plain).chunks[-2].name  # a whole chunk: the last may be a few bytes
+    _break(path / corrupt[:2] / corrupt, "flip")
+    store = FlakyStore(path, failing={victim: 10**6})  # never readable
+    report = se.verify(root, store, full=True)
+    assert [e.name for e in report.unreadable] == [victim] and not report.ok
+    assert report.unreadable[0].level == level and report.unreadable[0].index == 1
+    assert "Input/output error" in report.unreadable[0].reason
+    assert isinstance(report.unreadable[0], se.StoreError)
+    assert not report.missing
+    if level == 0:  # the rest of the file was checked: the corrupt chunk is found as well
+        assert [e.name for e in report.corrupt] == [corrupt]
+        assert report.checked == sum(len(m.chunks) for m in levels_of(root, plain)) and report.complete
+    else:  # the levels below an unreadable map chunk are out of reach
+        assert not report.complete
+    # Repair sets the corrupt chunk aside and never the unreadable one.
+    repaired = se.verify(root, store, full=True, repair=True)
+    assert victim not in dict(repaired.quarantined) and (path / victim[:2] / victim).is_file()
+    assert [e.name for e in repaired.unreadable] == [victim]
+
+
+@pytest.mark.parametrize("fault", ["failing", "garbling"])
+@pytest.mark.parametrize("level", [0, 1])
+def test_repair_keeps_a_sound_chunk_whose_read_failed_in_passing(tmp_path, level, fault):
+    path, root, data, victim = _flaky(tmp_path, level)
+    content = (path / victim[:2] / victim).read_bytes()
+    store = FlakyStore(path, **{fault: {victim: 1}})
+    report = se.verify(root, store, full=True, repair=True)
+    assert report.quarantined == () and not report.corrupt and not report.missing
+    assert [e.name for e in report.unreadable] == [victim]
+    if fault == "garbling":
+        assert "then sound" in report.unreadable[0].reason
+    assert (path / victim[:2] / victim).read_bytes() == content
+    assert not os.path.lexists(se.DirStore(path).quarantine_path)
+    assert se.verify(root, store, full=True).ok and se.decrypt(root, store) == data

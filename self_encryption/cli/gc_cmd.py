@@ -46,14 +46,22 @@ def register(commands: Commands) -> None:
         metavar="SECONDS",
         help=f"how long to wait for running encrypts to finish (default {se.DEFAULT_LOCK_WAIT:g})",
     )
+    command.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="collect garbage even if chunks a kept map needs are not in the store (a store known "
+        "to have lost them); without it gc refuses, since a map of another store makes every chunk "
+        "look unused. A store holding none of the kept chunks is refused even so",
+    )
     command.add_argument("-v", "--verbose", action="store_true", help="list the unreferenced chunk names")
 
 
-def kept_maps(sources: list[str], current: list[str]) -> Iterable[se.DataMap]:
+def kept_maps(sources: list[str], current: list[str], read: list[str] | None = None) -> Iterable[se.DataMap]:
     """The maps --keep names, read one at a time (gc reads them only once it holds the store lock).
 
     A folder stands for every map file under it. ``current`` holds the
-    source of the map being read or walked, for error messages.
+    source of the map being read or walked, for error messages; ``read``
+    gets the source of each map yielded, in order.
     """
     for source in sources:
         if source != "-" and not se.looks_like_map(source) and os.path.isdir(source):
@@ -75,24 +83,46 @@ def kept_maps(sources: list[str], current: list[str]) -> Iterable[se.DataMap]:
                     if os.path.lexists(path):
                         raise
                     continue  # deleted since the folder was listed: no longer kept
+                if read is not None:
+                    read.append(path)
                 yield data_map
         else:
             current[:] = [source]
-            yield read_map(source)
+            data_map = read_map(source)
+            if read is not None:
+                read.append(source)
+            yield data_map
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args)
     current: list[str] = []
+    read: list[str] = []
     try:
         report = se.collect_garbage(
             store,
-            kept_maps(args.keep, current),
+            kept_maps(args.keep, current, read),
             delete=args.yes,
             grace=args.grace,
             workers=args.workers,
             lock_wait=args.lock_wait,
+            allow_missing=args.allow_missing,
         )
+    except se.GcRefusedError as exc:
+        if exc.map_index is None:
+            raise CommandError(
+                f"none of the {exc.needed} chunks the kept maps need is in the store: "
+                "these are maps of another store; refusing to collect garbage, "
+                "since every chunk would look unused (--allow-missing does not change this)",
+                exc.exit_code,
+            ) from None
+        label = map_label(read[exc.map_index]) if exc.map_index < len(read) else "a kept map"
+        raise CommandError(
+            f"{label}: {exc.missing} of its {exc.needed} chunks are not in the store; "
+            "is it a map of another store? refusing to collect garbage, since its chunks "
+            "would look unused (--allow-missing if the store is known to have lost them)",
+            exc.exit_code,
+        ) from None
     except (se.ChunkNotFoundError, se.ChunkIntegrityError) as exc:
         label = map_label(current[0]) if current else "a kept map"
         raise CommandError(
@@ -119,6 +149,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 "deleted": report.deleted,
                 "grace": report.grace,
                 "temp_files": report.temp_files_removed,
+                "skipped": list(report.skipped),
                 "stale_locks_removed": list(report.stale_locks_removed),
                 "names": garbage,
             },
@@ -127,6 +158,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.verbose:
         for name in garbage:
             out.write(f"{name}\n")
+    for path in report.skipped:
+        out.write(f"skipped {path}: a link, not a folder of the store (never entered nor deleted through)\n")
     for lock in report.stale_locks_removed:
         out.write(f"removed a stale lock: {lock}\n")
     verb = "deleted" if args.yes else "would be deleted (add --yes to delete them)"

@@ -26,14 +26,21 @@ def register(commands: Commands) -> None:
     command.add_argument(
         "--repair",
         action="store_true",
-        help="with --full: set corrupt or unreadable chunks aside (into STORE/quarantine/; "
-        "deleted on S3), so that encrypting the file again restores them",
+        help="with --full: set damaged chunks aside (into STORE/quarantine/; deleted on S3), "
+        "so that encrypting the file again restores them; a chunk that cannot be read, or reads "
+        "back sound when read again, stays",
     )
+
+
+def _kind(exc: se.ChunkError) -> str:
+    if isinstance(exc, se.ChunkNotFoundError):
+        return "missing"
+    return "unreadable" if isinstance(exc, se.ChunkUnreadableError) else "corrupt"
 
 
 def _problem(exc: se.ChunkError) -> dict[str, Any]:
     return {
-        "kind": "missing" if isinstance(exc, se.ChunkNotFoundError) else "corrupt",
+        "kind": _kind(exc),
         "level": exc.level,
         "index": exc.index,
         "name": exc.name,
@@ -53,6 +60,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         else se.ChunkIntegrityError.exit_code
         if report.corrupt
         else se.ChunkNotFoundError.exit_code
+        if report.missing
+        else se.ChunkUnreadableError.exit_code
     )
     if args.json:
         emit_json(
@@ -63,6 +72,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 "ok": report.ok,
                 "checked": report.checked,
                 "problems": problems,
+                "unreadable": [exc.name for exc in report.unreadable],
                 "quarantined": [{"name": name, "action": action} for name, action in report.quarantined],
             },
         )
@@ -87,5 +97,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         )
         out.write("\n")
     else:
-        out.write(f"{label}: {len(problems)} of {report.checked} chunks checked are missing or corrupt\n")
+        out.write(
+            f"{label}: {len(problems)} of {report.checked} chunks checked are missing, corrupt or unreadable\n"
+        )
+        if report.unreadable:
+            out.write(
+                f"{label}: {plural(len(report.unreadable), 'chunk')} could not be read (an I/O error, "
+                "not known to be damaged; never set aside): try again\n"
+            )
     return code

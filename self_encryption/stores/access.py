@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._buffers import Buffer
 from .._errors import (
+    ChunkError,
     ChunkIntegrityError,
     ChunkNotFoundError,
+    ChunkUnreadableError,
     InvalidArgumentError,
     SelfEncryptionError,
     StoreError,
@@ -101,7 +103,8 @@ class StoreAccess:
         self._lock_space = _method(store, "lock_space")
         self._now = _method(store, "now")
         self._put_if_absent = _method(store, "put_if_absent")
-        self._unreadable_is_damage = False
+        self._skipped_folders = _method(store, "skipped_folders")
+        self._unreadable_as: type[ChunkError] | None = None
         #: Store requests at once, as the store declares it (None: as many as the workers).
         self.declared_concurrency = _declared_concurrency(store)
         #: Bytes of chunk content in flight to or from the store at once, at the most.
@@ -171,13 +174,31 @@ class StoreAccess:
     def unreadable_as_damaged(self) -> StoreAccess:
         """This access, where a chunk the store fails to read (a StoreError from ``get``) is damaged.
 
-        It is then a ChunkIntegrityError naming the chunk, which repair sets
-        aside. Windows (``get_window``) are left as they are: a window that
-        fails is read again one chunk at a time.
+        It is then a ChunkIntegrityError naming the chunk. Windows
+        (``get_window``) are left as they are: a window that fails is read
+        again one chunk at a time.
         """
-        damaged = copy.copy(self)
-        damaged._unreadable_is_damage = True
-        return damaged
+        return self._reading_unreadable_as(ChunkIntegrityError)
+
+    def naming_unreadable(self) -> StoreAccess:
+        """This access, where a chunk the store fails to read is a ChunkUnreadableError naming it.
+
+        A read that failed (an I/O error, a StoreError from ``get``) is
+        then told apart from a missing or corrupt chunk, and placed in the
+        data map like them. Windows are left as they are (see above).
+        """
+        return self._reading_unreadable_as(ChunkUnreadableError)
+
+    def one_at_a_time(self) -> StoreAccess:
+        """This access without ``get_many``: each chunk read by itself, so that a failure names it."""
+        single = copy.copy(self)
+        single._get_many = None
+        return single
+
+    def _reading_unreadable_as(self, error: type[ChunkError]) -> StoreAccess:
+        changed = copy.copy(self)
+        changed._unreadable_as = error
+        return changed
 
     # -- reading ------------------------------------------------------------------
 
@@ -187,12 +208,14 @@ class StoreAccess:
         With ``size`` (what the data map says is stored), a store that can
         (``get_at_most``) reads no more than size + 1 bytes of it.
         """
-        if not self._unreadable_is_damage:
+        if self._unreadable_as is None:
             return self._get_one(name, size)
         try:
             return self._get_one(name, size)
         except StoreError as exc:
-            raise ChunkIntegrityError(f"unreadable: {exc}", name=name) from exc
+            if isinstance(exc, ChunkError):
+                raise
+            raise self._unreadable_as(f"unreadable: {exc}", name=name) from exc
 
     def _get_one(self, name: str, size: int | None) -> object:
         if self._get_at_most is not None and size is not None:
@@ -337,6 +360,12 @@ class StoreAccess:
             )
         self.delete(name)
         return "deleted"
+
+    def skipped(self) -> tuple[str, ...]:
+        """What the store's listing leaves out and never changes (a folder store's linked fan-out folders)."""
+        if self._skipped_folders is None:
+            return ()
+        return tuple(str(path) for path in self._skipped_folders())
 
     def remove_temporaries(self, older_than: float, *, delete: bool) -> int:
         """The store's leftover temporaries older than older_than seconds, removed (or counted); 0 if it has none."""

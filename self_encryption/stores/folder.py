@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import threading
@@ -105,6 +106,11 @@ class DirStore:
         dangling link) is first moved into the quarantine folder.
         """
         target = self._path_of(name)
+        if os.path.islink(os.path.dirname(target)):
+            raise StoreError(
+                f"cannot store chunk {name}: {os.path.dirname(target)!r} is a link, "
+                "not a folder of the store, and is not written through"
+            )
         if _holds_content(target):
             return
         if os.path.lexists(target) and not os.path.isfile(target):
@@ -132,7 +138,7 @@ class DirStore:
         """
         path = self._path_of(name)
         real = os.path.realpath(path)
-        if os.path.commonpath([real, self._real_root()]) != self._real_root():
+        if not self._inside(real):
             raise ChunkIntegrityError("chunk file is a link that leads out of the store", name=name)
         try:
             descriptor = os.open(real, _READ_FLAGS)
@@ -155,8 +161,16 @@ class DirStore:
         return self._root
 
     def has(self, name: str) -> bool:
-        """Whether a chunk file is there; an empty one counts as absent (no chunk is empty)."""
-        return _holds_content(self._path_of(name))
+        """Whether a chunk file is there; an empty one counts as absent (no chunk is empty).
+
+        So does one whose path leads out of the store (through a linked
+        fan-out folder, say), which reads refuse.
+        """
+        path = self._path_of(name)
+        return _holds_content(path) and self._inside(path)
+
+    def _inside(self, path: str) -> bool:
+        return os.path.commonpath([os.path.realpath(path), self._real_root()]) == self._real_root()
 
     def size(self, name: str) -> int:
         """Bytes stored under name, without reading them."""
@@ -185,24 +199,52 @@ class DirStore:
         return True
 
     def delete(self, name: str) -> None:
+        """Remove the chunk file; never through a fan-out folder that is a link (StoreError)."""
+        path = self._path_of(name)
         try:
-            os.unlink(self._path_of(name))
+            with _real_folder(os.path.dirname(path), f"delete chunk {name}") as folder:
+                if folder is None:
+                    return  # no such folder: no such chunk
+                if folder == -1:
+                    os.unlink(path)
+                else:
+                    os.unlink(name, dir_fd=folder)
         except FileNotFoundError:
             pass
         except OSError as exc:
             raise StoreError(f"cannot delete chunk {name} from {self.path!r}: {exc}") from exc
 
     def quarantine(self, name: str) -> str:
-        """Move the chunk file into ``quarantine/``; says where ("moved to PATH")."""
+        """Move the chunk file into ``quarantine/``; says where ("moved to PATH").
+
+        Both ends must be real folders of the store: a ``quarantine`` or a
+        fan-out folder that is a link (or not a folder) is refused with
+        StoreError naming it, and the chunk stays where it is, so that a
+        repair never moves a file out of the store or one of another's in.
+        """
         source = self._path_of(name)
         try:
-            make_folders(self.quarantine_path)
-            target = os.path.join(self.quarantine_path, name)
-            serial = 0
-            while os.path.lexists(target):
-                serial += 1
-                target = os.path.join(self.quarantine_path, f"{name}.{serial}")
-            os.replace(source, target)
+            if not os.path.lexists(self.quarantine_path):
+                make_folders(self.quarantine_path)
+            with (
+                _real_folder(os.path.dirname(source), f"set chunk {name} aside") as origin,
+                _real_folder(self.quarantine_path, f"set chunk {name} aside") as quarantine,
+            ):
+                if origin is None or not os.path.lexists(source):
+                    return "not in the store"
+                if quarantine is None:
+                    raise StoreError(f"cannot set chunk {name} aside: {self.quarantine_path!r} vanished")
+                target_name = name
+                serial = 0
+                while os.path.lexists(os.path.join(self.quarantine_path, target_name)):
+                    serial += 1
+                    target_name = f"{name}.{serial}"
+                os.replace(
+                    name if origin != -1 else source,
+                    target_name if quarantine != -1 else os.path.join(self.quarantine_path, target_name),
+                    **_dir_fds(origin, quarantine),
+                )
+                target = os.path.join(self.quarantine_path, target_name)
         except FileNotFoundError:
             if not os.path.lexists(source):
                 return "not in the store"
@@ -216,11 +258,30 @@ class DirStore:
         return f"moved to {target}"
 
     def _fanout(self) -> list[str]:
+        """The fan-out folders to list: real folders only, never a link (see :meth:`skipped_folders`)."""
+        return [prefix for prefix, linked in self._fanout_entries() if not linked]
+
+    def skipped_folders(self) -> list[str]:
+        """Paths of the fan-out folders that listing, scanning and deleting leave alone: links.
+
+        A fan-out folder that is a link (to another store's folder, say)
+        holds nothing of this store's: reads already refuse a chunk file
+        that leads out of the store, and listing never enters such a folder,
+        so that garbage collection never deletes through it.
+        """
+        return [os.path.join(self.path, prefix) for prefix, linked in self._fanout_entries() if linked]
+
+    def _fanout_entries(self) -> list[tuple[str, bool]]:
+        """(name, is a link) of each entry named like a fan-out folder that is a folder or a link."""
         try:
-            folders = sorted(entry.name for entry in os.scandir(self.path) if entry.is_dir())
+            found = sorted(
+                (entry.name, entry.is_symlink())
+                for entry in os.scandir(self.path)
+                if entry.is_symlink() or entry.is_dir(follow_symlinks=False)
+            )
         except OSError as exc:
             raise StoreError(f"cannot list {self.path!r}: {exc}") from exc
-        return [prefix for prefix in folders if len(prefix) == 2 and _HEX.issuperset(prefix)]
+        return [(prefix, linked) for prefix, linked in found if len(prefix) == 2 and _HEX.issuperset(prefix)]
 
     def __iter__(self) -> Iterator[str]:
         for prefix in self._fanout():
@@ -371,3 +432,50 @@ def _holds_content(path: str) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(info.st_mode) and info.st_size > 0
+
+
+#: Whether folders can be opened without following a link and used as dir_fd (POSIX).
+_DIR_FDS = os.name == "posix" and {os.unlink, os.rename} <= os.supports_dir_fd  # os.replace too
+
+
+@contextlib.contextmanager
+def _real_folder(path: str, purpose: str) -> Iterator[int | None]:
+    """A real folder at path, held open without following links: its descriptor (-1 where that cannot be done).
+
+    None if nothing is at path. A link or anything but a folder is refused
+    with StoreError naming it: a store never reaches through a link to change
+    files (a link another process puts there afterwards is not followed either).
+    """
+    refusal = f"cannot {purpose}: {path!r} is a link or not a folder, and is not entered"
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        yield None
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        raise StoreError(refusal)
+    if not _DIR_FDS:
+        yield -1
+        return
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        yield None
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise StoreError(refusal) from None
+        raise
+    try:
+        yield descriptor
+    finally:
+        os.close(descriptor)
+
+
+def _dir_fds(source: int | None, target: int | None) -> dict[str, int]:
+    fds = {}
+    if source is not None and source != -1:
+        fds["src_dir_fd"] = source
+    if target is not None and target != -1:
+        fds["dst_dir_fd"] = target
+    return fds
