@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import _backend
-from ._datamap import DataMap
+from ._datamap import DataMap, is_chunk_name
 from ._errors import (
     ChunkError,
     ChunkIntegrityError,
@@ -32,27 +32,27 @@ _PROBLEMS = (ChunkNotFoundError, ChunkIntegrityError, ChunkUnreadableError)
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What :func:`verify` found.
+    """What :func:`verify` found (each field is described where it is declared).
 
-    ``checked`` counts the chunks probed (quick) or opened (full);
-    ``missing`` and ``corrupt`` hold one error per chunk in trouble, each
-    naming its ``index``, ``level`` and ``name``. ``unreadable`` holds the
-    chunks the store failed to read (an I/O error, a ChunkUnreadableError):
-    not known to be damaged, they are never set aside. Past a map chunk
-    that cannot be read, the levels below it are not reached: ``complete``
-    is then False, and problems below that level are not listed.
+    Each error in ``missing``, ``corrupt`` and ``unreadable`` names its
+    chunk's ``index``, ``level`` and ``name``.
     """
 
+    #: Whether every chunk was fetched, checked and opened (else only probed).
     full: bool
+    #: The chunks probed (quick) or opened (full).
     checked: int
+    #: One error per chunk the store does not hold.
     missing: tuple[ChunkNotFoundError, ...]
+    #: One error per chunk that does not match its name, size or payload rules.
     corrupt: tuple[ChunkIntegrityError, ...]
     #: False when a map chunk that could not be read kept the levels below it out of reach.
     complete: bool = True
     #: With repair: (name, what was done) for each damaged chunk set aside, such as
     #: "moved to STORE/quarantine/NAME" in a folder store, or "deleted s3://..." in a bucket.
     quarantined: tuple[tuple[str, str], ...] = ()
-    #: Chunks the store failed to read (or, with repair, read damaged once and sound again).
+    #: Chunks the store failed to read (an I/O error; or, with repair, read damaged once and
+    #: sound again): not known to be damaged, they are never set aside.
     unreadable: tuple[ChunkUnreadableError, ...] = ()
 
     @property
@@ -274,28 +274,28 @@ class GcRefusedError(DataMapError):
 
 @dataclass(frozen=True)
 class GcReport:
-    """What :func:`collect_garbage` found, and did.
+    """What :func:`collect_garbage` found, and did (each field is described where it is declared)."""
 
-    ``names`` are the unreferenced chunks old enough to go: deleted, or in
-    a dry run the ones that would be; ``bytes_freed`` is their size.
-    ``chunks_young`` were unreferenced too but younger than the grace
-    period (or refreshed by an encrypt while gc ran), and stay.
-    ``temp_files_removed`` counts the store's leftover temporary files older
-    than the grace period (removed, or that would be). ``skipped`` names what
-    the store's listing left out and gc never entered nor deleted through
-    (a folder store's fan-out folders that are links).
-    """
-
+    #: Whether the chunks in ``names`` were deleted (False: a dry run, nothing was).
     deleted: bool
+    #: The unreferenced chunks old enough to go: deleted, or in a dry run the ones that would be.
     names: tuple[str, ...]
+    #: The stored size of the chunks in ``names``.
     bytes_freed: int
+    #: Every chunk the store listed.
     chunks_total: int
+    #: The chunks listed that a kept map needs.
     chunks_referenced: int
+    #: Unreferenced chunks that stay, younger than the grace period (or refreshed while gc ran).
     chunks_young: int
+    #: The store's leftover temporary files older than the grace period, removed (or that would be).
     temp_files_removed: int
+    #: The grace period used, in seconds.
     grace: float
     #: Stale locks gc removed from the store before it began: who held each, and how long ago.
     stale_locks_removed: tuple[str, ...] = ()
+    #: What the store's listing left out, and gc never entered nor deleted through
+    #: (a folder store's fan-out folders that are links).
     skipped: tuple[str, ...] = ()
 
     @property
@@ -306,8 +306,9 @@ class GcReport:
 
 def collect_garbage(
     store: ChunkStore | StoreAccess,
-    keep: Iterable[DataMap],
+    keep: Iterable[DataMap] = (),
     *,
+    keep_names: Iterable[Iterable[str]] = (),
     delete: bool = False,
     grace: float = DEFAULT_GRACE,
     workers: int | None = None,
@@ -320,6 +321,13 @@ def collect_garbage(
     level 0, and a map whose levels cannot all be read raises (a
     ChunkNotFoundError or ChunkIntegrityError naming the chunk), since the
     chunks only it names would look unused. Nothing is deleted then.
+
+    ``keep_names`` is the same for maps whose chunk names were saved
+    before: each item is one map's names, as :func:`chunk_names` returned
+    them (every level). An application that keeps maps as database rows
+    can store those sets beside them, so that gc needs no fetch of any
+    map's levels; names that are not chunk names are refused
+    (InvalidArgumentError). ``keep`` and ``keep_names`` may be used together.
 
     Two rules protect what encryptions still running need:
 
@@ -364,6 +372,7 @@ def collect_garbage(
     clock = store.clock()
     with store.collecting(lock_wait) as stale_locks:
         kept: list[set[str]] = [_chunk_names(check_root(data_map), store) for data_map in keep]
+        kept += [_checked_names(names) for names in keep_names]
         referenced: set[str] = set().union(*kept)
         now = clock()
         present: set[str] = set()  # the referenced chunks the listing holds (not every name listed)
@@ -436,6 +445,18 @@ def _check_kept(
                 missing=absent,
                 needed=len(names),
             )
+
+
+def _checked_names(names: Iterable[str]) -> set[str]:
+    """One map's saved chunk names, each checked to be a chunk name (they come from outside)."""
+    if isinstance(names, (str, bytes)):
+        raise InvalidArgumentError("keep_names holds one set of chunk names per map, not a single name")
+    checked = set()
+    for name in names:
+        if not is_chunk_name(name):
+            raise InvalidArgumentError(f"keep_names holds {name!r:.80}, which is not a chunk name")
+        checked.add(name)
+    return checked
 
 
 def _seconds(label: str, value: float) -> float:

@@ -53,6 +53,48 @@ def test_the_operations_guide_runs(tmp_path, monkeypatch):
     assert se.decrypt(root, se.DirStore(tmp_path / "chunks")) == (tmp_path / "report.pdf").read_bytes()
 
 
+def test_the_database_guide_runs_and_gc_fetches_nothing(tmp_path, monkeypatch):
+    namespace = run_guide("database-maps.md", tmp_path, monkeypatch)
+    report = namespace["report"]
+    # b.bin's chunks are garbage, but stored moments ago: the grace period keeps them for now.
+    assert report.names == () and report.chunks_young > 0
+    assert report.chunks_total == report.chunks_referenced + report.chunks_young
+    rows = namespace["db"].execute("SELECT chunks FROM files").fetchall()
+    later = se.collect_garbage(
+        namespace["store"], keep_names=[set(json.loads(c)) for (c,) in rows], delete=True, grace=0
+    )
+    assert len(later.names) == report.chunks_young
+    assert len(namespace["load"]("a.bin")) == 3_000_000  # what a row names is all still there
+
+
+def test_keep_names_keeps_with_no_fetch_and_refuses_what_is_not_a_name(tmp_path):
+    store = se.DirStore(tmp_path / "store")
+    kept_root = se.encrypt_to_store(os.urandom(2_000_000), store, chunk_sizes=(4096, 16384, 65536))
+    names = se.chunk_names(kept_root, store)
+    assert kept_root.level >= 1  # a map with levels: walking it would fetch map chunks
+    garbage = se.chunk_names(se.encrypt_to_store(os.urandom(300_000), store), store)
+    fetched = []
+
+    class Counting(se.DirStore):
+        def get(self, name):
+            fetched.append(name)
+            return super().get(name)
+
+        def get_at_most(self, name, limit):
+            fetched.append(name)
+            return super().get_at_most(name, limit)
+
+    counting = Counting(tmp_path / "store")
+    report = se.collect_garbage(counting, keep_names=[names], delete=True, grace=0)
+    assert fetched == [] and set(report.names) == garbage
+    assert se.decrypt(kept_root, store) is not None
+    with_maps = se.collect_garbage(counting, [kept_root], grace=0)
+    assert fetched and with_maps.names == ()  # the same answer, but the map's levels were fetched
+    for bad in (["not a name"], "a" * 64):
+        with pytest.raises(se.InvalidArgumentError):
+            se.collect_garbage(store, keep_names=[bad] if isinstance(bad, str) else [bad], grace=0)
+
+
 @pytest.mark.parametrize("page", ["operations.md", "web-app.md", "s3.md", "many-machines.md", "mount.md"])
 def test_guides_name_only_commands_and_options_that_exist(page):
     """Every `self-encryption COMMAND --option` a guide shows is one the parser accepts."""
