@@ -11,6 +11,8 @@ the editor share.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
@@ -238,6 +240,51 @@ def level_zero(backend: Backend, root: DataMap, store: StoreAccess) -> DataMap:
     """The level-0 map of a root: the records of the file's own chunks."""
     *_, level0 = walk_levels(backend, root, store)  # the walk ends at level 0
     return level0
+
+
+class Level0Cache:
+    """Level-0 maps already walked, by root: opening one map again fetches no map level.
+
+    A level-0 map follows from its root and the chunks the root names, each
+    checked against its name, so it is the same whichever store gave them:
+    the key is the SHA-256 of the root's binary form (the root itself is not
+    kept). Bounded by entries and by records held, least recently used
+    first out; a level-0 map larger than the records bound is never held.
+    Thread-safe.
+    """
+
+    def __init__(self, entries: int = 64, records: int = 1 << 18) -> None:
+        self._entries = entries
+        self._records = records
+        self._held: OrderedDict[bytes, DataMap] = OrderedDict()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def level_zero(self, backend: Backend, root: DataMap, store: StoreAccess) -> DataMap:
+        """As :func:`level_zero`, from the cache when this root was walked before."""
+        if root.level == 0:
+            return root
+        key = hashlib.sha256(root.to_bytes()).digest()
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None:
+                self._held.move_to_end(key)
+                return held
+        level0 = level_zero(backend, root, store)  # outside the lock: a walk fetches
+        size = len(level0.chunks)
+        if size <= self._records:
+            with self._lock:
+                if key not in self._held:
+                    self._held[key] = level0
+                    self._count += size
+                while len(self._held) > self._entries or self._count > self._records:
+                    _, old = self._held.popitem(last=False)
+                    self._count -= len(old.chunks)
+        return level0
+
+
+#: The level-0 maps that readers (se.open, cat) share.
+READERS_LEVEL0 = Level0Cache()
 
 
 class Level0View:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import _backend
 from ._datamap import DataMap
 from ._errors import SelfEncryptionError
-from ._levels import Level0View, check_root, fetch_chunks, level_zero, load_chunk
+from ._levels import READERS_LEVEL0, Level0View, check_root, fetch_chunks, load_chunk
 from ._workers import Executor, check_workers, make_executor, result, stop
 from .stores.access import BATCH, access
 
@@ -174,7 +174,8 @@ class ChunkReader(io.RawIOBase):
 
     def _level0(self) -> Level0View:
         if self._view is None:
-            level0 = level_zero(self._backend, self._root, self._store)
+            # Opening one map again (a server answering many ranges of a file) fetches no level.
+            level0 = READERS_LEVEL0.level_zero(self._backend, self._root, self._store)
             self._view = Level0View(level0, self._cached_chunks)
         return self._view
 

@@ -116,3 +116,27 @@ def test_reader_reports_damage(multi_level):
         with pytest.raises(se.ChunkIntegrityError) as caught:
             reader.read()
     assert caught.value.index == 5 and caught.value.level == 0
+
+
+def test_opening_one_map_many_times_fetches_its_levels_once():
+    """50 random 4 KiB reads, each through a new se.open: one chunk fetch each, the levels once."""
+    import random
+
+    store = CountingStore()
+    data = os.urandom(3 << 20)
+    root = se.encrypt_to_store(data, store, chunk_sizes=(4096, 16384, 65536))
+    level0 = level0_of(root, store)
+    map_chunks = se.chunk_names(root, store) - {record.name for record in level0.chunks}
+    assert root.level >= 1 and map_chunks  # the level-0 map is in the store, behind the root
+    rng = random.Random(7)
+    store.gets.clear()
+    reads = 50
+    for _ in range(reads):
+        offset = rng.randrange(len(data) - 4096)
+        with se.open(root, store, workers=1) as reader:
+            reader.seek(offset)
+            assert reader.read(4096) == data[offset : offset + 4096]
+    level_gets = [name for name in store.gets if name in map_chunks]
+    assert len(level_gets) <= len(map_chunks)  # the first open only (or none: cached before)
+    file_gets = len(store.gets) - len(level_gets)
+    assert reads <= file_gets <= 2 * reads  # a 4 KiB read touches one chunk, or two at a cut
