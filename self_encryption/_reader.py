@@ -65,16 +65,20 @@ class ChunkReader(io.RawIOBase):
         return self._root.file_size
 
     def readable(self) -> bool:
+        """Always True: a reader reads."""
         return True
 
     def seekable(self) -> bool:
+        """Always True: any position can be read, fetching only the chunks it touches."""
         return True
 
     def tell(self) -> int:
+        """The current position."""
         self._checkClosed()
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to offset (from the start, the current position or the end, as whence says); returns the new position."""
         self._checkClosed()
         if whence == io.SEEK_SET:
             position = offset
@@ -90,6 +94,7 @@ class ChunkReader(io.RawIOBase):
         return position
 
     def readinto(self, buffer: Any) -> int:
+        """Read into buffer from the current position; returns the bytes read (0 at the end)."""
         self._checkClosed()
         with memoryview(buffer) as target:
             target = target.cast("B")
@@ -135,6 +140,7 @@ class ChunkReader(io.RawIOBase):
         return b"".join(parts)
 
     def readall(self) -> bytes:
+        """Everything from the current position to the end, read a piece at a time."""
         parts: list[bytes] = []
         while True:
             piece = self._read_piece(READ_PIECE)

@@ -144,3 +144,14 @@ def test_decrypt_progress_names_the_output_file(tmp_path, monkeypatch):
         == 0
     )
     assert labels == ["out"]
+
+
+def test_verify_on_the_wrong_store_gives_the_hint_decrypt_gives(tmp_path):
+    (tmp_path / "f").write_bytes(os.urandom(100_000))
+    assert run("encrypt", tmp_path / "f", "--store", tmp_path / "right", "-q").returncode == 0
+    (tmp_path / "wrong").mkdir()
+    verify = run("verify", tmp_path / "f.sedm", "--store", tmp_path / "wrong")
+    decrypt = run("decrypt", tmp_path / "f.sedm", "--store", tmp_path / "wrong", "-o", tmp_path / "out")
+    assert verify.returncode == decrypt.returncode == 4
+    hint = "does not hold the whole file: check --store"
+    assert hint in verify.stdout.decode() and hint in decrypt.stderr.decode()

@@ -22,7 +22,7 @@ import pytest
 
 import self_encryption as se
 
-from helpers import in_threads, level0_of
+from helpers import in_threads, level0_of, own_lines
 
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install .[test])")
 
@@ -215,7 +215,7 @@ def test_overwritten_object_is_chunk_integrity_error(store, s3_server, bucket):
 
 def test_missing_bucket_is_a_store_error(s3_server):
     store = se.S3Store(f"missing-{uuid.uuid4().hex[:8]}")
-    with pytest.raises(se.StoreError, match="s3://missing-"):
+    with pytest.raises(se.StoreError, match="bucket missing-[0-9a-f]+ does not exist"):
         store.check()
     with pytest.raises(se.StoreError):
         se.encrypt_to_store(b"data", store)
@@ -845,3 +845,57 @@ def test_ctrl_c_ends_a_run_on_a_far_store_within_seconds(s3_server, bucket, tmp_
     assert code == 130, process.stderr.read() if process.stderr else b""
     assert took < 15, took  # the grace (2 s a pool) and leaving, on a loaded machine
     assert sorted(os.listdir(work)) == before  # no map, output or .partial left
+
+
+def _cli(*args, env=None, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "self_encryption", *map(str, args)],
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_a_missing_bucket_is_named_and_create_makes_it(s3_server, tmp_path):
+    name = f"absent-{uuid.uuid4().hex[:10]}"
+    with pytest.raises(se.StoreError, match=f"bucket {name} does not exist"):
+        se.open_store(f"s3://{name}/chunks")
+    (tmp_path / "f").write_bytes(os.urandom(20_000))
+    root = se.encrypt_to_store((tmp_path / "f").read_bytes(), se.MemoryStore())
+    refused = _cli("verify", root.to_text(), "--store", f"s3://{name}")
+    assert refused.returncode == 6 and f"bucket {name} does not exist" in refused.stderr.decode()
+    assert len(own_lines(refused.stderr)) == 1
+    made = se.open_store(f"s3://{name}/chunks", create=True)  # the bucket is made
+    assert name in [b["Name"] for b in _raw_client(s3_server).list_buckets()["Buckets"]]
+    assert list(made) == []
+    other = f"new-{uuid.uuid4().hex[:10]}"
+    done = _cli("encrypt", tmp_path / "f", "--store", f"s3://{other}/c", "-o", tmp_path / "f.sedm")
+    assert done.returncode == 0, done.stderr.decode()  # encrypt makes its store, as for a folder
+    assert _cli("verify", tmp_path / "f.sedm", "--store", f"s3://{other}/c", "--full").returncode == 0
+
+
+def test_a_silent_endpoint_is_said_once_then_fails_after_retry_for(tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_DEFAULT_REGION": "us-east-1"}
+    root = se.encrypt_to_store(os.urandom(20_000), se.MemoryStore())
+    started = time.monotonic()
+    result = _cli(
+        "verify",
+        root.to_text(),
+        "--store",
+        "s3://bucket",
+        "--endpoint-url",
+        f"http://127.0.0.1:{port}",
+        "--retry-for",
+        "9",
+        env=env,
+    )
+    took = time.monotonic() - started
+    lines = own_lines(result.stderr)
+    assert result.returncode == 6, result.stderr.decode()
+    notices = [line for line in lines if "no answer from s3://bucket yet" in line]
+    assert len(notices) == 1 and "--endpoint-url" in notices[0]
+    assert lines[-1].startswith("self-encryption: error:") and len(lines) == 2
+    assert 5 <= took < 60

@@ -26,7 +26,7 @@ from . import (
 from .errors import IO_ERROR, OK, CommandError, PartialFailureError, describe_chunk_error
 from .maps import subject
 from .options import JSON_FLAG, Commands, Parser, UsageError, new_parser
-from .output import PROGRAM, emit_json, fail
+from .output import PROGRAM, emit_json, fail, show_library_warnings
 from .signals import install_signal_handlers, interrupt_behind, interrupted
 
 #: The commands, in the order --help lists them.
@@ -80,6 +80,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         sys.stderr.write(exc.usage)
         return _failed(exc.prog, str(exc), exc.code, wants_json)
     out = sys.stdout
+    show_library_warnings()
     install_signal_handlers()
     try:
         code: int = args.run(args, out)

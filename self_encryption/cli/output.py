@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import time
@@ -98,3 +99,19 @@ def fail(message: str, code: int, prog: str = PROGRAM) -> int:
     """Report an error on stderr in one line; returns the exit code to end with."""
     sys.stderr.write(f"{prog}: error: {message}\n")
     return code
+
+
+class _StoreWarnings(logging.StreamHandler):  # type: ignore[type-arg]
+    """The library's warnings (a store retrying a silent server, say), one line each on stderr."""
+
+
+def show_library_warnings() -> None:
+    """Print the library's warnings as ``self-encryption: message`` lines on stderr, once set up."""
+    logger = logging.getLogger("self_encryption.stores")
+    if any(isinstance(handler, _StoreWarnings) for handler in logger.handlers):
+        return
+    handler = _StoreWarnings(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False

@@ -100,6 +100,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(
             f"{label}: {len(problems)} of {report.checked} chunks checked are missing, corrupt or unreadable\n"
         )
+        if report.missing:
+            # The same hint as decrypt and cat: most often the map and the store do not go together.
+            out.write(
+                f"{label}: {plural(len(report.missing), 'chunk')} missing: the store {args.store} does "
+                "not hold the whole file: check --store, or encrypt the file into it again with the "
+                "same options\n"
+            )
         if report.unreadable:
             out.write(
                 f"{label}: {plural(len(report.unreadable), 'chunk')} could not be read (an I/O error, "

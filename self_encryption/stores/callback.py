@@ -68,11 +68,13 @@ class CallbackStore:
             self.touch = lambda name: touch(check_name(name)) is not False
 
     def put(self, name: str, data: bytes) -> None:
+        """Keep data under name through the put callback (refused when none was given)."""
         if self._put is None:
             raise StoreError("this CallbackStore was given no put callback: it can only be read")
         self._put(check_name(name), data)
 
     def get(self, name: str) -> bytes:
+        """The content under name, from the get callback; None or a KeyError there means absent (ChunkNotFoundError)."""
         try:
             content = self._get(check_name(name))
         except (KeyError, FileNotFoundError):  # the natural ways to say "no such chunk"
@@ -82,6 +84,7 @@ class CallbackStore:
         return content
 
     def has(self, name: str) -> bool:
+        """Whether name is stored: the has callback, else a get."""
         if self._has is not None:
             return bool(self._has(check_name(name)))
         try:
@@ -91,6 +94,7 @@ class CallbackStore:
         return True
 
     def delete(self, name: str) -> None:
+        """Forget name through the delete callback (refused when none was given)."""
         if self._delete is None:
             raise StoreError("this CallbackStore was given no delete callback")
         self._delete(check_name(name))
@@ -112,4 +116,5 @@ class CallbackStore:
         return contextlib.nullcontext()
 
     def collecting(self, timeout: float) -> AbstractContextManager[Any]:
+        """No lock of its own: gc then relies on the grace period, or on the callbacks' own locking."""
         return contextlib.nullcontext()

@@ -125,6 +125,7 @@ class DirStore:
             raise StoreError(f"cannot store chunk {name} in {self.path!r}: {exc}") from exc
 
     def get(self, name: str) -> bytes:
+        """The content under name; ChunkNotFoundError if absent, ChunkIntegrityError if it is not a regular file inside the store."""
         return self.get_at_most(name, MAX_CHUNK_BYTES + 1)
 
     def get_at_most(self, name: str, limit: int) -> bytes:

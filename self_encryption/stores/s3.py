@@ -12,11 +12,9 @@ import contextlib
 import functools
 import hashlib
 import os
-import random
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -27,30 +25,9 @@ from .._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentEr
 from .._workers import running
 from .locks import LockSet, LockSpace
 from .protocol import MAX_CHUNK_BYTES, ChunkEntry
-from .s3_deadlines import Deadlines, RequestDeadlineError
+from .s3_deadlines import Deadlines
 from .s3_locks import LOCK_FOLDER, S3LockSpace, answer_time
-
-#: Attempts per request, the first included, that botocore makes at once (quick retries).
-MAX_ATTEMPTS = 8
-#: Seconds a request keeps being retried, with growing pauses, before it fails.
-RETRY_SECONDS = 120.0
-#: Longest time one request attempt may take, all its bytes included (a trickling server is cut off).
-REQUEST_SECONDS = 300.0
-#: Longest pause between two rounds of attempts.
-_MAX_PAUSE = 10.0
-_MISSING = {"404", "NoSuchKey", "NotFound"}
-_TRANSIENT_CODES = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "InternalError",
-    "ServiceUnavailable",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "BandwidthLimitExceeded",
-}
+from .s3_requests import MAX_ATTEMPTS, REQUEST_SECONDS, RETRY_SECONDS, S3Requests, botocore_errors
 
 T = TypeVar("T")
 
@@ -60,7 +37,7 @@ DEFAULT_CONCURRENCY = 32
 _PROBE_PREFIX = ".self-encryption-probe/"
 
 
-class S3Store:
+class S3Store(S3Requests):
     """Chunks as objects under ``prefix`` in ``bucket``.
 
     Credentials and region come from boto3's usual chain (environment,
@@ -146,7 +123,8 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.retry_seconds = float(retry_seconds)
-        self._errors = _botocore_errors()
+        self._errors = botocore_errors()
+        self._init_requests()
         if client is None:
             import boto3
             from botocore.config import Config
@@ -175,59 +153,6 @@ class S3Store:
 
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
-
-    def _fail(self, action: str, key: str, exc: Exception, waited: float = 0.0) -> StoreError:
-        if isinstance(exc, self._errors.ClientError):
-            error = exc.response.get("Error", {})
-            detail = f"{error.get('Code', '?')} {error.get('Message', '')}".strip()
-        else:
-            detail = str(exc)
-        retried = f" (retried for {waited:.0f} s)" if waited >= 1 else ""
-        return StoreError(f"S3 {action} of s3://{self.bucket}/{key} failed: {detail}{retried}")
-
-    def _missing(self, exc: Exception) -> bool:
-        return (
-            isinstance(exc, self._errors.ClientError)
-            and str(exc.response.get("Error", {}).get("Code")) in _MISSING
-        )
-
-    def _transient(self, exc: Exception) -> bool:
-        """Whether trying again later may succeed: the server or the way to it was in trouble."""
-        if isinstance(exc, self._errors.ClientError):
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            code = str(exc.response.get("Error", {}).get("Code"))
-            return status >= 500 or status == 429 or code in _TRANSIENT_CODES
-        return isinstance(exc, self._errors.transient)
-
-    def _call(self, action: str, key: str, request: Callable[[], T]) -> T:
-        """request(), retried while the failure is transient and retry_seconds have not passed.
-
-        A missing object is not retried: its ClientError goes to the caller.
-        """
-        started = time.monotonic()
-        pause = 0.5
-        ends_at = None if self.retry_seconds == 0 else started + self.retry_seconds
-        with self._deadlines.bound(self.request_timeout, ends_at) as watch:
-            while True:
-                try:
-                    return request()
-                except (*self._errors.caught, RequestDeadlineError) as caught:
-                    exc: Exception = caught
-                    if watch.fired and not isinstance(exc, (self._errors.ClientError, RequestDeadlineError)):
-                        exc = RequestDeadlineError(f"no complete answer within {watch.bound:g} s")
-                        exc.__cause__ = caught
-                finally:
-                    self._deadlines.disarm(watch)
-                waited = time.monotonic() - started
-                if not isinstance(exc, RequestDeadlineError) and not self._transient(exc):
-                    if self._missing(exc):
-                        raise exc
-                    raise self._fail(action, key, exc, waited) from exc
-                sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
-                if waited + sleep > self.retry_seconds:
-                    raise self._fail(action, key, exc, waited) from exc
-                time.sleep(sleep)
-                pause *= 2
 
     def put(self, name: str, data: Buffer) -> None:
         """Store data under name. Writing the same chunk again is harmless."""
@@ -395,6 +320,7 @@ class S3Store:
             return None
 
     def has(self, name: str) -> bool:
+        """Whether the object is there (a HEAD request)."""
         return self._head(name) is not None
 
     def _head_or_missing(self, name: str) -> dict[str, Any]:
@@ -404,6 +330,7 @@ class S3Store:
         return head
 
     def size(self, name: str) -> int:
+        """The object's size in bytes (a HEAD request); ChunkNotFoundError if it is absent."""
         return int(self._head_or_missing(name)["ContentLength"])
 
     def mtime(self, name: str) -> float:
@@ -432,6 +359,7 @@ class S3Store:
         return True
 
     def delete(self, name: str) -> None:
+        """Delete the object; an absent one is not an error."""
         key = self._key(name)
         with contextlib.suppress(self._errors.ClientError):  # missing: nothing to do
             self._call("delete", key, lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
@@ -514,38 +442,19 @@ class S3Store:
             with contextlib.suppress(self._errors.ClientError, StoreError):
                 self._call("probe", key, lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
 
-    def check(self) -> None:
-        """Raise StoreError unless the bucket can be reached."""
+    def check(self, *, create: bool = False) -> None:
+        """Raise StoreError unless the bucket can be reached; with ``create``, make a missing bucket."""
         try:
             self._call("check", "", lambda: self._client.head_bucket(Bucket=self.bucket))
         except self._errors.ClientError as exc:
-            raise self._fail("check", "", exc) from exc
-
-
-class _BotocoreErrors:
-    def __init__(self) -> None:
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            HTTPClientError,
-            IncompleteReadError,
-        )
-        from botocore.exceptions import (
-            ConnectionError as BotoConnectionError,
-        )
-
-        self.ClientError = ClientError
-        self.IncompleteReadError = IncompleteReadError
-        self.caught = (ClientError, BotoCoreError)
-        # Timeouts, refused and reset connections, truncated answers.
-        self.transient = (BotoConnectionError, HTTPClientError, IncompleteReadError)
-
-
-def _botocore_errors() -> _BotocoreErrors:
-    try:
-        return _BotocoreErrors()
-    except ImportError:
-        raise StoreError("S3Store needs boto3: pip install 'self-encryption-cffi[s3]'") from None
+            if not self._missing(exc) and str(exc.response.get("Error", {}).get("Code")) != "NoSuchBucket":
+                raise self._fail("check", "", exc) from exc
+            if not create:
+                raise StoreError(
+                    f"bucket {self.bucket} does not exist (at {self._client.meta.endpoint_url}): "
+                    "check the name and --endpoint-url, or create it"
+                ) from None
+            self._call("create", "", lambda: self._client.create_bucket(Bucket=self.bucket))
 
 
 def _body(data: Buffer) -> bytes | bytearray:

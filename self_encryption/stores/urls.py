@@ -31,7 +31,7 @@ def _s3_store(rest: str, create: bool, options: dict[str, Any]) -> S3Store:
     if not bucket:
         raise InvalidArgumentError("an S3 store is s3://BUCKET or s3://BUCKET/PREFIX")
     store = S3Store(bucket, prefix, **options)
-    store.check()
+    store.check(create=create)
     return store
 
 
@@ -48,10 +48,11 @@ _URL = re.compile(r"^([a-z][a-z0-9+.-]*):(//)?(.*)$", re.S)
 def open_store(url: str | os.PathLike[str], *, create: bool = False, **options: Any) -> ChunkStore:
     """The store a URL names: a folder path, ``file:PATH``, ``s3://BUCKET[/PREFIX]`` or ``memory:``.
 
-    ``create`` makes a missing folder store. Other keyword options go to the
+    ``create`` makes a missing folder store, or a missing S3 bucket. Other keyword options go to the
     store's class (``fsync`` for folders; ``endpoint_url``, ``max_workers``,
     ``max_attempts``, ``retry_seconds`` and boto3 client options for S3). An S3 store is
-    checked before it is returned, so a wrong bucket or endpoint fails here.
+    checked before it is returned, so a wrong bucket or endpoint fails here
+    ("bucket ... does not exist" for a missing one, without ``create``).
     """
     if isinstance(url, os.PathLike):
         return _dir_store(os.fspath(url), create, options)

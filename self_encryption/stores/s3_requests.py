@@ -1,0 +1,158 @@
+"""How S3Store makes a request: botocore's quick attempts, then retries with growing pauses.
+
+A transient failure (throttling, a 5xx answer, a lost or refused
+connection, an answer cut short, an attempt past its deadline) is tried
+again until ``retry_seconds`` have passed since the request began; a
+missing object or a refusal (4xx) is not. A silence longer than
+``RETRY_NOTICE`` seconds is said once per store, as a warning on the
+``self_encryption.stores.s3`` logger (the command line prints it on
+stderr), so that a wrong endpoint does not look like a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .._errors import StoreError
+from .s3_deadlines import Deadlines, RequestDeadlineError
+
+#: Attempts per request, the first included, that botocore makes at once (quick retries).
+MAX_ATTEMPTS = 8
+#: Seconds a request keeps being retried, with growing pauses, before it fails.
+RETRY_SECONDS = 120.0
+#: Longest time one request attempt may take, all its bytes included (a trickling server is cut off).
+REQUEST_SECONDS = 300.0
+#: Longest pause between two rounds of attempts.
+_MAX_PAUSE = 10.0
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "BandwidthLimitExceeded",
+}
+#: Seconds of failed attempts after which a store says, once, that it is retrying.
+RETRY_NOTICE = 5.0
+
+T = TypeVar("T")
+
+_log = logging.getLogger("self_encryption.stores.s3")
+
+
+class S3Requests:
+    """The request policy of an S3 store (a base of :class:`~self_encryption.S3Store`)."""
+
+    bucket: str
+    retry_seconds: float
+    request_timeout: float
+    _deadlines: Deadlines
+    _errors: _BotocoreErrors
+    _client: Any
+
+    def _init_requests(self) -> None:
+        self._noticed = threading.Event()  # the retry notice was given: once per store
+
+    def _fail(self, action: str, key: str, exc: Exception, waited: float = 0.0) -> StoreError:
+        if isinstance(exc, self._errors.ClientError):
+            error = exc.response.get("Error", {})
+            detail = f"{error.get('Code', '?')} {error.get('Message', '')}".strip()
+        else:
+            detail = str(exc)
+        retried = f" (retried for {waited:.0f} s)" if waited >= 1 else ""
+        return StoreError(f"S3 {action} of s3://{self.bucket}/{key} failed: {detail}{retried}")
+
+    def _missing(self, exc: Exception) -> bool:
+        return (
+            isinstance(exc, self._errors.ClientError)
+            and str(exc.response.get("Error", {}).get("Code")) in _MISSING
+        )
+
+    def _transient(self, exc: Exception) -> bool:
+        """Whether trying again later may succeed: the server or the way to it was in trouble."""
+        if isinstance(exc, self._errors.ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            code = str(exc.response.get("Error", {}).get("Code"))
+            return status >= 500 or status == 429 or code in _TRANSIENT_CODES
+        return isinstance(exc, self._errors.transient)
+
+    def _call(self, action: str, key: str, request: Callable[[], T]) -> T:
+        """request(), retried while the failure is transient and retry_seconds have not passed.
+
+        A missing object is not retried: its ClientError goes to the caller.
+        """
+        started = time.monotonic()
+        pause = 0.5
+        ends_at = None if self.retry_seconds == 0 else started + self.retry_seconds
+        with self._deadlines.bound(self.request_timeout, ends_at) as watch:
+            while True:
+                try:
+                    return request()
+                except (*self._errors.caught, RequestDeadlineError) as caught:
+                    exc: Exception = caught
+                    if watch.fired and not isinstance(exc, (self._errors.ClientError, RequestDeadlineError)):
+                        exc = RequestDeadlineError(f"no complete answer within {watch.bound:g} s")
+                        exc.__cause__ = caught
+                finally:
+                    self._deadlines.disarm(watch)
+                waited = time.monotonic() - started
+                if not isinstance(exc, RequestDeadlineError) and not self._transient(exc):
+                    if self._missing(exc):
+                        raise exc
+                    raise self._fail(action, key, exc, waited) from exc
+                if waited >= RETRY_NOTICE and not self._noticed.is_set():
+                    self._noticed.set()
+                    _log.warning(
+                        "no answer from s3://%s yet (%s); retrying for up to %g s in all "
+                        "(check --endpoint-url, or the network)",
+                        self.bucket,
+                        _short(exc),
+                        self.retry_seconds,
+                    )
+                sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
+                if waited + sleep > self.retry_seconds:
+                    raise self._fail(action, key, exc, waited) from exc
+                time.sleep(sleep)
+                pause *= 2
+
+
+def _short(exc: Exception) -> str:
+    """A failure in a few words, for the retry notice."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class _BotocoreErrors:
+    def __init__(self) -> None:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            HTTPClientError,
+            IncompleteReadError,
+        )
+        from botocore.exceptions import (
+            ConnectionError as BotoConnectionError,
+        )
+
+        self.ClientError = ClientError
+        self.IncompleteReadError = IncompleteReadError
+        self.caught = (ClientError, BotoCoreError)
+        # Timeouts, refused and reset connections, truncated answers.
+        self.transient = (BotoConnectionError, HTTPClientError, IncompleteReadError)
+
+
+def botocore_errors() -> _BotocoreErrors:
+    try:
+        return _BotocoreErrors()
+    except ImportError:
+        raise StoreError("S3Store needs boto3: pip install 'self-encryption-cffi[s3]'") from None
