@@ -48,7 +48,7 @@ class VerifyReport:
     corrupt: tuple[ChunkIntegrityError, ...]
     #: False when a map chunk that could not be read kept the levels below it out of reach.
     complete: bool = True
-    #: With repair: (name, what was done) for each damaged chunk set aside, such as
+    #: For each damaged chunk set aside by a repair, (name, what was done), such as
     #: "moved to STORE/quarantine/NAME" in a folder store, or "deleted s3://..." in a bucket.
     quarantined: tuple[tuple[str, str], ...] = ()
     #: Chunks the store failed to read (an I/O error; or, with repair, read damaged once and
