@@ -19,7 +19,8 @@ from ._chunking import cut_points
 from ._datamap import ChunkInfo, DataMap
 from ._decryptor import ChunkSource, decrypt, decrypt_file, decrypt_into
 from ._editor import SelfEncryptor
-from ._encryptor import Encryptor, EncryptStats, encrypt, encrypt_file, encrypt_to_store
+from ._encrypting import encrypt, encrypt_file, encrypt_to_store
+from ._encryptor import Encryptor, EncryptStats
 from ._errors import (
     EXIT_CODES,
     ChunkError,
@@ -52,7 +53,8 @@ from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept ou
 from ._sealing import EncryptedChunk
 from ._version import __version__
 from .stores import CallbackStore, ChunkStore, DirStore, MemoryStore, S3Store, open_store, writer_lock
-from .stores.locks import LockInfo, lock_location, remove_lock, remove_stale_locks, store_locks
+from .stores.lock_listing import lock_location, remove_lock, remove_stale_locks, store_locks
+from .stores.locks import LockInfo
 
 __all__ = [
     "DEFAULT_CHUNK_SIZES",

@@ -46,7 +46,7 @@ def unmount(mountpoint: str | os.PathLike[str]) -> bool:
 
 def mount(
     maps: str | os.PathLike[str],
-    store: Any,
+    store: se.ChunkStore,
     mountpoint: str | os.PathLike[str],
     *,
     writable: bool = False,

@@ -43,7 +43,6 @@ from typing import NamedTuple, Protocol
 
 from .._errors import InvalidArgumentError, StoreBusyError, StoreError
 from .._files import atomic_write, make_folders
-from .access import access
 
 #: How long a lock may go unrefreshed before it is stale: 30 minutes, as restic.
 DEFAULT_STALE = 1800.0
@@ -184,36 +183,6 @@ def remove_stale(space: LockSpace) -> list[LockInfo]:
             space.delete(lock.id)
             gone.append(lock)
     return gone
-
-
-def lock_space_of(store: object) -> LockSpace:
-    """The store's lock space; InvalidArgumentError for a store without locks (memory, callbacks)."""
-    return access(store).lock_space()
-
-
-def lock_location(store: object) -> str:
-    """Where store keeps its locks, for messages ("s3://BUCKET/PREFIX/locks/", "STORE/.locks")."""
-    return str(lock_space_of(store).where)
-
-
-def store_locks(store: object) -> list[LockInfo]:
-    """Who holds store's lock: every lock object (writers, gc), with holder and age, oldest first."""
-    return list_locks(lock_space_of(store), details=True)
-
-
-def remove_stale_locks(store: object) -> list[LockInfo]:
-    """Remove every stale lock of store (left by holders that are gone); returns them."""
-    return remove_stale(lock_space_of(store))
-
-
-def remove_lock(store: object, lock_id: str) -> LockInfo:
-    """Remove one lock, stale or not: only for a holder known to be gone. Returns what it was."""
-    space = lock_space_of(store)
-    for lock in list_locks(space, details=True):
-        if lock.id == lock_id:
-            space.delete(lock_id)
-            return lock
-    raise InvalidArgumentError(f"no lock {lock_id} in {space.where}")
 
 
 @dataclass

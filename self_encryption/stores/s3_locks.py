@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .locks import LockListing
 
 if TYPE_CHECKING:
-    from .s3 import S3Store
+    from .s3_requests import S3Requests
 
 #: Where lock objects live, under the store's prefix; no chunk name contains a slash.
 LOCK_FOLDER = "locks/"
@@ -36,7 +36,7 @@ def answer_time(response: dict[str, Any]) -> float | None:
 class S3LockSpace:
     """Lock objects at ``s3://BUCKET/PREFIX/locks/ID``."""
 
-    def __init__(self, store: S3Store) -> None:
+    def __init__(self, store: S3Requests) -> None:
         self._store = store
         self._client = store._client
         self._bucket = store.bucket

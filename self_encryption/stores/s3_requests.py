@@ -54,11 +54,16 @@ class S3Requests:
     """The request policy of an S3 store (a base of :class:`~self_encryption.S3Store`)."""
 
     bucket: str
+    prefix: str
     retry_seconds: float
     request_timeout: float
     _deadlines: Deadlines
     _errors: _BotocoreErrors
     _client: Any
+
+    def now(self) -> float:
+        """The server's clock, in seconds since the epoch (the store defines how it reads it)."""
+        raise NotImplementedError
 
     def _init_requests(self) -> None:
         self._noticed = threading.Event()  # the retry notice was given: once per store

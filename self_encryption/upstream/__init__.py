@@ -56,9 +56,11 @@ except TypeError as _old:  # pragma: no cover - depends on the environment
 from .._decryptor import write_output  # noqa: E402 - after the dependency checks
 from .._errors import OutOfMemoryError  # noqa: E402
 from ._chunks import Chunks, open_chunks  # noqa: E402
+from ._datamap import DataMap, as_data_map  # noqa: E402
+from ._levels import iter_level, walk  # noqa: E402
 
 # LARGEST_CHUNK_SIZE_ACCEPTED, MAX_CHILD_LEVEL and MIN_CHUNK_SIZE stay importable as before (not in __all__).
-from ._datamap import (  # noqa: E402
+from ._records import (  # noqa: E402
     LARGEST_CHUNK_SIZE_ACCEPTED,  # noqa: F401
     MAX_CHILD_LEVEL,  # noqa: F401
     MAX_CHUNK_SIZE,
@@ -67,11 +69,8 @@ from ._datamap import (  # noqa: E402
     MIN_ENCRYPTABLE_BYTES,
     UPSTREAM_VERSION,
     ChunkInfo,
-    DataMap,
-    as_data_map,
     chunk_sizes,
 )
-from ._levels import iter_level, walk  # noqa: E402
 
 __all__ = [
     "MAX_CHUNK_SIZE",

@@ -15,8 +15,10 @@ from typing import Any
 
 from .._errors import ChunkError, ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
 from ..stores.access import StoreAccess, access
-from ._datamap import ChunkInfo
 from ._opening import Where, located, stored_size_limit
+from ._records import (
+    ChunkInfo,
+)
 
 #: Where upstream chunks are read from: a folder of files named by hex name, a
 #: mapping of hex name to bytes, a plain get(name) -> bytes function, or any

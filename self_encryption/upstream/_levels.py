@@ -8,15 +8,17 @@ from .._errors import ChunkIntegrityError, DataMapError
 from ..stores.access import BATCH, StoreAccess, windows
 from ._chunks import fetch, fetch_window
 from ._datamap import (
-    BINCODE_ENTRY,
-    BINCODE_MAP_BASE,
-    MAX_CHILD_LEVEL,
-    MAX_MAP_BYTES,
     DataMap,
     MapParser,
     serialised_record_count,
 )
 from ._opening import check_name, finish, located, open_chunk, unseal
+from ._records import (
+    BINCODE_ENTRY,
+    BINCODE_MAP_BASE,
+    MAX_CHILD_LEVEL,
+    MAX_MAP_BYTES,
+)
 
 
 def iter_level(

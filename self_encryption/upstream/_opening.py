@@ -13,7 +13,13 @@ import brotli as _brotli
 from Crypto.Cipher import ChaCha20_Poly1305 as _ChaCha20Poly1305
 
 from .._errors import ChunkIntegrityError
-from ._datamap import U64, ChunkInfo, DataMap
+from ._datamap import (
+    DataMap,
+)
+from ._records import (
+    U64,
+    ChunkInfo,
+)
 
 _KDF_CONTEXT = "self_encryption/chunk/v2"
 _PAD_SIZE = 52
