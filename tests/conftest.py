@@ -1,4 +1,12 @@
-"""Shared fixtures: the backend modules and small chunking options."""
+"""Shared fixtures: the backend modules and small chunking options.
+
+The one way a test picks a backend module is a fixture of this file:
+``c_backend``, ``py_backend``, ``any_backend`` (each in turn) or
+``both_backends`` (the pair, for cross-checks). The public API runs on the
+backend that SELF_ENCRYPTION_BACKEND selected for the whole run (the suite
+runs once per backend); ``helpers.using(backend)`` switches it for a test
+that drives the public API with a fixture's backend.
+"""
 
 from __future__ import annotations
 
@@ -23,18 +31,28 @@ def _c_backend_or_skip():
         pytest.skip(f"C backend not built: {exc}")
 
 
-@pytest.fixture(scope="session", params=["c", "python"])
-def any_backend(request):
-    """Each backend module in turn, whatever SELF_ENCRYPTION_BACKEND says."""
-    if request.param == "c":
-        return _c_backend_or_skip()
-    return _backend.load_python()
+@pytest.fixture(scope="session")
+def c_backend():
+    """The C backend module (the test is skipped where it was not built)."""
+    return _c_backend_or_skip()
 
 
 @pytest.fixture(scope="session")
-def both_backends():
+def py_backend():
+    """The pure-Python backend module."""
+    return _backend.load_python()
+
+
+@pytest.fixture(scope="session", params=["c", "python"])
+def any_backend(request):
+    """Each backend module in turn, whatever SELF_ENCRYPTION_BACKEND says."""
+    return request.getfixturevalue("c_backend" if request.param == "c" else "py_backend")
+
+
+@pytest.fixture(scope="session")
+def both_backends(c_backend, py_backend):
     """(C, Python) backend modules, for cross-checks."""
-    return _c_backend_or_skip(), _backend.load_python()
+    return c_backend, py_backend
 
 
 @pytest.fixture

@@ -40,15 +40,13 @@ SIZES = [
 
 
 @pytest.fixture(scope="module")
-def c(both_backends):
-    return both_backends[0]
+def c(c_backend):
+    return c_backend
 
 
 @pytest.fixture(scope="module")
-def py():
-    from self_encryption import _backend
-
-    return _backend.load_python()
+def py(py_backend):
+    return py_backend
 
 
 def _paths(c_backend) -> list[str]:
