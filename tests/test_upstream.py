@@ -1067,6 +1067,10 @@ def _python_decrypt(map_path: str) -> list[str]:
     return [sys.executable, "-c", script]
 
 
+#: Peak memory allowed for the 256 MiB hostile inner map: 1.5 times its size.
+LIMIT_MIB = 384
+
+
 def test_huge_inner_map_costs_about_its_size_and_ends_in_the_right_error(hostile_map, tmp_path):
     # Before: 1.3 GB of memory, and a MemoryError traceback under a 0.7 GB limit.
     code, errors, peak = _limited(
@@ -1084,10 +1088,11 @@ def test_huge_inner_map_costs_about_its_size_and_ends_in_the_right_error(hostile
     lines = errors.splitlines()
     assert code == ChunkNotFoundError.exit_code, errors
     assert len(lines) == 1 and "missing upstream chunk 0 at level 0" in lines[0] and "Traceback" not in errors
-    assert peak < 300, f"peak RSS {peak} MiB for a 256 MiB inner map"
+    # About the inner map's own size (the pure-Python backend adds some tens of MiB): 1.3 GB before.
+    assert peak < LIMIT_MIB, f"peak RSS {peak} MiB for a 256 MiB inner map"
     code, errors, peak = _limited(_python_decrypt(hostile_map), 700)
     assert code == 1 and errors.startswith("ChunkNotFoundError: "), errors
-    assert peak < 300, f"peak RSS {peak} MiB for a 256 MiB inner map"
+    assert peak < LIMIT_MIB, f"peak RSS {peak} MiB for a 256 MiB inner map"
 
 
 def test_running_out_of_memory_is_a_typed_one_line_error(hostile_map, tmp_path):
