@@ -245,18 +245,20 @@ def level_zero(backend: Backend, root: DataMap, store: StoreAccess) -> DataMap:
 class Level0Cache:
     """Level-0 maps already walked, by root: opening one map again fetches no map level.
 
-    A level-0 map follows from its root and the chunks the root names, each
-    checked against its name, so it is the same whichever store gave them:
-    the key is the SHA-256 of the root's binary form (the root itself is not
-    kept). Bounded by entries and by records held, least recently used
-    first out; a level-0 map larger than the records bound is never held.
-    Thread-safe.
+    The key is the store and the SHA-256 of the root's binary form (the
+    root itself is not kept): a level-0 map is reused only for the store it
+    was read from, so that opening a map in another store reads (and
+    checks) that store's map chunks, and every path gives one verdict on
+    the same store. An entry holds its store, so that the store's identity
+    cannot be taken by another object while it is cached. Bounded by
+    entries and by records held, least recently used first out; a level-0
+    map larger than the records bound is never held. Thread-safe.
     """
 
     def __init__(self, entries: int = 64, records: int = 1 << 18) -> None:
         self._entries = entries
         self._records = records
-        self._held: OrderedDict[bytes, DataMap] = OrderedDict()
+        self._held: OrderedDict[tuple[int, bytes], tuple[object, DataMap]] = OrderedDict()
         self._count = 0
         self._lock = threading.Lock()
 
@@ -264,21 +266,21 @@ class Level0Cache:
         """As :func:`level_zero`, from the cache when this root was walked before."""
         if root.level == 0:
             return root
-        key = hashlib.sha256(root.to_bytes()).digest()
+        key = (id(store.store), hashlib.sha256(root.to_bytes()).digest())
         with self._lock:
             held = self._held.get(key)
-            if held is not None:
+            if held is not None and held[0] is store.store:
                 self._held.move_to_end(key)
-                return held
+                return held[1]
         level0 = level_zero(backend, root, store)  # outside the lock: a walk fetches
         size = len(level0.chunks)
         if size <= self._records:
             with self._lock:
                 if key not in self._held:
-                    self._held[key] = level0
+                    self._held[key] = (store.store, level0)
                     self._count += size
                 while len(self._held) > self._entries or self._count > self._records:
-                    _, old = self._held.popitem(last=False)
+                    _, (_, old) = self._held.popitem(last=False)
                     self._count -= len(old.chunks)
         return level0
 

@@ -82,3 +82,16 @@ def test_the_level0_cache_walks_a_root_once_and_stays_bounded(stored):
     store.gets.clear()
     tiny.level_zero(backend, root, access(store))  # larger than the bound: never held
     assert store.gets
+
+
+def test_a_cached_level0_map_is_never_used_for_another_store(stored):
+    backend, root, store, _ = stored
+    cache = _levels.Level0Cache()
+    cache.level_zero(backend, root, access(store))
+    damaged = dict(store._chunks)  # the same chunks, one map chunk spoiled
+    name = root.chunks[0].name
+    damaged[name] = bytes([damaged[name][0] ^ 1]) + damaged[name][1:]
+    with pytest.raises(se.ChunkIntegrityError):
+        cache.level_zero(backend, root, access(damaged))  # read, and checked, from this store
+    with pytest.raises(se.ChunkIntegrityError):
+        se.decrypt(root, damaged)  # the same verdict as every other path
