@@ -686,6 +686,24 @@ class _HangingHandler(http.server.BaseHTTPRequestHandler):
         server.release.wait(300)
 
 
+def _interrupt_when(process: subprocess.Popen, ready, never: str) -> tuple[int, float]:
+    """Wait until ready() (the process still running), send SIGINT: (exit code, seconds to exit)."""
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert process.poll() is None, process.stderr.read() if process.stderr else b""
+            assert time.monotonic() < deadline, never
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        code = process.wait(timeout=60)
+        return code, time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
     # The first window of chunks is asked of S3Store.get_many, whose own threads
     # then hang on the server. Ctrl-C must stop the command after the interrupt
@@ -708,19 +726,11 @@ def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while server.gets < 2:  # get_many's threads are waiting on the server
-            assert process.poll() is None, process.stderr.read() if process.stderr else b""
-            assert time.monotonic() < deadline, "the decrypt never asked for its chunks"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        interrupted = time.monotonic()
-        code = process.wait(timeout=60)
-        took = time.monotonic() - interrupted
+        # get_many's threads are waiting on the server
+        code, took = _interrupt_when(
+            process, lambda: server.gets >= 2, "the decrypt never asked for its chunks"
+        )
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
         server.close()
     assert code == 130, process.stderr.read() if process.stderr else b""
     # The grace (2 s) and leaving; a loaded machine may add some seconds, never the read timeout (60 s).
@@ -828,20 +838,10 @@ def test_ctrl_c_ends_a_run_on_a_far_store_within_seconds(s3_server, bucket, tmp_
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        try:
-            deadline = time.monotonic() + 120
-            while sum(proxy.counts.values()) < 12:  # chunk requests are flowing
-                assert process.poll() is None, process.stderr.read() if process.stderr else b""
-                assert time.monotonic() < deadline, "the command never reached the store"
-                time.sleep(0.05)
-            process.send_signal(signal.SIGINT)
-            interrupted = time.monotonic()
-            code = process.wait(timeout=60)
-            took = time.monotonic() - interrupted
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        # chunk requests are flowing
+        code, took = _interrupt_when(
+            process, lambda: sum(proxy.counts.values()) >= 12, "the command never reached the store"
+        )
     assert code == 130, process.stderr.read() if process.stderr else b""
     assert took < 15, took  # the grace (2 s a pool) and leaving, on a loaded machine
     assert sorted(os.listdir(work)) == before  # no map, output or .partial left
