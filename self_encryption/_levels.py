@@ -179,13 +179,13 @@ def fetch_ahead(
     """(index, stored content) of every record, in order, fetched ahead on io.
 
     Up to ``requests`` store calls are in flight (one a chunk, or one a
-    window of BATCH for a store with get_many), and no more than the
+    window of BATCH for a store whose get_many saves requests), and no more than the
     store's max_io_bytes by the stored sizes the map gives (a chunk is
     never read past its size + 1, so that bounds memory whatever the map
     claims); one call is always allowed.
     """
     count = len(data_map.chunks)
-    size = BATCH if store.batched else 1
+    size = BATCH if store.windows_save_requests else 1
     cap = store.max_io_bytes
     pending: deque[tuple[range, Future[dict[int, object]], int]] = deque()
     held = 0

@@ -89,6 +89,7 @@ class StoreAccess:
         self._get_at_most = _method(store, "get_at_most")
         self._get_many = _method(store, "get_many")
         self._get_many_at_most = _method(store, "get_many_at_most")
+        self._side_by_side = getattr(store, "gets_side_by_side", False) is True
         self._has = _method(store, "has")
         self._put = _method(store, "put")
         self._delete = _method(store, "delete")
@@ -158,6 +159,16 @@ class StoreAccess:
     def batched(self) -> bool:
         """Whether the store gets several chunks in one call (``get_many``)."""
         return self._get_many is not None
+
+    @property
+    def windows_save_requests(self) -> bool:
+        """Whether a window of chunks costs fewer requests than its chunks asked for one by one.
+
+        True for a store with ``get_many``, unless it says its ``get_many``
+        is only gets side by side (``gets_side_by_side``, as S3): a reader
+        with a request pool then asks for each chunk on that pool.
+        """
+        return self._get_many is not None and not self._side_by_side
 
     @property
     def tells_age(self) -> bool:

@@ -110,6 +110,16 @@ class MaintainedStore(ChunkStore, Protocol):
         chunk can be, whatever the server sends or announces.
         """
 
+    @property
+    def gets_side_by_side(self) -> bool:
+        """True when ``get_many`` is only gets run side by side: one request a chunk, not one a window.
+
+        A reader with a pool of its own for store requests then asks for
+        each chunk by itself on that pool, rather than starting the store's
+        pool inside each of its own threads. Absent means False: windows
+        are worth asking for.
+        """
+
     def size(self, name: str) -> int:
         """Bytes stored under name, without reading them; ChunkNotFoundError if absent."""
 

@@ -54,6 +54,10 @@ class Deadlines:
         self._changed = threading.Condition()
         self._watches: set[Watch] = set()
         self._thread: threading.Thread | None = None
+        # When the watchdog wakes next: a deadline armed later needs no wake-up call
+        # (most do not, as every attempt gets the same bound), which spares a thread
+        # switch for each request.
+        self._wake_at = float("-inf")
 
     def install(self, client: Any) -> bool:
         """Make client's connections report to us; False if its botocore is not laid out as expected."""
@@ -120,7 +124,8 @@ class Deadlines:
             watch.fired = False
             watch.connections = []
             watch.attempts += 1
-            self._changed.notify()
+            if watch.deadline < self._wake_at:
+                self._changed.notify()
 
     def _after_attempt(self, **kwargs: Any) -> None:
         """An HTTP attempt answered: disarm, unless a body is still to be read from it."""
@@ -181,7 +186,10 @@ class Deadlines:
                         expired += [(connection, watch) for connection in watch.connections]
                 if not expired:
                     nearest = min((w.deadline for w in self._watches), default=float("inf"))
-                    self._changed.wait(min(60.0, max(0.01, nearest - now)))
+                    pause = min(60.0, max(0.01, nearest - now))
+                    self._wake_at = now + pause
+                    self._changed.wait(pause)
+                    self._wake_at = float("-inf")  # awake: every deadline armed now is seen
                     continue
             for connection, watch in expired:
                 _shut(connection, watch)

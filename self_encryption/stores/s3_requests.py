@@ -11,6 +11,7 @@ stderr), so that a wrong endpoint does not look like a hang.
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import threading
@@ -161,3 +162,13 @@ def botocore_errors() -> _BotocoreErrors:
         return _BotocoreErrors()
     except ImportError:
         raise StoreError("S3Store needs boto3: pip install 'self-encryption-cffi[s3]'") from None
+
+
+def sha256_checksum(hex_digest: str) -> str:
+    """An S3 ``ChecksumSHA256`` value (base64) from a hex SHA-256, such as a chunk's name.
+
+    Sent with every PUT: the server checks the body against it where it
+    checks checksums, and botocore then neither hashes the body again for
+    the signature nor adds a CRC32 of its own.
+    """
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
