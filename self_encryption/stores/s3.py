@@ -184,7 +184,9 @@ class S3Store(S3Requests):
         self._call(
             "put",
             key,
-            lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=sha256_checksum(name)),
+            lambda: self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=sha256_checksum(name)
+            ),
         )
 
     def put_if_absent(self, name: str, data: Buffer) -> bool:
@@ -207,7 +209,11 @@ class S3Store(S3Requests):
         def conditional_put() -> bool:
             try:
                 self._client.put_object(
-                    Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", ChecksumSHA256=sha256_checksum(name)
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    IfNoneMatch="*",
+                    ChecksumSHA256=sha256_checksum(name),
                 )
             except self._errors.ClientError as exc:
                 if self._refused(exc):

@@ -54,7 +54,10 @@ class S3LockSpace:
             "lock",
             key,
             lambda: self._client.put_object(
-                Bucket=self._bucket, Key=key, Body=body, ChecksumSHA256=sha256_checksum(hashlib.sha256(body).hexdigest())
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                ChecksumSHA256=sha256_checksum(hashlib.sha256(body).hexdigest()),
             ),
         )
 
