@@ -145,7 +145,8 @@ class Encryptor:
         self._seeds: dict[int, Future[bytes]] = {}  # key seeds, published as chunks are prepared
         self._records: list[ChunkInfo | None] = []
         self._held: dict[int, PreparedChunk] = {}
-        self._pending: deque[tuple[Future[_Held | _Stored], int]] = deque()
+        # In order: what storing each chunk in flight did, its plaintext size, and its record once sealed.
+        self._pending: deque[tuple[Future[_Held | _Stored], int, Future[ChunkInfo]]] = deque()
         self._waiting: dict[int, tuple[Any, ...]] = {}  # prepared chunks waiting for seeds
         self._sealed_bytes = 0
         self._state = "open"
@@ -186,14 +187,20 @@ class Encryptor:
         with self._failing():
             for piece in self._cutter.finish():
                 self._submit(piece)
-            self._drain(0)
+            # The first two chunks are sealed as soon as the last two seeds are out, and the
+            # map's own chunks as soon as every record is: they are stored alongside the
+            # last chunks of the file, not a round trip or two after them.
             self._seal_first_chunks()
+            for _, _, sealed in self._pending:
+                wait_for(sealed)
             records = tuple(record for record in self._records if record is not None)
-            assert len(records) == self._count  # every chunk was sealed and recorded
+            assert len(records) == self._count  # every chunk was sealed
             self.level0 = level0 = DataMap(0, self.stats.bytes_read, records)
             root, upper = shrink_map(self._backend, level0, self._options)
-            for chunk in upper:
-                self._account(*self._store_chunk(chunk.name, chunk.content))
+            uppers = [self._io.submit(self._store_chunk, chunk.name, chunk.content) for chunk in upper]
+            self._drain(0)
+            for future in uppers:
+                self._account(*wait_for(future))
         self._stop_pools(None)
         self._state = "finished"
         self.data_map = root
@@ -270,16 +277,22 @@ class Encryptor:
         self._records.append(None)
         seed: Future[bytes] = Future()
         done: Future[_Held | _Stored] = Future()
+        sealed: Future[ChunkInfo] = Future()
         self._seeds[index] = seed
-        self._pending.append((done, len(piece)))
+        self._pending.append((done, len(piece), sealed))
         self._pending_bytes += len(piece)
         if index == 1:
             self._pool()
-        self._executor.submit(self._prepare_chunk, index, piece, seed, done)
+        self._executor.submit(self._prepare_chunk, index, piece, seed, done, sealed)
         self._drain(self._window)
 
     def _prepare_chunk(
-        self, index: int, piece: bytes | memoryview, seed: Future[bytes], done: Future[_Held | _Stored]
+        self,
+        index: int,
+        piece: bytes | memoryview,
+        seed: Future[bytes],
+        done: Future[_Held | _Stored],
+        sealed: Future[ChunkInfo],
     ) -> None:
         """On a worker: compress and key a chunk, publish its seed, then get it sealed.
 
@@ -289,17 +302,18 @@ class Encryptor:
         try:
             prepared = prepare_chunk(self._backend, piece, self._options)
         except BaseException as exc:
-            seed.set_exception(exc)
-            done.set_exception(exc)
+            for future in (seed, done, sealed):
+                future.set_exception(exc)
             return
         seed.set_result(prepared.key_seed)
         if index < 2:  # their pads need the last two seeds: sealed by finish()
             done.set_result(_Held(index, prepared))
+            sealed.cancel()  # not waited for: finish() seals these two under new futures
             return
         # Chunks past the first two never wrap, so their neighbours are i-1 and i-2 whatever
         # the count (which is not known yet): the only pads worked out without neighbours().
         predecessors = (self._seeds[index - 1], self._seeds[index - 2])
-        job = (index, prepared, predecessors, done)
+        job = (index, prepared, predecessors, done, sealed)
         if all(f.done() for f in predecessors):
             self._seal_chunk(*job)
             return
@@ -325,37 +339,54 @@ class Encryptor:
         prepared: PreparedChunk,
         predecessors: tuple[Future[bytes], Future[bytes]],
         done: Future[_Held | _Stored],
+        sealed: Future[ChunkInfo],
     ) -> None:
         try:
             prev1, prev2 = (future.result() for future in predecessors)
-            self._seal_and_put(index, prepared, prev1, prev2, done)
+            self._seal_and_put(index, prepared, prev1, prev2, done, sealed)
         except BaseException as exc:
             done.set_exception(exc)
+            if not sealed.done():
+                sealed.set_exception(exc)
 
     def _drain(self, limit: int) -> None:
         """Collect finished jobs in order until at most ``limit`` (and max_io_bytes of them) are in flight."""
         pending = self._pending
         cap = self._store.max_io_bytes
         while pending and (len(pending) > limit or self._pending_bytes > cap or pending[0][0].done()):
-            done, size = pending.popleft()
-            self._pending_bytes -= size
-            result = wait_for(done)
-            if isinstance(result, _Held):
-                self._held[result.number] = result.prepared
-            else:
-                self._record(result)
-                if result.number - 2 >= 2:  # later jobs need seeds from index - 1 on; finish() 0 and 1
-                    del self._seeds[result.number - 2]
+            self._collect()
+
+    def _collect(self) -> None:
+        """Take the oldest job in flight, once it is done."""
+        done, size, _ = self._pending.popleft()
+        self._pending_bytes -= size
+        result = wait_for(done)
+        if isinstance(result, _Held):
+            self._held[result.number] = result.prepared
+        else:
+            self._record(result)
+            if result.number - 2 >= 2:  # later jobs need seeds from index - 1 on; finish() 0 and 1
+                del self._seeds[result.number - 2]
 
     def _seal_and_put(
-        self, index: int, prepared: PreparedChunk, prev1: bytes, prev2: bytes, done: Future[_Held | _Stored]
+        self,
+        index: int,
+        prepared: PreparedChunk,
+        prev1: bytes,
+        prev2: bytes,
+        done: Future[_Held | _Stored],
+        sealed: Future[ChunkInfo],
     ) -> None:
         """Seal a chunk, then hand it to the store's pool; done gets what storing it did.
 
-        The sealed bytes count against the store's max_io_bytes until the
-        store has them: a worker waits for room before handing a chunk on.
+        Its record is published at once (sealed): the map can be made before
+        the store has every chunk. The sealed bytes count against the
+        store's max_io_bytes until the store has them: a worker waits for
+        room before handing a chunk on.
         """
         record, content = seal_prepared(self._backend, prepared, prev1, prev2)
+        self._records[index] = record  # each index written by one thread, once
+        sealed.set_result(record)
         size = memoryview(content).nbytes
         self._budget.take(size)
 
@@ -377,15 +408,15 @@ class Encryptor:
         return self._store.store_chunk(name, content, check=self._check_existing)
 
     def _seal_first_chunks(self) -> None:
+        """Seal chunks 0 and 1 and queue them for the store behind the others."""
+        while len(self._held) < min(2, self._count):  # they lead the queue: prepared, not sealed
+            self._collect()
         seeds = _SeedList(self._seeds, self._count)
-        stored: list[Future[_Held | _Stored]] = []
         for index, prepared in sorted(self._held.items()):
-            stored.append(Future())
-            self._seal_and_put(index, prepared, *neighbour_seeds(seeds, index), stored[-1])
-        for future in stored:
-            result = wait_for(future)
-            assert isinstance(result, _Stored)
-            self._record(result)
+            done: Future[_Held | _Stored] = Future()
+            sealed: Future[ChunkInfo] = Future()
+            self._pending.append((done, 0, sealed))  # two chunks: outside the bytes in flight
+            self._seal_and_put(index, prepared, *neighbour_seeds(seeds, index), done, sealed)
         self._held.clear()
 
     def _record(self, stored: _Stored) -> None:
@@ -417,4 +448,4 @@ class _SeedList(Sequence[bytes]):
         return self._count
 
     def __getitem__(self, index: int) -> bytes:  # type: ignore[override]  # ints only
-        return self._seeds[index].result()
+        return wait_for(self._seeds[index])
