@@ -19,7 +19,7 @@ from . import _backend
 from ._buffers import ScratchPool
 from ._datamap import DataMap
 from ._errors import InvalidArgumentError
-from ._files import atomic_write, current_umask
+from ._files import atomic_write, current_umask, written_back
 from ._levels import check_root, iter_level, level_zero
 from ._options import Progress
 from ._sealing import EncryptedChunk
@@ -147,7 +147,7 @@ def write_output(
         with open(path, "wb", buffering=0) as stream:
             return fill(stream.write)
     with atomic_write(target, prefix=f".{os.path.basename(target)}.", suffix=".partial", mode=mode) as temp:
-        return fill(temp.write)
+        return fill(written_back(temp))
 
 
 def _destination(path: str) -> tuple[str | None, int]:

@@ -16,8 +16,8 @@ import errno
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
-from typing import BinaryIO, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, TypeVar
 
 #: The suffix of every temporary that stands for a data map or a decrypted file.
 PARTIAL_SUFFIX = ".partial"
@@ -53,6 +53,38 @@ def atomic_write(
         raise
     if durable:
         sync_folder(folder)
+
+
+#: Bytes written to a large file between two requests to start writing them back (see written_back).
+WRITEBACK_BYTES = 32 << 20
+
+
+def written_back(file: BinaryIO) -> Callable[[Any], int]:
+    """file.write, asking the kernel every WRITEBACK_BYTES to start writing back what it was given.
+
+    A file that is fsynced at the end (a decrypted file, by atomic_write)
+    otherwise waits then for the disk to take all of it at once; written
+    back as it comes, the disk works beside the decryption. Where there is
+    no posix_fadvise (macOS, Windows) it is file.write itself.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return file.write
+    descriptor = file.fileno()
+    done = [0, 0]  # bytes written, bytes asked to be written back
+
+    def write(data: Any) -> int:
+        count = file.write(data)
+        done[0] += count
+        if done[0] - done[1] >= WRITEBACK_BYTES:
+            file.flush()
+            # DONTNEED starts writeback of the range (dirty pages are kept until written).
+            with contextlib.suppress(OSError):
+                advise(descriptor, done[1], done[0] - done[1], os.POSIX_FADV_DONTNEED)
+            done[1] = done[0]
+        return count
+
+    return write
 
 
 def sync_folder(folder: str) -> None:

@@ -231,3 +231,44 @@ def test_only_a_file_system_without_links_gives_up_the_no_replace_save(tmp_path,
         assert se.decrypt(se.DataMap.from_text(printed[0]), se.DirStore(tmp_path / "store")) == data
         assert not map_file.exists()
     assert sorted(os.listdir(tmp_path)) == (["file", "file.sedm", "store"] if saved else ["file", "store"])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads a Linux strace")
+def test_a_large_decrypted_file_is_written_back_as_it_comes_and_flushed_at_the_end(tmp_path):
+    # Every WRITEBACK_BYTES the kernel is asked to start writing (fadvise DONTNEED on the
+    # range just written), so the fsync before the rename has little left to wait for;
+    # the bytes and the final fsync are as before.
+    _strace_or_skip()
+    trace = tmp_path / "trace"
+    data = os.urandom(1 << 20) * 80  # 80 MiB: two full write-back ranges and a tail
+    source = tmp_path / "plain"
+    source.write_bytes(data)
+    store = tmp_path / "store"
+    root = se.encrypt_file(str(source), se.DirStore(str(store)))
+    mapfile = tmp_path / "plain.sedm"
+    mapfile.write_text(root.to_text())
+    out = tmp_path / "out"
+    code = (
+        "import self_encryption as se, sys; "
+        "m = se.DataMap.from_text(open(sys.argv[1]).read()); "
+        "se.decrypt_file(m, se.DirStore(sys.argv[2]), sys.argv[3])"
+    )
+    subprocess.run(
+        ["strace", "-f", "-y", "-o", str(trace), "-e", "trace=fadvise64,fsync,rename", sys.executable, "-c", code]
+        + [str(mapfile), str(store), str(out)],
+        check=True,
+        timeout=300,
+    )
+    assert out.read_bytes() == data
+    lines = trace.read_text().splitlines()
+    advised = [
+        (int(m.group(1)), int(m.group(2)))
+        for line in lines
+        if (m := re.search(r"fadvise64\(\d+<[^>]*\.partial>, (\d+), (\d+), POSIX_FADV_DONTNEED\)", line))
+    ]
+    step = _files.WRITEBACK_BYTES
+    assert advised[:2] == [(0, advised[0][1]), (advised[0][1], advised[1][1])]
+    assert all(length >= step for _, length in advised) and len(advised) == len(data) // step
+    synced = [i for i, line in enumerate(lines) if re.search(r"fsync\(\d+<[^>]*\.partial>\)", line)]
+    renamed = [i for i, line in enumerate(lines) if "rename" in line and ".partial" in line]
+    assert synced and renamed and synced[-1] < renamed[0]
