@@ -254,7 +254,18 @@ def test_a_large_decrypted_file_is_written_back_as_it_comes_and_flushed_at_the_e
         "se.decrypt_file(m, se.DirStore(sys.argv[2]), sys.argv[3])"
     )
     subprocess.run(
-        ["strace", "-f", "-y", "-o", str(trace), "-e", "trace=fadvise64,fsync,rename", sys.executable, "-c", code]
+        [
+            "strace",
+            "-f",
+            "-y",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=fadvise64,fsync,rename",
+            sys.executable,
+            "-c",
+            code,
+        ]
         + [str(mapfile), str(store), str(out)],
         check=True,
         timeout=300,

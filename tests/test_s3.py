@@ -630,16 +630,27 @@ def test_get_many_fetches_a_window_concurrently_and_checks_each(store, s3_server
     assert sorted(found) == sorted(names[:10]) and missing not in found
     assert all(hashlib.sha256(found[n]).hexdigest() == n for n in found)
     # S3's get_many is GETs side by side: decryption, which has a request pool of its own,
-    # asks for each chunk on it (get_at_most, bounded by the map's size) and never nests a window.
-    windows, singles = [], []
-    many, one = store.get_many_at_most, store.get_at_most
+    # asks for each chunk on it and never nests a window. It opens each chunk, which checks
+    # it against its name, so it asks without the store's own check (fetch_at_most, bounded
+    # by the map's size): each chunk is hashed once.
+    windows, singles, checked = [], [], []
+    many, one, whole = store.get_many_at_most, store.fetch_at_most, store.get_at_most
     store.get_many_at_most = lambda limits: windows.append(len(limits)) or many(limits)
-    store.get_at_most = lambda name, limit: singles.append(name) or one(name, limit)
+    store.fetch_at_most = lambda name, limit: singles.append((name, limit)) or one(name, limit)
+    store.get_at_most = lambda name, limit: checked.append(name) or whole(name, limit)
     assert se.decrypt(root, store, workers=1) == data
-    assert windows == [] and sorted(singles) == names
+    assert windows == [] and checked == [] and sorted(name for name, _ in singles) == names
+    sizes = {name: store.size(name) for name in names}
+    assert all(limit == sizes[name] + 1 for name, limit in singles)
+    # A chunk replaced behind the store's back is still caught: opening it checks it.
+    _raw_client(s3_server).put_object(
+        Bucket=store.bucket, Key=f"chunks/{names[1]}", Body=b"x" * sizes[names[1]]
+    )
+    with pytest.raises(se.ChunkIntegrityError):
+        se.decrypt(root, store, workers=1)
     _raw_client(s3_server).put_object(Bucket=store.bucket, Key=f"chunks/{names[3]}", Body=b"other bytes")
     with pytest.raises(se.ChunkIntegrityError):
-        store.get_many(names[:5])
+        store.get_many(names[:5])  # the store's own reads check
 
 
 class HangingS3(http.server.ThreadingHTTPServer):

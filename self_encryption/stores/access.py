@@ -87,6 +87,7 @@ class StoreAccess:
         if get is not None:
             store = None  # a mapping's own methods (a dict's get, say) are not a store's
         self._get_at_most = _method(store, "get_at_most")
+        self._fetch_at_most = _method(store, "fetch_at_most")
         self._get_many = _method(store, "get_many")
         self._get_many_at_most = _method(store, "get_many_at_most")
         self._side_by_side = getattr(store, "gets_side_by_side", False) is True
@@ -213,23 +214,28 @@ class StoreAccess:
 
     # -- reading ------------------------------------------------------------------
 
-    def get(self, name: str, size: int | None = None) -> object:
+    def get(self, name: str, size: int | None = None, *, checked_by_caller: bool = False) -> object:
         """The content under name, as the store returns it; ChunkNotFoundError if absent.
 
         With ``size`` (what the data map says is stored), a store that can
-        (``get_at_most``) reads no more than size + 1 bytes of it.
+        (``get_at_most``) reads no more than size + 1 bytes of it. With
+        ``checked_by_caller`` (a reader that opens the chunk, which checks
+        it against its name), a store whose reads check (``fetch_at_most``)
+        is read without its own check, so that each chunk is hashed once.
         """
         if self._unreadable_as is None:
-            return self._get_one(name, size)
+            return self._get_one(name, size, checked_by_caller)
         try:
-            return self._get_one(name, size)
+            return self._get_one(name, size, checked_by_caller)
         except StoreError as exc:
             if isinstance(exc, ChunkError):
                 raise
             raise self._unreadable_as(f"unreadable: {exc}", name=name) from exc
 
-    def _get_one(self, name: str, size: int | None) -> object:
-        if self._get_at_most is not None and size is not None:
+    def _get_one(self, name: str, size: int | None, checked_by_caller: bool = False) -> object:
+        if checked_by_caller and self._fetch_at_most is not None and size is not None:
+            content = self._call("get", name, self._fetch_at_most, name, size + 1)
+        elif self._get_at_most is not None and size is not None:
             content = self._call("get", name, self._get_at_most, name, size + 1)
         elif self._get is not None:
             content = self._call("get", name, self._get, name)

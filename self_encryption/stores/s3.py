@@ -296,13 +296,22 @@ class S3Store(S3Requests):
         return self.get_at_most(name, MAX_CHUNK_BYTES + 1)
 
     def get_at_most(self, name: str, limit: int) -> bytes:
-        """The chunk's content, reading no more than limit bytes of the object.
+        """The chunk's content, checked against its name, reading no more than limit bytes of the object.
 
         Readers pass the size the data map expects plus one: an object that
         announces more (Content-Length) is refused before its body is read,
         and one that sends more costs one byte more than the chunk, never
         what the server sends.
         """
+        content = self.fetch_at_most(name, limit)
+        if hashlib.sha256(content).hexdigest() != name:
+            raise ChunkIntegrityError(
+                f"object s3://{self.bucket}/{self._key(name)} does not match its name", name=name
+            )
+        return content
+
+    def fetch_at_most(self, name: str, limit: int) -> bytes:
+        """:meth:`get_at_most` without the check against the name, for readers that check it themselves."""
         key = self._key(name)
 
         def fetch() -> bytes:
@@ -328,9 +337,7 @@ class S3Store(S3Requests):
             content = self._call("get", key, fetch)
         except self._errors.ClientError as exc:  # only a missing object gets here
             raise ChunkNotFoundError(f"no object s3://{self.bucket}/{key}", name=name) from exc
-        if hashlib.sha256(content).hexdigest() != name:
-            raise ChunkIntegrityError(f"object s3://{self.bucket}/{key} does not match its name", name=name)
-        return bytes(content)
+        return content
 
     def _head(self, name: str) -> dict[str, Any] | None:
         key = self._key(name)
