@@ -9,6 +9,7 @@ Needs boto3: ``pip install self-encryption-cffi[s3]``.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import functools
 import hashlib
 import os
@@ -149,10 +150,13 @@ class S3Store(S3Requests):
                 s3={"payload_signing_enabled": False},
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
+                parameter_validation=False,  # every parameter is made here, checked as it is
             )
             if client_options.get("config") is not None:
                 config = config.merge(client_options.pop("config"))
-            client = botocore.session.Session().create_client(
+            session = botocore.session.Session()
+            _parse_times_quickly(session)
+            client = session.create_client(
                 "s3",
                 endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
                 **{**client_options, "config": config},
@@ -519,6 +523,25 @@ class S3Store(S3Requests):
                     "check the name and --endpoint-url, or create it"
                 ) from None
             self._call("create", "", lambda: self._client.create_bucket(Bucket=self.bucket))
+
+
+def _parse_times_quickly(session: Any) -> None:
+    """Make session's clients read HTTP dates (Last-Modified) with the standard library.
+
+    botocore's own parser (dateutil) takes a fifth of a millisecond a
+    date: a fifth of what a HEAD or GET costs us. Other forms (the ISO
+    dates of a listing) still go to it.
+    """
+    with contextlib.suppress(ImportError, AttributeError):
+        from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
+
+        def parse(value: Any) -> Any:
+            try:
+                return email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return DEFAULT_TIMESTAMP_PARSER(value)
+
+        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse)
 
 
 def _send_bodies_at_once(client: Any) -> None:
