@@ -158,8 +158,8 @@ def _common_options(hidden: list[str]) -> Parser:
         type=positive,
         default=None,
         metavar="N",
-        help="store requests in flight at once (default: the store's own, 32 for s3://; "
-        "about bandwidth x round trip / 1 MiB for a store far away)",
+        help="store requests in flight at once (default: the store's own, 64 for s3://; "
+        "about bandwidth x round trip x 2 / 1 MiB for a store far away)",
     )
     common.add_argument(
         "--endpoint-url",

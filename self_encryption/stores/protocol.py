@@ -159,7 +159,7 @@ class MaintainedStore(ChunkStore, Protocol):
 
         Requests run on a pool of their own, apart from the CPU workers: a
         store far away needs enough in flight to cover its round trip
-        (about bandwidth x round trip / chunk size; 32 hides 100 ms). 1
+        (about bandwidth x round trip x requests a chunk / chunk size). 1
         means one call at a time, made by the thread that needs it.
         """
 
