@@ -154,7 +154,7 @@ class Encryptor:
         self.data_map: DataMap | None = None
         self.level0: DataMap | None = None
         self._lock = contextlib.ExitStack()  # last: a failure above leaves nothing held
-        self._lock.enter_context(self._store.writing())
+        self._lock.enter_context(self._store.writing(early=True))
 
     # -- public --------------------------------------------------------------
 

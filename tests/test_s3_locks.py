@@ -7,6 +7,7 @@ a machine whose clock is off runs under faketime.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -333,6 +334,36 @@ def test_a_writer_waits_for_gc_and_gc_for_writers(s3_server, bucket, tmp_path):
         assert se.verify(root, gc_side, full=True).ok
     assert se.collect_garbage(gc_side, [root], delete=True, grace=0).names == ()
     assert list_locks(gc_side.lock_space()) == []
+
+
+def test_a_writer_may_take_its_lock_beside_its_first_work(s3_server, bucket):
+    # begin_writing() (what encrypt uses) returns at once: the lock's two round trips overlap
+    # the first chunks' sealing, and each put or refresh waits for it. A writer that never
+    # needed it gives it up on the way out, without waiting for a gc to finish.
+    gc_side = se.S3Store(bucket, "e", host="gc-host")
+    writer_side = se.S3Store(bucket, "e", host="writer-host", lock_wait=0.5)
+    name = hashlib.sha256(b"x").hexdigest()
+    with gc_side.collecting(5):
+        with writer_side.begin_writing():
+            with pytest.raises(se.StoreBusyError, match="held by a garbage collection \\(host gc-host"):
+                writer_side.put(name, b"x")
+            with pytest.raises(se.StoreBusyError, match="host gc-host"):
+                writer_side.touch(name)  # a refresh protects a chunk only under the lock: it waits too
+        assert name not in set(gc_side)
+        patient = se.S3Store(bucket, "e", host="patient")  # waits while gc's lock is live
+        started = time.monotonic()
+        with patient.begin_writing():
+            pass
+        assert time.monotonic() - started < 4  # gave up at once (a pause and a request at most)
+        assert [lock.kind for lock in list_locks(gc_side.lock_space())] == ["exclusive"]
+    with writer_side.begin_writing():
+        writer_side.put(name, b"x")  # waits for the lock: held from here to the end of the block
+        assert [lock.kind for lock in list_locks(gc_side.lock_space())] == ["shared"]
+        with pytest.raises(se.StoreBusyError, match="held by a writer \\(host writer-host"):
+            with gc_side.collecting(0.3):
+                pass
+    assert list_locks(gc_side.lock_space()) == []
+    assert name in set(gc_side)
 
 
 def _faketime() -> str:

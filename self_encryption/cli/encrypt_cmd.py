@@ -11,6 +11,7 @@ from typing import TextIO
 
 import self_encryption as se
 
+from ..stores.access import access
 from .errors import IO_ERROR, OK, USAGE, CommandError
 from .maps import add_force, add_map_output, check_map_destination, reserve_map, save_map
 from .options import Commands, add_encryption_options, add_store, duration, encryption_settings, open_store
@@ -79,8 +80,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             except OSError as exc:
                 raise CommandError(f"cannot read {path}: {exc.strerror or exc}", IO_ERROR) from None
             reserved = None if target == "-" else stack.enter_context(reserve_map(target, args.force))
-            # Held until the map is saved, so that a gc waiting meanwhile sees the new map.
-            stack.enter_context(store.writing())
+            # Held until the map is saved, so that a gc waiting meanwhile sees the new map;
+            # taken beside the first chunks' work (a put waits for it).
+            stack.enter_context(access(store).writing(early=True))
             encryptor = stack.enter_context(
                 se.Encryptor(
                     store,

@@ -101,6 +101,7 @@ class StoreAccess:
         self._quarantine = _method(store, "quarantine")
         self._remove_temporaries = _method(store, "remove_temporaries")
         self._writing = _method(store, "writing")
+        self._begin_writing = _method(store, "begin_writing")
         self._collecting = _method(store, "collecting")
         self._lock_space = _method(store, "lock_space")
         self._now = _method(store, "now")
@@ -403,8 +404,15 @@ class StoreAccess:
 
     # -- locks --------------------------------------------------------------------
 
-    def writing(self) -> AbstractContextManager[Any]:
-        """The store's shared writer lock (``store.writing()``), or nothing if it has none."""
+    def writing(self, *, early: bool = False) -> AbstractContextManager[Any]:
+        """The store's shared writer lock (``store.writing()``), or nothing if it has none.
+
+        With ``early``, ``store.begin_writing()`` where the store has it: the
+        lock is taken beside the block's first work, and the store's puts
+        and refreshes wait for it.
+        """
+        if early and self._begin_writing is not None:
+            return self._begin_writing()
         return self._writing() if self._writing is not None else contextlib.nullcontext()
 
     @contextlib.contextmanager

@@ -38,11 +38,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from .._errors import InvalidArgumentError, StoreBusyError, StoreError
 from .._files import atomic_write, make_folders
+from .._workers import result
 
 #: How long a lock may go unrefreshed before it is stale: 30 minutes, as restic.
 DEFAULT_STALE = 1800.0
@@ -236,6 +238,10 @@ class Held:
             self.space.delete(self.lock_id)
 
 
+class _GaveUpError(Exception):
+    """Taking the writers' lock early was given up: its writers were done before they needed it."""
+
+
 class LockSet:
     """The lock protocol over one LockSpace, for one store object.
 
@@ -261,6 +267,9 @@ class LockSet:
         self._guard = threading.Lock()
         self._shared: Held | None = None
         self._users = 0
+        # The writers' lock while it is taken beside their work (shared(early=True)).
+        self._taking: Future[None] | None = None
+        self._give_up: threading.Event | None = None
 
     def _new(self, kind: str, prefix: str = "") -> tuple[str, bytes]:
         lock_id = f"{prefix}{kind}-{self.stale_after:g}-{secrets.token_hex(16)}"
@@ -295,30 +304,75 @@ class LockSet:
             held.release()
 
     def check(self) -> None:
-        """StoreError if the writers' lock of this store object was lost (cut off for too long)."""
+        """StoreError if the writers' lock of this store object was lost (cut off for too long).
+
+        While the lock is still being taken (``shared(early=True)``), waits
+        for it first: StoreBusyError if a collector kept the store past ``wait``.
+        """
+        taking = self._taking
+        if taking is not None:
+            result(taking)
         held = self._shared
         if held is not None:
             held.check()
 
     @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        """Held by writers; waits while a collector holds the store."""
+    def shared(self, *, early: bool = False) -> Iterator[None]:
+        """Held by writers; waits while a collector holds the store.
+
+        With ``early`` the block starts at once and the lock is taken on a
+        thread of its own meanwhile, so that its round trips overlap the
+        writer's first work: whatever must happen under it (a put, a
+        refresh) calls :meth:`check` first, which waits for it. A block
+        that ends before it needed the lock gives it up.
+        """
         with self._guard:
             if self._users == 0:
-                self._shared = self._acquire_shared()
+                if early:
+                    self._take_early()
+                else:
+                    self._shared = self._acquire_shared()
             self._users += 1
         try:
             yield
         finally:
             with self._guard:
                 self._users -= 1
-                if self._users == 0 and self._shared is not None:
-                    held, self._shared = self._shared, None
-                    held.release()
+                if self._users == 0:
+                    self._let_go()
 
-    def _acquire_shared(self) -> Held:
+    def _take_early(self) -> None:
+        taking: Future[None] = Future()
+        give_up = threading.Event()
+        self._taking, self._give_up = taking, give_up
+
+        def take() -> None:
+            try:
+                self._shared = self._acquire_shared(give_up)  # before the future says so: check() reads it
+            except BaseException as exc:  # StoreBusyError, a store failure, or given up
+                taking.set_exception(exc)
+            else:
+                taking.set_result(None)
+
+        threading.Thread(target=take, name="self-encryption-lock", daemon=True).start()
+
+    def _let_go(self) -> None:
+        """The last writer left: stop taking the lock if that is under way, and release it."""
+        taking, give_up = self._taking, self._give_up
+        self._taking = self._give_up = None
+        if taking is not None and give_up is not None:
+            give_up.set()
+            with contextlib.suppress(StoreError, _GaveUpError):
+                result(taking)  # its failure was the writers' to see, through check()
+        if self._shared is not None:
+            held, self._shared = self._shared, None
+            held.release()
+
+    def _acquire_shared(self, give_up: threading.Event | None = None) -> Held:
         deadline = None if self.wait is None else time.monotonic() + self.wait
         while True:
+            if give_up is not None and give_up.is_set():
+                raise _GaveUpError()
             lock_id, body = self._new(SHARED)
             self.space.create(lock_id, body)
             try:
@@ -336,10 +390,12 @@ class LockSet:
                 return held
             # A collector holds (or is taking) the store: step aside until it is done.
             self.space.delete(lock_id)
-            self._wait_for(deadline, self.wait)
+            self._wait_for(deadline, self.wait, give_up)
 
-    def _wait_for(self, deadline: float | None, waited: float | None) -> None:
-        """Until no collector's lock is live; StoreBusyError at deadline."""
+    def _wait_for(
+        self, deadline: float | None, waited: float | None, give_up: threading.Event | None = None
+    ) -> None:
+        """Until no collector's lock is live; StoreBusyError at deadline (_GaveUpError once give_up is set)."""
         pause = 0.05
         while True:
             live = [lock for lock in list_locks(self.space) if lock.kind != SHARED and not lock.stale]
@@ -347,7 +403,11 @@ class LockSet:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 raise self._busy(live, waited)
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic()) if deadline else pause))
+            nap = min(pause, max(0.0, deadline - time.monotonic()) if deadline else pause)
+            if give_up is None:
+                time.sleep(nap)
+            elif give_up.wait(nap):
+                raise _GaveUpError()
             pause = min(pause * 2, 1.0, self.stale_after / 10)
 
     def _busy(self, live: list[LockInfo], waited: float | None) -> StoreBusyError:

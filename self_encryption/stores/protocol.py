@@ -177,6 +177,14 @@ class MaintainedStore(ChunkStore, Protocol):
         they make is saved, so that a gc waiting meanwhile sees that map.
         """
 
+    def begin_writing(self) -> AbstractContextManager[Any]:
+        """``writing()``, taken while the block starts its work rather than before it.
+
+        For a store whose lock costs round trips: the store itself makes
+        every put and refresh in the block wait until the lock is held. The
+        engine's writers use it where the store has it.
+        """
+
     def collecting(self, timeout: float) -> AbstractContextManager[Any]:
         """Held (exclusive) by gc, so that no writer runs; StoreBusyError after timeout seconds of waiting.
 

@@ -414,6 +414,8 @@ class S3Store(S3Requests):
         """
         key = self._key(name)
         source = {"Bucket": self.bucket, "Key": key}
+        if self._locks is not None:
+            self._locks.check()  # a refresh protects the chunk from gc only under the writers' lock
         try:
             self._call(
                 "refresh",
@@ -482,6 +484,16 @@ class S3Store(S3Requests):
         """A shared lock object under PREFIX/locks/, kept fresh while held; waits out a running gc."""
         self._probe_early()  # the first chunk's PUT needs its answer: ask while the lock is taken
         return contextlib.nullcontext() if self._locks is None else self._locks.shared()
+
+    def begin_writing(self) -> AbstractContextManager[Any]:
+        """:meth:`writing`, taken while the block starts its work (its two round trips are hidden).
+
+        Each put and refresh in the block first waits until the lock is
+        held, which waits out a running gc (StoreBusyError after
+        ``lock_wait``). A block that never needed it gives it up.
+        """
+        self._probe_early()
+        return contextlib.nullcontext() if self._locks is None else self._locks.shared(early=True)
 
     def collecting(self, timeout: float = 60.0) -> AbstractContextManager[Any]:
         """An exclusive lock object; StoreBusyError naming the holders after timeout seconds."""
