@@ -411,9 +411,9 @@ class StoreAccess:
         lock is taken beside the block's first work, and the store's puts
         and refreshes wait for it.
         """
-        if early and self._begin_writing is not None:
-            return self._begin_writing()
-        return self._writing() if self._writing is not None else contextlib.nullcontext()
+        take = self._begin_writing if early and self._begin_writing is not None else self._writing
+        held: AbstractContextManager[Any] = take() if take is not None else contextlib.nullcontext()
+        return held
 
     @contextlib.contextmanager
     def collecting(self, timeout: float) -> Iterator[tuple[str, ...]]:
