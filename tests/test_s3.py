@@ -660,6 +660,7 @@ class HangingS3(http.server.ThreadingHTTPServer):
 
     def __init__(self) -> None:
         self.gets = 0
+        self.puts = 0
         self.lock = threading.Lock()
         self.release = threading.Event()
         super().__init__(("127.0.0.1", 0), _HangingHandler)
@@ -692,6 +693,12 @@ class _HangingHandler(http.server.BaseHTTPRequestHandler):
             server.gets += 1
         server.release.wait(300)
 
+    def do_PUT(self) -> None:  # a lock object or a probe: never answered either
+        server: HangingS3 = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.puts += 1
+        server.release.wait(300)
+
 
 def _interrupt_when(process: subprocess.Popen, ready, never: str) -> tuple[int, float]:
     """Wait until ready() (the process still running), send SIGINT: (exit code, seconds to exit)."""
@@ -712,9 +719,9 @@ def _interrupt_when(process: subprocess.Popen, ready, never: str) -> tuple[int, 
 
 
 def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
-    # The first window of chunks is asked of S3Store.get_many, whose own threads
-    # then hang on the server. Ctrl-C must stop the command after the interrupt
-    # grace, as it does when the command's own workers are stuck.
+    # The chunks are asked for on the request pool, whose threads then hang on
+    # the server. Ctrl-C must stop the command after the interrupt grace, as it
+    # does when the command's own workers are stuck.
     store = se.MemoryStore()
     root = se.encrypt_to_store(os.urandom(3 << 20), store)
     assert root.level == 0 and len(root.chunks) > 1  # a window of several chunks, read at once
@@ -743,6 +750,34 @@ def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
     # The grace (2 s) and leaving; a loaded machine may add some seconds, never the read timeout (60 s).
     assert took < 20, took
     assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_stops_an_encrypt_whose_lock_hangs(tmp_path):
+    # The writers' lock is taken on a thread of its own beside the first chunks' work
+    # (begin_writing); the server never answers its PUT. Ctrl-C must still end the
+    # command after the interrupt grace, with no map and no temporary left.
+    (tmp_path / "f").write_bytes(os.urandom(3 << 20))
+    server = HangingS3()
+    command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
+    if not os.path.exists(command[0]):
+        command = [sys.executable, "-m", "self_encryption"]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.url})
+    process = subprocess.Popen(
+        [*command, "encrypt", tmp_path / "f", "--store", "s3://bucket"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        # the lock object and the probe are both waiting on the server
+        code, took = _interrupt_when(process, lambda: server.puts >= 2, "the encrypt never asked for its lock")
+    finally:
+        server.close()
+    assert code == 130, process.stderr.read() if process.stderr else b""
+    assert took < 20, took  # the grace and leaving, never the request timeout (60 s)
+    assert sorted(os.listdir(tmp_path)) == ["f"]
 
 
 # -- one request a new chunk: conditional writes --------------------------------------

@@ -38,13 +38,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from .._errors import InvalidArgumentError, StoreBusyError, StoreError
 from .._files import atomic_write, make_folders
-from .._workers import result
+from .._workers import INTERRUPT_GRACE, result
 
 #: How long a lock may go unrefreshed before it is stale: 30 minutes, as restic.
 DEFAULT_STALE = 1800.0
@@ -270,6 +270,7 @@ class LockSet:
         # The writers' lock while it is taken beside their work (shared(early=True)).
         self._taking: Future[None] | None = None
         self._give_up: threading.Event | None = None
+        self._handoff = threading.Lock()  # between a lock taken early and writers leaving
 
     def _new(self, kind: str, prefix: str = "") -> tuple[str, bytes]:
         lock_id = f"{prefix}{kind}-{self.stale_after:g}-{secrets.token_hex(16)}"
@@ -348,9 +349,17 @@ class LockSet:
 
         def take() -> None:
             try:
-                self._shared = self._acquire_shared(give_up)  # before the future says so: check() reads it
+                held = self._acquire_shared(give_up)
             except BaseException as exc:  # StoreBusyError, a store failure, or given up
                 taking.set_exception(exc)
+                return
+            with self._handoff:
+                late = give_up.is_set()  # the writers left meanwhile: nobody will release it
+                if not late:
+                    self._shared = held  # before the future says so: check() reads it
+            if late:
+                held.release()
+                taking.set_exception(_GaveUpError())
             else:
                 taking.set_result(None)
 
@@ -362,10 +371,12 @@ class LockSet:
         self._taking = self._give_up = None
         if taking is not None and give_up is not None:
             give_up.set()
-            with contextlib.suppress(StoreError, _GaveUpError):
-                result(taking)  # its failure was the writers' to see, through check()
-        if self._shared is not None:
+            # Its failure was the writers' to see, through check(). One stuck on a dead server
+            # is left behind after the interrupt grace: it releases what it takes itself.
+            wait([taking], INTERRUPT_GRACE)
+        with self._handoff:
             held, self._shared = self._shared, None
+        if held is not None:
             held.release()
 
     def _acquire_shared(self, give_up: threading.Event | None = None) -> Held:
