@@ -772,7 +772,9 @@ def test_ctrl_c_stops_an_encrypt_whose_lock_hangs(tmp_path):
     )
     try:
         # the lock object and the probe are both waiting on the server
-        code, took = _interrupt_when(process, lambda: server.puts >= 2, "the encrypt never asked for its lock")
+        code, took = _interrupt_when(
+            process, lambda: server.puts >= 2, "the encrypt never asked for its lock"
+        )
     finally:
         server.close()
     assert code == 130, process.stderr.read() if process.stderr else b""
