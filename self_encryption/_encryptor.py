@@ -100,7 +100,10 @@ class Encryptor:
     an error.
 
     From creation to finish() or abort() it holds the store's writer lock
-    (``store.writing()``, shared), so a garbage collection waits for it.
+    (``store.writing()``, shared), so a garbage collection waits for it. A
+    store that offers ``begin_writing()`` (S3) has it taken beside the
+    first chunks' work: its puts wait for it, and a gc holding the store
+    shows as a StoreBusyError from write() or finish().
     Chunks the store already has are refreshed (``touch``) rather than put;
     with ``check_existing`` they are first read back and checked against
     their names, and damaged ones are replaced. ``workers`` threads seal
