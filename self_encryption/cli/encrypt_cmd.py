@@ -11,7 +11,6 @@ from typing import TextIO
 
 import self_encryption as se
 
-from ..stores.access import access
 from .errors import IO_ERROR, OK, USAGE, CommandError
 from .maps import add_force, add_map_output, check_map_destination, reserve_map, save_map
 from .options import Commands, add_encryption_options, add_store, duration, encryption_settings, open_store
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             reserved = None if target == "-" else stack.enter_context(reserve_map(target, args.force))
             # Held until the map is saved, so that a gc waiting meanwhile sees the new map;
             # taken beside the first chunks' work (a put waits for it).
-            stack.enter_context(access(store).writing(early=True))
+            stack.enter_context(store.begin_writing())
             encryptor = stack.enter_context(
                 se.Encryptor(
                     store,

@@ -115,6 +115,10 @@ class CallbackStore:
         """No lock: callbacks have none to offer."""
         return contextlib.nullcontext()
 
+    def begin_writing(self) -> AbstractContextManager[Any]:
+        """:meth:`writing` (no lock to take)."""
+        return self.writing()
+
     def collecting(self, timeout: float) -> AbstractContextManager[Any]:
         """No lock of its own: gc then relies on the grace period, or on the callbacks' own locking."""
         return contextlib.nullcontext()

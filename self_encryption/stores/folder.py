@@ -9,6 +9,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import Any
 
@@ -361,6 +362,10 @@ class DirStore:
                 self._writers -= 1
                 if self._writers == 0:
                     self._writer_hold.close()
+
+    def begin_writing(self) -> AbstractContextManager[None]:
+        """:meth:`writing`: a local lock costs no round trip, so it is taken before the block."""
+        return self.writing()
 
     @contextlib.contextmanager
     def collecting(self, timeout: float = 60.0) -> Iterator[Any]:

@@ -95,6 +95,10 @@ class MemoryStore:
         """No lock: one process holds a memory store."""
         return contextlib.nullcontext()
 
+    def begin_writing(self) -> AbstractContextManager[Any]:
+        """:meth:`writing` (no lock to take)."""
+        return self.writing()
+
     def collecting(self, timeout: float) -> AbstractContextManager[Any]:
         """No lock: one process holds a memory store, so gc has nothing to wait for."""
         return contextlib.nullcontext()
