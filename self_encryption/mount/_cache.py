@@ -35,6 +35,16 @@ class CachingStore:
         self._held = 0
         self.hits = 0
         self.misses = 0
+        if callable(getattr(store, "get_many", None)):
+            # Only then: a store without it is read one chunk a request, many requests at once,
+            # which a get_many that looped over get() here would serialize.
+            self.get_many = self._get_many
+
+    @property
+    def io_concurrency(self) -> int | None:
+        """The store's own: how many requests readers and writers keep in flight at once."""
+        declared = getattr(self.inner, "io_concurrency", None)
+        return declared() if callable(declared) else declared
 
     @property
     def held(self) -> int:
@@ -83,7 +93,7 @@ class CachingStore:
             self._keep(name, content)
         return content
 
-    def get_many(self, names: list[str]) -> Mapping[str, Any]:
+    def _get_many(self, names: list[str]) -> Mapping[str, Any]:
         found: dict[str, Any] = {}
         wanted = []
         for name in names:
@@ -93,8 +103,7 @@ class CachingStore:
             else:
                 found[name] = content
         if wanted:
-            many = getattr(self.inner, "get_many", None)
-            fetched = many(wanted) if callable(many) else {name: self.inner.get(name) for name in wanted}
+            fetched = self.inner.get_many(wanted)
             for name, content in fetched.items():
                 self._keep(name, content)
                 found[name] = content

@@ -1,133 +1,232 @@
-"""A handle opened for reading only: sequential reads served from windows filled ahead.
+"""A handle opened for reading only: reads copied straight from opened chunks into the kernel's buffer.
 
-The handle has its own :class:`self_encryption.ChunkReader` over the map as
-it was when opened, reading through the mount's shared chunk cache. Once
-reads are sequential, it asks the reader for a whole window (4 MiB) at once
-and serves the kernel's requests from it; while they are served, the next
-window is filled on a thread of its own, so that opening chunks and handing
-bytes to the kernel overlap. A read that does not follow the last one asks
-for exactly its own range, so a random read opens only the chunks it
-touches. A window that fails (a bad chunk past the read) is dropped, and
-the read asks for its own range instead, so it fails only if its own bytes
-are bad.
+The handle walks the map to its level 0 once (through the readers' shared
+level-0 cache) and keeps the chunks it opened, each in scratch buffers of
+its own that are reused once the chunk is dropped: fresh megabytes for
+every chunk would cost a page fault per 4 KiB. A read copies the parts of
+its chunks into the buffer libfuse gives (:func:`_fuse.copy_into`, without
+the GIL), so a request costs Python work per chunk, not per byte, and no
+intermediate copy.
+
+A read that follows the last one, or lands in a chunk opened ahead, is
+sequential: the chunks after it, up to :attr:`Reading.AHEAD_BYTES` by the
+sizes the map gives, are fetched and opened on the handle's ``workers``
+threads (from a store with get_many, in windows) while the kernel copies
+what is already open. Any other read opens only the chunks it touches, in
+the thread that asked. Each chunk is checked against its name before a
+byte of it is served; a read fails only if one of its own chunks is
+missing or damaged (a bad chunk opened ahead fails no read that does not
+need it, and is tried once more when one does).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
 import self_encryption as se
+from self_encryption import _backend
+from self_encryption._buffers import Scratch, ScratchPool
+from self_encryption._levels import READERS_LEVEL0, Level0View, check_root, fetch_chunks, load_chunk
+from self_encryption._workers import check_workers, result
+from self_encryption.stores.access import BATCH, access
 
-from ._fuse import reply
+from ._fuse import address_of, copy_into
 
-
-class _Window(NamedTuple):
-    start: int
-    data: memoryview  # a buffer of its own, never written again once filled
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.data)
-
-
-_EMPTY = _Window(0, memoryview(b""))
+#: A chunk opened: its plaintext, and the scratch buffers it lives in.
+_Opened = tuple["memoryview | bytes", Scratch]
 
 
 class Reading:
     """Reads of one open handle; safe to call from many threads (requests run one at a time)."""
 
-    #: The bytes fetched at once on sequential reads.
-    WINDOW = 4 << 20
+    #: How far ahead of a sequential reader chunks are opened, in plaintext bytes by the map's sizes.
+    AHEAD_BYTES = 16 << 20
+    #: Opened chunks kept behind the chunk last read, for reads that come again or out of order.
+    BEHIND = 2
 
     def __init__(self, path: str, data_map: se.DataMap, store: Any, workers: int | None) -> None:
         self.path = path
-        self._reader = se.ChunkReader(data_map, store, workers=workers)
-        self._size = self._reader.size
-        self._lock = threading.Lock()  # the window state
-        self._reader_lock = threading.Lock()  # a ChunkReader is for one thread at a time
-        self._window = _EMPTY
-        self._next: Future[_Window] | None = None
-        self._filler: ThreadPoolExecutor | None = None
+        self._root = check_root(data_map)
+        self._store = access(store)
+        self._backend = _backend.active
+        self._threads = check_workers(workers)
+        self._lock = threading.Lock()  # the handle's state; held while a read waits for its chunks
+        self._view: Level0View | None = None
+        self._chunks: OrderedDict[int, Future[_Opened]] = OrderedDict()  # opened or being opened
+        self._scratch = ScratchPool()
+        self._openers: ThreadPoolExecutor | None = None  # started by the first read ahead
+        self._fetchers: ThreadPoolExecutor | None = None
         self._last_end = -1
+        self._closed = False
 
-    def read(self, size: int, offset: int) -> Any:
-        """The bytes at [offset, offset + size): bytes, or a view of a window (see _fuse.reply)."""
+    def read_into(self, address: int, size: int, offset: int) -> int:
+        """Copy the bytes at [offset, offset + size) to memory at ``address``; returns how many (0 at the end)."""
         with self._lock:
-            window = self._window
-            if not (window.start <= offset and offset + size <= window.end):
-                window = self._sequential(offset, size) if offset == self._last_end else _EMPTY
-            if (
-                window.start <= offset
-                and offset + size <= window.end
-                or (window.data and window.end == self._size)
-            ):
-                piece: Any = reply(window.data[offset - window.start : offset - window.start + size])
-                if offset + size > window.start + len(window.data) // 2:
-                    self._fill_ahead(window.end)
-            else:
-                piece = self._exact(offset, size)
-            self._last_end = offset + len(piece)
-            return piece
+            if self._closed:
+                return 0
+            end = min(offset + size, self._root.file_size)
+            if offset >= end:
+                return 0
+            view = self._level0()
+            first = view.locate(offset)
+            last = view.locate(end - 1)
+            sequential = offset == self._last_end or first in self._chunks
+            self._keep(first, last)
+            if sequential:
+                self._open_ahead(last + 1)
+            written = 0
+            for index in range(first, last + 1):
+                plain = self._opened(index)
+                start = offset + written - view.start(index)
+                take = min(len(plain) - start, end - offset - written)
+                copy_into(address + written, plain, start, take)
+                written += take
+            self._last_end = offset + written
+            return written
 
-    def _sequential(self, offset: int, size: int) -> _Window:
-        """The window for a read that follows the last one: the one filled ahead, or a new one."""
-        ahead, self._next = self._next, None
-        window = None
-        if ahead is not None:
-            try:
-                window = ahead.result()
-            except se.SelfEncryptionError:
-                window = None
-            if window is not None and window.start != offset:
-                window = None
-        if window is None:
-            window = self._fill(offset, max(size, self.WINDOW))
-        self._window = window or _EMPTY
-        return self._window
-
-    def _fill(self, offset: int, length: int) -> _Window | None:
-        """A window from offset; None if it failed (a bad chunk past this read must not fail it)."""
-        buffer = bytearray(min(length, max(self._size - offset, 0)))
-        with self._reader_lock:
-            self._reader.seek(offset)
-            try:
-                filled = self._reader.readinto(buffer)
-            except se.SelfEncryptionError:
-                return None
-        return _Window(offset, memoryview(buffer)[:filled])
-
-    def _fill_ahead(self, offset: int) -> None:
-        if self._next is not None or offset >= self._size:
-            return
-        if self._filler is None:
-            self._filler = ThreadPoolExecutor(1, thread_name_prefix="self-encryption-mount-window")
-        self._next = self._filler.submit(self._fill_or_fail, offset)
-
-    def _fill_or_fail(self, offset: int) -> _Window:
-        window = self._fill(offset, self.WINDOW)
-        if window is None:
-            raise se.SelfEncryptionError("this window could not be read")
-        return window
-
-    def _exact(self, offset: int, size: int) -> bytes:
-        with self._reader_lock:
-            self._reader.seek(offset)
-            return self._reader.read(size)
+    def read(self, size: int, offset: int) -> bytes:
+        """The bytes at [offset, offset + size), as a new bytes object (see read_into)."""
+        buffer = bytearray(max(0, min(size, self._root.file_size - offset)))
+        if not buffer:
+            return b""
+        count = self.read_into(address_of(buffer), len(buffer), offset)
+        return bytes(memoryview(buffer)[:count])
 
     def close(self) -> None:
         with self._lock:
-            self._window = _EMPTY
-            if self._next is not None:
-                self._next.cancel()
-                self._next = None
-            if self._filler is not None:
-                # A fill waiting on a store that hangs must not hold the close.
-                self._filler.shutdown(wait=False, cancel_futures=True)
-        # A fill stuck on a store that hangs holds the reader: leave it to end on its own.
-        if self._reader_lock.acquire(blocking=False):
+            self._closed = True
+            for index in list(self._chunks):
+                self._drop(index)
+            # A fetch waiting on a store that hangs must not hold the close.
+            for pool in (self._openers, self._fetchers):
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+            self._openers = self._fetchers = None
+
+    # -- chunks ---------------------------------------------------------------------
+
+    def _level0(self) -> Level0View:
+        if self._view is None:
+            level0 = READERS_LEVEL0.level_zero(self._backend, self._root, self._store)
+            self._view = Level0View(level0, 1)
+        return self._view
+
+    def _load(self, index: int, content: object = None) -> _Opened:
+        """Fetch (unless content is given), check and open chunk index into a scratch of the pool."""
+        assert self._view is not None
+        scratch = self._scratch.acquire()
+        try:
+            return load_chunk(self._backend, self._view.map, self._store, index, scratch, content), scratch
+        except BaseException:
+            self._scratch.release(scratch)
+            raise
+
+    def _start(self, run: list[int]) -> None:
+        """Start fetching and opening the chunks of run (read ahead), each a future in self._chunks.
+
+        A store that gets many chunks at once is asked for the run in one
+        get_many() on a thread of its own, and each chunk is opened on a
+        worker as the run arrives; any other store is asked one chunk per
+        job, fetched and opened by the same worker (a local store answers
+        at once, and a second thread per chunk would only cost more
+        switching on the cores that open chunks).
+        """
+        assert self._view is not None
+        if self._openers is None:
+            self._openers = ThreadPoolExecutor(self._threads, thread_name_prefix="self-encryption-mount")
+        openers = self._openers
+        if not self._store.batched or len(run) == 1:
+            for index in run:
+                self._chunks[index] = openers.submit(self._load, index)
+            return
+        if self._fetchers is None:
+            # One window fetched while the one before it is opened; get_many has threads of its own.
+            self._fetchers = ThreadPoolExecutor(2, thread_name_prefix="self-encryption-mount-io")
+        window = self._fetchers.submit(fetch_chunks, self._view.map, self._store, run)
+        for index in run:
+            opened: Future[_Opened] = Future()
+            window.add_done_callback(functools.partial(self._open_fetched, openers, index, opened))
+            self._chunks[index] = opened
+
+    def _open_fetched(
+        self,
+        openers: ThreadPoolExecutor,
+        index: int,
+        opened: Future[_Opened],
+        window: Future[dict[int, object]],
+    ) -> None:
+        """Once a window is fetched (in the thread that fetched it): open chunk index on a worker."""
+        if window.cancelled():
+            opened.cancel()
+            return
+        failure = window.exception()
+        if failure is not None:
+            if opened.set_running_or_notify_cancel():
+                opened.set_exception(failure)
+            return
+        content = window.result()[index]
+
+        def open_it() -> None:
+            if opened.set_running_or_notify_cancel():  # False: dropped meanwhile
+                try:
+                    opened.set_result(self._load(index, content))
+                except BaseException as exc:
+                    opened.set_exception(exc)
+
+        try:
+            openers.submit(open_it)
+        except RuntimeError:  # the handle was closed
+            opened.cancel()
+
+    def _opened(self, index: int) -> memoryview | bytes:
+        """The plaintext of chunk index: opened ahead, or opened now (a failure ahead is tried again)."""
+        future = self._chunks.get(index)
+        if future is not None:
+            self._chunks.move_to_end(index)
             try:
-                self._reader.close()
-            finally:
-                self._reader_lock.release()
+                return result(future)[0]
+            except se.SelfEncryptionError:
+                self._drop(index)
+        done: Future[_Opened] = Future()
+        done.set_result(self._load(index))
+        self._chunks[index] = done
+        return done.result()[0]
+
+    def _open_ahead(self, index: int) -> None:
+        """Start the chunks from index on that are not started yet, as far as the read-ahead goes."""
+        run = [ahead for ahead in range(index, self._ahead_end(index)) if ahead not in self._chunks]
+        for start in range(0, len(run), BATCH):
+            self._start(run[start : start + BATCH])
+
+    def _keep(self, first: int, last: int) -> None:
+        """Drop the opened chunks a read of chunks first..last leaves behind or beyond the read-ahead."""
+        beyond = self._ahead_end(last + 1)
+        for held in list(self._chunks):
+            if held < first - self.BEHIND or held >= beyond:
+                self._drop(held)
+
+    def _ahead_end(self, index: int) -> int:
+        """Where the read-ahead from chunk index ends: AHEAD_BYTES on by the map's sizes, at least one chunk."""
+        assert self._view is not None
+        records = self._view.map.chunks
+        budget = min(self.AHEAD_BYTES, self._store.max_io_bytes)
+        end = index
+        while end < len(records) and (end == index or budget > 0):
+            budget -= records[end].plain_size
+            end += 1
+        return end
+
+    def _drop(self, index: int) -> None:
+        """Forget chunk index; its scratch goes back to the pool once nothing uses it."""
+        future = self._chunks.pop(index)
+        if not future.cancel():
+            future.add_done_callback(self._give_back)
+
+    def _give_back(self, future: Future[_Opened]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        self._scratch.release(future.result()[1])
