@@ -78,11 +78,14 @@ def copy_into(address: int, data: Any, start: int, count: int) -> None:
 
 
 def _binding(module: Any) -> Any:
-    """The binding's FUSE class, reading into libfuse's buffer instead of returning bytes.
+    """The binding's FUSE class, with reads and writes that use libfuse's buffers in place.
 
     The binding's own read takes bytes back from the operation and copies
     them into libfuse's buffer; here the operation's ``read_into`` gets the
-    buffer's address and copies each chunk's part straight into it.
+    buffer's address and copies each chunk's part straight into it. The
+    binding's own write copies libfuse's buffer into bytes (holding the
+    GIL) before the operation copies them again; here the operation gets a
+    view of the buffer, valid until it returns (what it keeps, it copies).
     """
 
     class Binding(module.FUSE):  # type: ignore[misc]
@@ -90,6 +93,12 @@ def _binding(module: Any) -> Any:
             address = ctypes.cast(buf, ctypes.c_void_p).value or 0
             name = None if path is None else path.decode(self.encoding, self.errors)
             return int(self.operations.read_into(name, address, size, offset, fip.contents.fh))
+
+        def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+            address = ctypes.cast(buf, ctypes.c_void_p).value or 0
+            name = None if path is None else path.decode(self.encoding, self.errors)
+            with memoryview((ctypes.c_char * size).from_address(address)).cast("B") as data:
+                return int(self.operations.write(name, data, offset, fip.contents.fh))
 
     return Binding
 

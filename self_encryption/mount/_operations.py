@@ -291,7 +291,8 @@ class FileSystem:
         return self._handle(fh).read(size, offset)
 
     @_errors
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+    def write(self, path: str | None, data: memoryview, offset: int, fh: int) -> int:
+        # data is libfuse's buffer (see _fuse._binding): the writer copies what it keeps.
         opened = self._handle(fh)
         if not isinstance(opened, Writer):
             raise FuseError(errno.EBADF)
