@@ -52,6 +52,9 @@ class Reading:
         self.path = path
         self._root = check_root(data_map)
         self._store = access(store)
+        # Read ahead through a cache without filling it (see CachingStore.passing).
+        passing = getattr(store, "passing", None)
+        self._ahead_store = access(passing()) if callable(passing) else self._store
         self._backend = _backend.active
         self._threads = check_workers(workers)
         self._lock = threading.Lock()  # the handle's state; held while a read waits for its chunks
@@ -115,12 +118,13 @@ class Reading:
             self._view = Level0View(level0, 1)
         return self._view
 
-    def _load(self, index: int, content: object = None) -> _Opened:
+    def _load(self, index: int, content: object = None, *, ahead: bool = False) -> _Opened:
         """Fetch (unless content is given), check and open chunk index into a scratch of the pool."""
         assert self._view is not None
+        store = self._ahead_store if ahead else self._store
         scratch = self._scratch.acquire()
         try:
-            return load_chunk(self._backend, self._view.map, self._store, index, scratch, content), scratch
+            return load_chunk(self._backend, self._view.map, store, index, scratch, content), scratch
         except BaseException:
             self._scratch.release(scratch)
             raise
@@ -139,14 +143,14 @@ class Reading:
         if self._openers is None:
             self._openers = ThreadPoolExecutor(self._threads, thread_name_prefix="self-encryption-mount")
         openers = self._openers
-        if not self._store.batched or len(run) == 1:
+        if not self._ahead_store.batched or len(run) == 1:
             for index in run:
-                self._chunks[index] = openers.submit(self._load, index)
+                self._chunks[index] = openers.submit(self._load, index, ahead=True)
             return
         if self._fetchers is None:
             # One window fetched while the one before it is opened; get_many has threads of its own.
             self._fetchers = ThreadPoolExecutor(2, thread_name_prefix="self-encryption-mount-io")
-        window = self._fetchers.submit(fetch_chunks, self._view.map, self._store, run)
+        window = self._fetchers.submit(fetch_chunks, self._view.map, self._ahead_store, run)
         for index in run:
             opened: Future[_Opened] = Future()
             window.add_done_callback(functools.partial(self._open_fetched, openers, index, opened))
