@@ -1,43 +1,22 @@
-"""A handle opened for reading only: reads copied straight from opened chunks into the kernel's buffer.
+"""A handle opened for reading only: each read copies its chunks' parts straight into the kernel's buffer.
 
-The handle walks the map to its level 0 once (through the readers' shared
-level-0 cache) and keeps the chunks it opened, each in scratch buffers of
-its own that are reused once the chunk is dropped: fresh megabytes for
-every chunk would cost a page fault per 4 KiB. A read copies the parts of
-its chunks into the buffer libfuse gives (:func:`_fuse.copy_into`, without
-the GIL), so a request costs Python work per chunk, not per byte, and no
-intermediate copy.
-
-A read that follows the last one, or lands in a chunk opened ahead, is
-sequential: the chunks after it, up to :attr:`Reading.AHEAD_BYTES` by the
-sizes the map gives, are fetched and opened on the handle's ``workers``
-threads (from a store with get_many, in windows) while the kernel copies
-what is already open. Any other read opens only the chunks it touches, in
-the thread that asked. Each chunk is checked against its name before a
-byte of it is served; a read fails only if one of its own chunks is
-missing or damaged (a bad chunk opened ahead fails no read that does not
-need it, and is tried once more when one does).
+The handle holds a :class:`self_encryption.ChunkViews` over the map as it
+was when opened: a read gets views of the opened chunks (reused buffers,
+read ahead on sequential reads, each chunk checked against its name) and
+copies them into the buffer libfuse gives, without the GIL
+(:func:`_fuse.copy_into`): one copy of every byte, and Python work per
+chunk, not per 4 KiB. The read-ahead goes through the mount's chunk cache
+without filling it (see :meth:`CachingStore.passing`).
 """
 
 from __future__ import annotations
 
-import functools
 import threading
-from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import self_encryption as se
-from self_encryption import _backend
-from self_encryption._buffers import Scratch, ScratchPool
-from self_encryption._levels import READERS_LEVEL0, Level0View, check_root, fetch_chunks, load_chunk
-from self_encryption._workers import check_workers, result
-from self_encryption.stores.access import BATCH, access
 
 from ._fuse import address_of, copy_into
-
-#: A chunk opened: its plaintext, and the scratch buffers it lives in.
-_Opened = tuple["memoryview | bytes", Scratch]
 
 
 class Reading:
@@ -45,25 +24,19 @@ class Reading:
 
     #: How far ahead of a sequential reader chunks are opened, in plaintext bytes by the map's sizes.
     AHEAD_BYTES = 16 << 20
-    #: Opened chunks kept behind the chunk last read, for reads that come again or out of order.
-    BEHIND = 2
 
     def __init__(self, path: str, data_map: se.DataMap, store: Any, workers: int | None) -> None:
         self.path = path
-        self._root = check_root(data_map)
-        self._store = access(store)
-        # Read ahead through a cache without filling it (see CachingStore.passing).
         passing = getattr(store, "passing", None)
-        self._ahead_store = access(passing()) if callable(passing) else self._store
-        self._backend = _backend.active
-        self._threads = check_workers(workers)
-        self._lock = threading.Lock()  # the handle's state; held while a read waits for its chunks
-        self._view: Level0View | None = None
-        self._chunks: OrderedDict[int, Future[_Opened]] = OrderedDict()  # opened or being opened
-        self._scratch = ScratchPool()
-        self._openers: ThreadPoolExecutor | None = None  # started by the first read ahead
-        self._fetchers: ThreadPoolExecutor | None = None
-        self._last_end = -1
+        self._views = se.ChunkViews(
+            data_map,
+            store,
+            workers=workers,
+            read_ahead=self.AHEAD_BYTES,
+            ahead_store=passing() if callable(passing) else None,
+        )
+        # One request at a time: the views of one are valid until the next asks.
+        self._lock = threading.Lock()
         self._closed = False
 
     def read_into(self, address: int, size: int, offset: int) -> int:
@@ -71,29 +44,15 @@ class Reading:
         with self._lock:
             if self._closed:
                 return 0
-            end = min(offset + size, self._root.file_size)
-            if offset >= end:
-                return 0
-            view = self._level0()
-            first = view.locate(offset)
-            last = view.locate(end - 1)
-            sequential = offset == self._last_end or first in self._chunks
-            self._keep(first, last)
-            if sequential:
-                self._open_ahead(last + 1)
             written = 0
-            for index in range(first, last + 1):
-                plain = self._opened(index)
-                start = offset + written - view.start(index)
-                take = min(len(plain) - start, end - offset - written)
-                copy_into(address + written, plain, start, take)
-                written += take
-            self._last_end = offset + written
+            for piece in self._views.views(offset, size):
+                copy_into(address + written, piece, 0, len(piece))
+                written += len(piece)
             return written
 
     def read(self, size: int, offset: int) -> bytes:
         """The bytes at [offset, offset + size), as a new bytes object (see read_into)."""
-        buffer = bytearray(max(0, min(size, self._root.file_size - offset)))
+        buffer = bytearray(max(0, min(size, self._views.size - offset)))
         if not buffer:
             return b""
         count = self.read_into(address_of(buffer), len(buffer), offset)
@@ -102,135 +61,4 @@ class Reading:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            for index in list(self._chunks):
-                self._drop(index)
-            # A fetch waiting on a store that hangs must not hold the close.
-            for pool in (self._openers, self._fetchers):
-                if pool is not None:
-                    pool.shutdown(wait=False, cancel_futures=True)
-            self._openers = self._fetchers = None
-
-    # -- chunks ---------------------------------------------------------------------
-
-    def _level0(self) -> Level0View:
-        if self._view is None:
-            level0 = READERS_LEVEL0.level_zero(self._backend, self._root, self._store)
-            self._view = Level0View(level0, 1)
-        return self._view
-
-    def _load(self, index: int, content: object = None, *, ahead: bool = False) -> _Opened:
-        """Fetch (unless content is given), check and open chunk index into a scratch of the pool."""
-        assert self._view is not None
-        store = self._ahead_store if ahead else self._store
-        scratch = self._scratch.acquire()
-        try:
-            return load_chunk(self._backend, self._view.map, store, index, scratch, content), scratch
-        except BaseException:
-            self._scratch.release(scratch)
-            raise
-
-    def _start(self, run: list[int]) -> None:
-        """Start fetching and opening the chunks of run (read ahead), each a future in self._chunks.
-
-        A store that gets many chunks at once is asked for the run in one
-        get_many() on a thread of its own, and each chunk is opened on a
-        worker as the run arrives; any other store is asked one chunk per
-        job, fetched and opened by the same worker (a local store answers
-        at once, and a second thread per chunk would only cost more
-        switching on the cores that open chunks).
-        """
-        assert self._view is not None
-        if self._openers is None:
-            self._openers = ThreadPoolExecutor(self._threads, thread_name_prefix="self-encryption-mount")
-        openers = self._openers
-        if not self._ahead_store.batched or len(run) == 1:
-            for index in run:
-                self._chunks[index] = openers.submit(self._load, index, ahead=True)
-            return
-        if self._fetchers is None:
-            # One window fetched while the one before it is opened; get_many has threads of its own.
-            self._fetchers = ThreadPoolExecutor(2, thread_name_prefix="self-encryption-mount-io")
-        window = self._fetchers.submit(fetch_chunks, self._view.map, self._ahead_store, run)
-        for index in run:
-            opened: Future[_Opened] = Future()
-            window.add_done_callback(functools.partial(self._open_fetched, openers, index, opened))
-            self._chunks[index] = opened
-
-    def _open_fetched(
-        self,
-        openers: ThreadPoolExecutor,
-        index: int,
-        opened: Future[_Opened],
-        window: Future[dict[int, object]],
-    ) -> None:
-        """Once a window is fetched (in the thread that fetched it): open chunk index on a worker."""
-        if window.cancelled():
-            opened.cancel()
-            return
-        failure = window.exception()
-        if failure is not None:
-            if opened.set_running_or_notify_cancel():
-                opened.set_exception(failure)
-            return
-        content = window.result()[index]
-
-        def open_it() -> None:
-            if opened.set_running_or_notify_cancel():  # False: dropped meanwhile
-                try:
-                    opened.set_result(self._load(index, content))
-                except BaseException as exc:
-                    opened.set_exception(exc)
-
-        try:
-            openers.submit(open_it)
-        except RuntimeError:  # the handle was closed
-            opened.cancel()
-
-    def _opened(self, index: int) -> memoryview | bytes:
-        """The plaintext of chunk index: opened ahead, or opened now (a failure ahead is tried again)."""
-        future = self._chunks.get(index)
-        if future is not None:
-            self._chunks.move_to_end(index)
-            try:
-                return result(future)[0]
-            except se.SelfEncryptionError:
-                self._drop(index)
-        done: Future[_Opened] = Future()
-        done.set_result(self._load(index))
-        self._chunks[index] = done
-        return done.result()[0]
-
-    def _open_ahead(self, index: int) -> None:
-        """Start the chunks from index on that are not started yet, as far as the read-ahead goes."""
-        run = [ahead for ahead in range(index, self._ahead_end(index)) if ahead not in self._chunks]
-        for start in range(0, len(run), BATCH):
-            self._start(run[start : start + BATCH])
-
-    def _keep(self, first: int, last: int) -> None:
-        """Drop the opened chunks a read of chunks first..last leaves behind or beyond the read-ahead."""
-        beyond = self._ahead_end(last + 1)
-        for held in list(self._chunks):
-            if held < first - self.BEHIND or held >= beyond:
-                self._drop(held)
-
-    def _ahead_end(self, index: int) -> int:
-        """Where the read-ahead from chunk index ends: AHEAD_BYTES on by the map's sizes, at least one chunk."""
-        assert self._view is not None
-        records = self._view.map.chunks
-        budget = min(self.AHEAD_BYTES, self._store.max_io_bytes)
-        end = index
-        while end < len(records) and (end == index or budget > 0):
-            budget -= records[end].plain_size
-            end += 1
-        return end
-
-    def _drop(self, index: int) -> None:
-        """Forget chunk index; its scratch goes back to the pool once nothing uses it."""
-        future = self._chunks.pop(index)
-        if not future.cancel():
-            future.add_done_callback(self._give_back)
-
-    def _give_back(self, future: Future[_Opened]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        self._scratch.release(future.result()[1])
+            self._views.close()
