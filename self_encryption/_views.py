@@ -89,6 +89,7 @@ class ChunkViews:
         self._scratch = ScratchPool()
         self._openers: ThreadPoolExecutor | None = None  # started by the first read ahead
         self._fetchers: ThreadPoolExecutor | None = None
+        self._ahead: set[int] = set()  # the chunks of self._chunks started by a read-ahead
         self._last_end = -1
         self._closed = False
 
@@ -109,7 +110,10 @@ class ChunkViews:
         view = self._level0()
         first = view.locate(offset)
         last = view.locate(end - 1)
-        sequential = offset == self._last_end or first in self._chunks
+        # A range that follows the last one, or lands in a chunk read ahead (the kernel may
+        # send two requests of a sequential reader out of order), is sequential; a random
+        # range that comes back to a chunk it opened is not.
+        sequential = offset == self._last_end or first in self._ahead
         self._keep(first, last)
         if sequential:
             self._open_ahead(last + 1)
@@ -178,6 +182,7 @@ class ChunkViews:
         if not self._ahead_store.batched or len(run) == 1:
             for index in run:
                 self._chunks[index] = openers.submit(self._load, index, ahead=True)
+                self._ahead.add(index)
             return
         if self._fetchers is None:
             # One window fetched while the one before it is opened; get_many has threads of its own.
@@ -187,6 +192,7 @@ class ChunkViews:
             opened: Future[_Opened] = Future()
             window.add_done_callback(functools.partial(self._open_fetched, openers, index, opened))
             self._chunks[index] = opened
+            self._ahead.add(index)
 
     def _open_fetched(
         self,
@@ -259,6 +265,7 @@ class ChunkViews:
     def _drop(self, index: int) -> None:
         """Forget chunk index; its scratch goes back to the pool once nothing uses it."""
         future = self._chunks.pop(index)
+        self._ahead.discard(index)
         if not future.cancel():
             future.add_done_callback(self._give_back)
 

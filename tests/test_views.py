@@ -110,6 +110,27 @@ def test_read_ahead_fetches_through_the_ahead_store(stored: tuple[bytes, se.Data
     assert asked["ahead"] >= len(level0_of(root, store).chunks) - 1
 
 
+def test_random_ranges_open_only_their_chunks(stored: tuple[bytes, se.DataMap, se.MemoryStore]) -> None:
+    data, root, store = stored
+    fetched: list[str] = []
+
+    def get(name: str) -> bytes:
+        fetched.append(name)
+        return store.get(name)
+
+    level0 = level0_of(root, store)
+    middle = len(level0.chunks) // 2
+    start = sum(chunk.plain_size for chunk in level0.chunks[:middle])
+    with se.ChunkViews(root, se.CallbackStore(get), workers=2) as chunks:
+        assert joined(chunks, start + 10, 100) == data[start + 10 : start + 110]
+        before = len(fetched)
+        # Back into the chunk it opened, not where the last range ended: no read-ahead.
+        assert joined(chunks, start + 500, 100) == data[start + 500 : start + 600]
+        assert joined(chunks, start, 10) == data[start : start + 10]
+        assert len(fetched) == before
+        assert fetched[-1] == level0.chunks[middle].name
+
+
 def test_a_store_with_get_many_is_read_ahead_in_windows(
     stored: tuple[bytes, se.DataMap, se.MemoryStore],
 ) -> None:
