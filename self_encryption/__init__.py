@@ -52,6 +52,7 @@ from ._reader import ChunkReader
 from ._reader import open as open  # noqa: A004 - se.open, like io.open; kept out of __all__
 from ._sealing import EncryptedChunk
 from ._version import __version__
+from ._views import ChunkViews
 from .stores import CallbackStore, ChunkStore, DirStore, MemoryStore, S3Store, open_store, writer_lock
 from .stores.lock_listing import lock_location, remove_lock, remove_stale_locks, store_locks
 from .stores.locks import LockInfo
@@ -70,6 +71,7 @@ __all__ = [
     "ChunkNotFoundError",
     "ChunkUnreadableError",
     "ChunkReader",
+    "ChunkViews",
     "ChunkSource",
     "ChunkStore",
     "DataMap",

@@ -29,9 +29,6 @@ __all__ = ["DEFAULT_CACHE_BYTES", "DEFAULT_SAVE_EVERY", "missing", "mount", "unm
 log = logging.getLogger("self_encryption.mount")
 #: Threads serving requests at once (one waiting on a slow store does not hold the others).
 THREADS = 16
-#: Read-ahead threads per open file when not given: also how many chunks it opens ahead,
-#: so at least 4, which keeps a sequential reader fed on a 2-core machine.
-MIN_READ_AHEAD = 4
 
 
 def missing() -> str | None:
@@ -61,9 +58,9 @@ def mount(
     """Serve the files behind ``maps`` (a map file or a folder of maps) at ``mountpoint`` until unmounted.
 
     Reads fetch only the chunks they need, through one chunk cache of at
-    most ``cache_bytes`` shared by every open file; ``workers`` threads per
-    open file read ahead on sequential reads (default: one per CPU core, at
-    least 4). With ``writable``, files can be created, written, truncated,
+    most ``cache_bytes`` shared by every open file; on sequential reads,
+    ``workers`` threads per open file open the chunks ahead (default: one
+    per CPU core) while the store's own number of requests fetch them. With ``writable``, files can be created, written, truncated,
     renamed and removed: new files and edits are encrypted with ``convergence_secret``, ``compression_level``
     and ``chunk_sizes``; a file's map is saved on fsync, on its last close,
     every ``save_every`` bytes written, and at unmount. ``on_ready``, if
@@ -97,8 +94,6 @@ def mount(
         if on_ready is not None:
             on_ready()
 
-    if workers is None:
-        workers = max(MIN_READ_AHEAD, os.cpu_count() or 1)
     operations = FileSystem(tree, cached, Settings(writable, options, workers, save_every), ready)
 
     saved = threading.Lock()

@@ -46,7 +46,8 @@ class Content:
         self._edit()
         return self._editor.read(offset, size)
 
-    def write(self, data: bytes, offset: int) -> int:
+    def write(self, data: bytes | memoryview, offset: int) -> int:
+        # Both the stream and the editor copy what they keep: data may be reused after this.
         if self._stream is None and offset == 0 and self._editor.size == 0 and data:
             self._held.enter_context(se.writer_lock(self._store))
             self._stream = se.Encryptor(self._store, **self._options)

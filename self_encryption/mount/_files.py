@@ -78,7 +78,8 @@ class Writer:
         with self.lock:
             return self._content.read(offset, size)
 
-    def write(self, data: bytes, offset: int) -> int:
+    def write(self, data: bytes | memoryview, offset: int) -> int:
+        """Write data at offset; data may be reused once this returns (the content copies it)."""
         with self.lock:
             written = self._content.write(data, offset)
             self._changed(written)

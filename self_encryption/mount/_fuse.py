@@ -51,16 +51,56 @@ def missing() -> str | None:
     return None
 
 
-def reply(view: memoryview) -> Any:
-    """What a read returns for bytes held in a writable buffer, without copying them.
+def address_of(buffer: Any) -> int:
+    """Where the bytes of a writable buffer (a bytearray, or a view of one) are in memory."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
 
-    The binding copies a read's result into the kernel's buffer with
-    ctypes.memmove, which takes a ctypes array over the same memory as well
-    as bytes. The buffer must not change until the binding has copied it.
+
+def copy_into(address: int, data: Any, start: int, count: int) -> None:
+    """Copy ``count`` bytes of ``data`` from ``start`` to memory at ``address``, without the GIL.
+
+    ``data`` is bytes, or a writable buffer that stays alive (and is not
+    resized) until this returns; a memoryview slice assignment would copy
+    holding the GIL, which the threads opening chunks need meanwhile.
     """
-    if not len(view):
-        return b""
-    return (ctypes.c_char * len(view)).from_buffer(view)
+    if count <= 0:
+        return
+    if start < 0 or start + count > len(data):
+        raise ValueError("the range to copy lies outside the data")
+    if not isinstance(data, bytes):
+        try:
+            ctypes.memmove(address, address_of(data) + start, count)
+            return
+        except TypeError:  # a read-only view
+            data, start = bytes(memoryview(data)[start : start + count]), 0
+    source = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+    ctypes.memmove(address, source + start, count)
+
+
+def _binding(module: Any) -> Any:
+    """The binding's FUSE class, with reads and writes that use libfuse's buffers in place.
+
+    The binding's own read takes bytes back from the operation and copies
+    them into libfuse's buffer; here the operation's ``read_into`` gets the
+    buffer's address and copies each chunk's part straight into it. The
+    binding's own write copies libfuse's buffer into bytes (holding the
+    GIL) before the operation copies them again; here the operation gets a
+    view of the buffer, valid until it returns (what it keeps, it copies).
+    """
+
+    class Binding(module.FUSE):  # type: ignore[misc]
+        def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+            address = ctypes.cast(buf, ctypes.c_void_p).value or 0
+            name = None if path is None else path.decode(self.encoding, self.errors)
+            return int(self.operations.read_into(name, address, size, offset, fip.contents.fh))
+
+        def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+            address = ctypes.cast(buf, ctypes.c_void_p).value or 0
+            name = None if path is None else path.decode(self.encoding, self.errors)
+            with memoryview((ctypes.c_char * size).from_address(address)).cast("B") as data:
+                return int(self.operations.write(name, data, offset, fip.contents.fh))
+
+    return Binding
 
 
 def serve(operations: object, mountpoint: str, *, writable: bool, fsname: str, threads: int) -> None:
@@ -86,7 +126,7 @@ def serve(operations: object, mountpoint: str, *, writable: bool, fsname: str, t
     if not writable:
         options["ro"] = True
     try:
-        module.FUSE(operations, mountpoint, **options)
+        _binding(module)(operations, mountpoint, **options)
     except RuntimeError as exc:  # libfuse said why on standard error
         raise se.SelfEncryptionError(f"libfuse could not mount {mountpoint} (status {exc})") from None
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 import self_encryption as se
 
 from ._files import Writer, save_all
-from ._fuse import FuseError
+from ._fuse import FuseError, copy_into
 from ._reading import Reading
 from ._tree import BadMapError, Identity, MapTree
 
@@ -275,11 +275,24 @@ class FileSystem:
         return self._add_handle(reading)
 
     @_errors
-    def read(self, path: str, size: int, offset: int, fh: int) -> Any:
+    def read_into(self, path: str | None, address: int, size: int, offset: int, fh: int) -> int:
+        """Copy the bytes at [offset, offset + size) to libfuse's buffer at ``address``; returns how many."""
+        opened = self._handle(fh)
+        if isinstance(opened, Reading):
+            return opened.read_into(address, size, offset)
+        data = opened.read(size, offset)
+        copy_into(address, data, 0, len(data))
+        return len(data)
+
+    @_errors
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        # The binding registers a read callback only for an operation named read; _fuse's
+        # binding then calls read_into instead.
         return self._handle(fh).read(size, offset)
 
     @_errors
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+    def write(self, path: str | None, data: memoryview, offset: int, fh: int) -> int:
+        # data is libfuse's buffer (see _fuse._binding): the writer copies what it keeps.
         opened = self._handle(fh)
         if not isinstance(opened, Writer):
             raise FuseError(errno.EBADF)

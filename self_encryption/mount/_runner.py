@@ -62,7 +62,8 @@ def serve_until_unmounted(serve: Callable[[], None], mountpoint: str, *, on_exit
 def _watch(mountpoint: str, finished: threading.Event, on_exit: Callable[[], None]) -> None:
     while not finished.is_set():
         received = signal.sigtimedwait(_SIGNALS, 0.5)
-        if received is None or finished.is_set():
+        # A tracer attaching (py-spy, gdb) can wake the wait with no signal of ours in it.
+        if received is None or received.si_signo not in _SIGNALS or finished.is_set():
             continue
         log.info("%s: unmounting (%s)", mountpoint, signal.Signals(received.si_signo).name)
         if not _fuse.unmount(mountpoint):
