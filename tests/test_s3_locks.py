@@ -364,6 +364,11 @@ def test_a_writer_may_take_its_lock_beside_its_first_work(s3_server, bucket):
                 pass
     assert list_locks(gc_side.lock_space()) == []
     assert name in set(gc_side)
+    # writing() inside begin_writing() is held when its block starts, as it promises.
+    with writer_side.begin_writing():
+        with writer_side.writing():
+            assert [lock.kind for lock in list_locks(gc_side.lock_space())] == ["shared"]
+    assert list_locks(gc_side.lock_space()) == []
 
 
 def _faketime() -> str:

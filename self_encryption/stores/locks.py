@@ -334,7 +334,10 @@ class LockSet:
                 else:
                     self._shared = self._acquire_shared()
             self._users += 1
+            taking = self._taking
         try:
+            if not early and taking is not None:
+                result(taking)  # inside an early one, a writer that asks for it held on entry gets that
             yield
         finally:
             with self._guard:
