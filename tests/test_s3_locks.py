@@ -364,10 +364,24 @@ def test_a_writer_may_take_its_lock_beside_its_first_work(s3_server, bucket):
                 pass
     assert list_locks(gc_side.lock_space()) == []
     assert name in set(gc_side)
-    # writing() inside begin_writing() is held when its block starts, as it promises.
-    with writer_side.begin_writing():
-        with writer_side.writing():
+    # writing() inside begin_writing() is held when its block starts, as it promises: here it
+    # waits for a gc that holds the store until a moment after the writer came.
+    patient = se.S3Store(bucket, "e", host="patient")  # waits while gc's lock is live
+    taken, done = threading.Event(), threading.Event()
+
+    def collect() -> None:
+        with gc_side.collecting(5):
+            taken.set()
+            done.wait(60)
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    assert taken.wait(60)
+    with patient.begin_writing():
+        threading.Timer(0.5, done.set).start()
+        with patient.writing():
             assert [lock.kind for lock in list_locks(gc_side.lock_space())] == ["shared"]
+    collector.join(60)
     assert list_locks(gc_side.lock_space()) == []
 
 
