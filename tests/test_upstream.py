@@ -1032,20 +1032,45 @@ def hostile_map(tmp_path_factory) -> str:
     return _hostile_inner_map(tmp_path_factory.mktemp("hostile"))
 
 
+#: Runs a command under an address-space limit and reports its peak RSS. The command is
+#: forked from this small process, not from the test run: a child's ru_maxrss starts at the
+#: RSS of the process it was forked from, which for pytest deep in the suite is hundreds of MiB.
+_LAUNCHER = """
+import os, resource, sys
+report, limit = int(sys.argv[1]), int(sys.argv[2]) << 20
+pid = os.fork()
+if pid == 0:
+    os.close(report)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.execvp(sys.argv[3], sys.argv[3:])
+_, status, usage = os.wait4(pid, 0)
+os.write(report, f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}".encode())
+"""
+
+
 def _limited(command: list[str], limit_mib: int) -> tuple[int, str, int]:
     """Run command with an address-space limit: (exit code, stderr, peak RSS in MiB)."""
-    import resource
     import tempfile
 
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit_mib << 20, limit_mib << 20))
-
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, preexec_fn=limit)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        errors.seek(0)
-        return process.returncode, errors.read().decode(), usage.ru_maxrss // 1024
+    report, writer = os.pipe()
+    try:
+        with tempfile.TemporaryFile() as errors:
+            launcher = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCHER, str(writer), str(limit_mib), *command],
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                pass_fds=(writer,),
+            )
+            os.close(writer)
+            writer = -1
+            launcher.wait()
+            code, peak = (int(part) for part in os.read(report, 100).split())
+            errors.seek(0)
+            return code, errors.read().decode(), peak // 1024
+    finally:
+        os.close(report)
+        if writer >= 0:
+            os.close(writer)
 
 
 def _cli() -> list[str]:
