@@ -230,15 +230,18 @@ class FaultyProxy(http.server.ThreadingHTTPServer):
 
     With ``conditional``, it gives conditional writes the meaning S3 gives
     them, which rclone serve s3 1.x does not: a PUT with ``If-None-Match: *``
-    onto a key already written through the proxy is refused with 412.
+    onto a key already written through the proxy is refused with 412. With
+    ``checksums=False`` it refuses any request with an ``x-amz-checksum-*``
+    header (400), as some S3-compatible servers do.
     """
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, plan, conditional: bool = False) -> None:
+    def __init__(self, upstream: str, plan, conditional: bool = False, checksums: bool = True) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.plan = plan
         self.conditional = conditional
+        self.checksums = checksums
         self.written: set[str] = set()
         self.attempts: dict[tuple[str, str], int] = {}
         self.faults: list[tuple[str, str, int]] = []
@@ -270,6 +273,9 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             fault = server.plan(self.command, key, attempt)
             if fault:
                 server.faults.append((self.command, key, fault[0]))
+            elif not server.checksums and any(h.lower().startswith("x-amz-checksum-") for h in self.headers):
+                fault = (400, "InvalidArgument")
+                server.faults.append((self.command, key, 400))
             elif (
                 server.conditional
                 and self.command == "PUT"
@@ -283,7 +289,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
                 b""
                 if self.command == "HEAD"
                 else (
-                    f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected</Message>"
+                    f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected: unsupported header "
+                    "'x-amz-checksum-sha256' received for this API call</Message>"
                     f"<Resource>{key}</Resource></Error>"
                 ).encode()
             )
@@ -322,8 +329,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 def faulty_proxy(s3_server):
     proxies: list[FaultyProxy] = []
 
-    def start(plan, conditional: bool = False) -> FaultyProxy:
-        proxies.append(FaultyProxy(s3_server["url"], plan, conditional))
+    def start(plan, conditional: bool = False, checksums: bool = True) -> FaultyProxy:
+        proxies.append(FaultyProxy(s3_server["url"], plan, conditional, checksums))
         return proxies[-1]
 
     yield start
@@ -619,6 +626,22 @@ def _feed(stdin, data: bytes, down: threading.Event) -> None:
     down.wait(120)
     stdin.write(data[half:])
     stdin.close()
+
+
+def test_a_server_that_refuses_checksum_headers_gets_bodies_without_them(faulty_proxy, bucket):
+    # Each chunk PUT carries its name as ChecksumSHA256; a server that refuses the header
+    # (400) costs a refused request, then the store sends its bodies without it.
+    proxy = faulty_proxy(lambda method, key, attempt: None, checksums=False)
+    store = se.S3Store(bucket, "c", endpoint_url=proxy.url)
+    data = os.urandom(300_000)
+    root = se.encrypt_to_store(data, store, **SMALL)
+    assert se.decrypt(root, store) == data
+    # Each PUT already in flight when the first refusal came back is refused once too.
+    refused = [(method, status) for method, _, status in proxy.faults]
+    assert 1 <= len(refused) <= store.io_concurrency and set(refused) == {("PUT", 400)}
+    assert set(store) == se.chunk_names(root, store)
+    store.put(hashlib.sha256(b"later").hexdigest(), b"later")
+    assert len(proxy.faults) == len(refused)  # from then on, bodies go without the header
 
 
 def test_get_many_fetches_a_window_concurrently_and_checks_each(store, s3_server):

@@ -385,6 +385,25 @@ def test_a_writer_may_take_its_lock_beside_its_first_work(s3_server, bucket):
     assert list_locks(gc_side.lock_space()) == []
 
 
+def test_a_failed_early_lock_is_taken_again_by_the_next_writer(s3_server, bucket):
+    # Writer A's early take gives up on a gc (lock_wait); once the gc is done, writer B on
+    # the same store object, while A is still inside, takes the lock afresh instead of
+    # failing with A's old error.
+    gc_side = se.S3Store(bucket, "f", host="gc-host")
+    shared = se.S3Store(bucket, "f", host="writers", lock_wait=0.3)
+    name = hashlib.sha256(b"y").hexdigest()
+    with contextlib.ExitStack() as writer_a:
+        with gc_side.collecting(5):
+            writer_a.enter_context(shared.begin_writing())
+            with pytest.raises(se.StoreBusyError, match="host gc-host"):
+                shared.put(name, b"y")
+        assert list_locks(gc_side.lock_space()) == []
+        with shared.begin_writing():  # writer B
+            shared.put(name, b"y")
+            assert [lock.kind for lock in list_locks(gc_side.lock_space())] == ["shared"]
+    assert list_locks(gc_side.lock_space()) == [] and name in set(gc_side)
+
+
 def _faketime() -> str:
     found = shutil.which("faketime")
     if found is None:

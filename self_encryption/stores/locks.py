@@ -328,11 +328,15 @@ class LockSet:
         that ends before it needed the lock gives it up.
         """
         with self._guard:
-            if self._users == 0:
+            # A take that failed (a gc kept the store past wait, a store failure) is tried
+            # again by the next writer that comes, even while others are still inside.
+            if self._users == 0 or self._take_failed():
                 if early:
                     self._take_early()
                 else:
-                    self._shared = self._acquire_shared()
+                    held = self._acquire_shared()  # on failure the failed take stays: its writers still fail
+                    self._taking = self._give_up = None
+                    self._shared = held
             self._users += 1
             taking = self._taking
         try:
@@ -344,6 +348,12 @@ class LockSet:
                 self._users -= 1
                 if self._users == 0:
                     self._let_go()
+
+    def _take_failed(self) -> bool:
+        taking = self._taking
+        return (
+            taking is not None and taking.done() and not taking.cancelled() and taking.exception() is not None
+        )
 
     def _take_early(self) -> None:
         taking: Future[None] = Future()

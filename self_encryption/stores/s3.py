@@ -9,6 +9,7 @@ Needs boto3: ``pip install self-encryption-cffi[s3]``.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import email.utils
 import functools
 import hashlib
@@ -75,8 +76,8 @@ class S3Store(S3Requests):
     ``locks=False`` turns the lock off, leaving gc only its grace period.
 
     ``concurrency`` is how many requests the engine keeps in
-    flight (default 32, which hides a 100 ms round trip; more for a store
-    further away or a faster link).
+    flight (default 64, which hides a 100 ms round trip where a new chunk
+    costs two requests; more for a store further away or a faster link).
 
     A new chunk costs one request where the server refuses a second
     conditional write (``If-None-Match: *``), which is found out once,
@@ -110,6 +111,7 @@ class S3Store(S3Requests):
         self._conditional: bool | None = None  # whether conditional writes are refused: probed once
         self._probing = threading.Lock()
         self._early_probe: Future[bool] | None = None  # the probe started by writing()
+        self._checksums = True  # until the server refuses the ChecksumSHA256 header
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidArgumentError(f"max_attempts must be a positive int, not {max_attempts!r}")
         if (
@@ -141,17 +143,18 @@ class S3Store(S3Requests):
             from botocore.config import Config
 
             pool = max(32, concurrency + 2, 2 * (max_workers or os.cpu_count() or 1) + 2)
+            options: dict[str, Any] = {}
+            if "request_checksum_calculation" in Config.OPTION_DEFAULTS:  # botocore >= 1.36
+                # A chunk PUT carries its name as ChecksumSHA256 (see put), so botocore adds no
+                # CRC32 of its own; reads check names, not S3 checksums.
+                options.update(
+                    request_checksum_calculation="when_required", response_checksum_validation="when_required"
+                )
             config = Config(
                 retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
                 max_pool_connections=pool,
-                # A chunk's name is the SHA-256 of its bytes: each PUT sends it as the
-                # object's checksum (ChecksumSHA256, in a signed header, checked by servers
-                # that check), so botocore need not hash each body again for the signature
-                # or add a CRC32 of its own, and reads check names, not S3 checksums.
-                s3={"payload_signing_enabled": False},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
                 parameter_validation=False,  # every parameter is made here, checked as it is
+                **options,
             )
             if client_options.get("config") is not None:
                 config = config.merge(client_options.pop("config"))
@@ -186,13 +189,7 @@ class S3Store(S3Requests):
         body = _body(data)
         if self._locks is not None:
             self._locks.check()  # a writer that lost its lock stops before gc may take it as stale
-        self._call(
-            "put",
-            key,
-            lambda: self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=sha256_checksum(name)
-            ),
-        )
+        self._call("put", key, lambda: self._put_object(key, body, name))
 
     def put_if_absent(self, name: str, data: Buffer) -> bool:
         """Put data unless the chunk is stored, else refresh it (:meth:`touch`): True if data was put.
@@ -213,13 +210,7 @@ class S3Store(S3Requests):
 
         def conditional_put() -> bool:
             try:
-                self._client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=body,
-                    IfNoneMatch="*",
-                    ChecksumSHA256=sha256_checksum(name),
-                )
+                self._put_object(key, body, name, IfNoneMatch="*")
             except self._errors.ClientError as exc:
                 if self._refused(exc):
                     return False
@@ -232,6 +223,26 @@ class S3Store(S3Requests):
             return False
         self.put(name, data)  # it vanished between the two requests
         return True
+
+    def _put_object(self, key: str, body: bytes | bytearray, name: str, **extra: str) -> None:
+        """put_object with the chunk's name as its ChecksumSHA256, unless the server refused that header.
+
+        A server that checks checksums (S3) then refuses a body damaged on
+        its way; botocore computes no checksum of its own, and over HTTPS
+        signs no hash of the body. Some servers refuse the header itself
+        (400): this store then sends its bodies without it.
+        """
+        if self._checksums:
+            try:
+                self._client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=sha256_checksum(name), **extra
+                )
+                return
+            except self._errors.ClientError as exc:
+                if not _checksum_header_refused(exc):
+                    raise
+                self._checksums = False
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
 
     def _refused(self, exc: Exception) -> bool:
         """Whether a conditional PUT was refused because the object exists (412, or 409 for one racing)."""
@@ -538,6 +549,21 @@ class S3Store(S3Requests):
             self._call("create", "", lambda: self._client.create_bucket(Bucket=self.bucket))
 
 
+#: Answers that say a body did not match its checksum: a damaged body, not a refused header.
+_DIGEST_ERRORS = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
+
+
+def _checksum_header_refused(exc: Any) -> bool:
+    """Whether a PUT's error says the server does not take the ChecksumSHA256 header at all."""
+    response = getattr(exc, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    error = response.get("Error", {})
+    code, message = str(error.get("Code", "")), str(error.get("Message", "")).lower()
+    if status not in (400, 501) or code in _DIGEST_ERRORS:
+        return False
+    return code == "NotImplemented" or "checksum" in message or "x-amz-checksum" in message
+
+
 def _parse_times_quickly(session: Any) -> None:
     """Make session's clients read HTTP dates (Last-Modified) with the standard library.
 
@@ -550,9 +576,11 @@ def _parse_times_quickly(session: Any) -> None:
 
         def parse(value: Any) -> Any:
             try:
-                return email.utils.parsedate_to_datetime(value)
+                parsed = email.utils.parsedate_to_datetime(value)
             except (TypeError, ValueError, IndexError):
                 return DEFAULT_TIMESTAMP_PARSER(value)
+            # "-0000" gives a naive time; HTTP dates are GMT.
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.timezone.utc)
 
         session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse)
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import functools
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from .locks import LockListing
-from .s3_requests import sha256_checksum
 
 if TYPE_CHECKING:
     from .s3_requests import S3Requests
@@ -51,14 +49,7 @@ class S3LockSpace:
     def create(self, lock_id: str, body: bytes) -> None:
         key = self._key(lock_id)
         self._store._call(
-            "lock",
-            key,
-            lambda: self._client.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body=body,
-                ChecksumSHA256=sha256_checksum(hashlib.sha256(body).hexdigest()),
-            ),
+            "lock", key, lambda: self._client.put_object(Bucket=self._bucket, Key=key, Body=body)
         )
 
     def refresh(self, lock_id: str, body: bytes) -> bool:

@@ -167,8 +167,8 @@ def botocore_errors() -> _BotocoreErrors:
 def sha256_checksum(hex_digest: str) -> str:
     """An S3 ``ChecksumSHA256`` value (base64) from a hex SHA-256, such as a chunk's name.
 
-    Sent with every PUT: the server checks the body against it where it
-    checks checksums, and botocore then neither hashes the body again for
-    the signature nor adds a CRC32 of its own.
+    Sent with every chunk PUT: the server checks the body against it where
+    it checks checksums, and botocore then adds no CRC32 of its own (nor,
+    over HTTPS, a hash of the body for the signature).
     """
     return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
