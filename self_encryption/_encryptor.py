@@ -367,7 +367,7 @@ class Encryptor:
         if isinstance(result, _Held):
             self._held[result.number] = result.prepared
         else:
-            self._record(result)
+            self._tally(result)
             if result.number - 2 >= 2:  # later jobs need seeds from index - 1 on; finish() 0 and 1
                 del self._seeds[result.number - 2]
 
@@ -422,8 +422,8 @@ class Encryptor:
             self._seal_and_put(index, prepared, *neighbour_seeds(seeds, index), done, sealed)
         self._held.clear()
 
-    def _record(self, stored: _Stored) -> None:
-        self._records[stored.number] = stored.record
+    def _tally(self, stored: _Stored) -> None:
+        """Count a stored chunk (its record was published when it was sealed)."""
         self._account(stored.written, stored.repaired)
         self._sealed_bytes += stored.record.plain_size
         if self._progress is not None:
