@@ -11,13 +11,15 @@ that drives the public API with a fixture's backend.
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+import self_encryption as se
 from self_encryption import _backend, _options
 
-from helpers import SMALL_SIZES
+from helpers import READ_SIZES, SMALL_SIZES
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -58,3 +60,11 @@ def both_backends(c_backend, py_backend):
 @pytest.fixture
 def small_options():
     return _options.make_options(chunk_sizes=SMALL_SIZES)
+
+
+@pytest.fixture
+def stored() -> tuple[bytes, se.DataMap, se.MemoryStore]:
+    """(data, root, store): 600 kB of seeded random bytes in a memory store, in READ_SIZES chunks."""
+    data = random.Random(11).randbytes(600_000)
+    store = se.MemoryStore()
+    return data, se.encrypt_to_store(data, store, chunk_sizes=READ_SIZES), store

@@ -13,6 +13,8 @@ from self_encryption import _backend
 
 #: Chunk sizes small enough that a few KiB make many chunks and several levels.
 SMALL_SIZES = (64, 256, 1024)
+#: Chunk sizes for reading tests: a 600 kB file in some tens of chunks.
+READ_SIZES = (4096, 16384, 65536)
 
 
 def in_threads(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:

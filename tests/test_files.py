@@ -26,6 +26,17 @@ def _strace_or_skip() -> None:
         pytest.skip(f"strace cannot trace here: {probe.stderr.decode(errors='replace').strip()}")
 
 
+def _traced(trace: pathlib.Path, calls: str, code: str, *args: object) -> list[str]:
+    """Run ``python -c code args`` under strace, tracing calls (with paths): the trace's lines."""
+    subprocess.run(
+        ["strace", "-f", "-y", "-o", str(trace), "-e", f"trace={calls}", sys.executable, "-c", code]
+        + [str(arg) for arg in args],
+        check=True,
+        timeout=300,
+    )
+    return trace.read_text().splitlines()
+
+
 def test_replaces_the_target_only_when_the_block_succeeds(tmp_path):
     target = tmp_path / "out"
     target.write_bytes(b"old")
@@ -159,24 +170,8 @@ def test_make_folders_flushes_the_parent_of_each_folder_it_makes(tmp_path):
     trace = tmp_path / "trace"
     target = tmp_path / "x" / "y" / "z"
     code = f"from self_encryption import _files; _files.make_folders({str(target)!r})"
-    subprocess.run(
-        [
-            "strace",
-            "-f",
-            "-y",
-            "-o",
-            str(trace),
-            "-e",
-            "trace=mkdir,mkdirat,fsync",
-            sys.executable,
-            "-c",
-            code,
-        ],
-        check=True,
-        timeout=120,
-    )
     calls = []
-    for line in trace.read_text().splitlines():
+    for line in _traced(trace, "mkdir,mkdirat,fsync", code):
         made = re.search(r'mkdir(?:at)?\((?:[^,]*, )?"([^"]+)"[^)]*\)\s+= 0', line)
         synced = re.search(r"fsync\(\d+<([^>]+)>\)\s+= 0", line)
         if made:
@@ -253,25 +248,8 @@ def test_a_large_decrypted_file_is_written_back_as_it_comes_and_flushed_at_the_e
         "m = se.DataMap.from_text(open(sys.argv[1]).read()); "
         "se.decrypt_file(m, se.DirStore(sys.argv[2]), sys.argv[3])"
     )
-    subprocess.run(
-        [
-            "strace",
-            "-f",
-            "-y",
-            "-o",
-            str(trace),
-            "-e",
-            "trace=fadvise64,fsync,rename",
-            sys.executable,
-            "-c",
-            code,
-        ]
-        + [str(mapfile), str(store), str(out)],
-        check=True,
-        timeout=300,
-    )
+    lines = _traced(trace, "fadvise64,fsync,rename,renameat,renameat2", code, mapfile, store, out)
     assert out.read_bytes() == data
-    lines = trace.read_text().splitlines()
     advised = [
         (int(m.group(1)), int(m.group(2)))
         for line in lines

@@ -12,15 +12,6 @@ import self_encryption as se
 from self_encryption.mount._cache import CachingStore
 from self_encryption.mount._reading import Reading
 
-SIZES = (4096, 16384, 65536)
-
-
-@pytest.fixture
-def stored() -> tuple[bytes, se.DataMap, se.MemoryStore]:
-    data = random.Random(11).randbytes(600_000)
-    store = se.MemoryStore()
-    return data, se.encrypt_to_store(data, store, chunk_sizes=SIZES), store
-
 
 @pytest.fixture
 def reading(stored: tuple[bytes, se.DataMap, se.MemoryStore]) -> Iterator[Reading]:

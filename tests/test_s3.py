@@ -403,10 +403,14 @@ def test_client_settings(bucket):
     assert merged._client.meta.config.read_timeout == 7
 
 
+def _command_line() -> list[str]:
+    """The installed console script beside this Python, else ``python -m self_encryption``."""
+    script = pathlib.Path(sys.executable).with_name("self-encryption")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "self_encryption"]
+
+
 def _cli(s3_server, *args):
-    command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
-    if not os.path.exists(command[0]):
-        command = [sys.executable, "-m", "self_encryption"]
+    command = _command_line()
     env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
     env.update({k: v for k, v in s3_server["env"].items() if k != "AWS_ENDPOINT_URL"})
     return subprocess.run(
@@ -554,9 +558,7 @@ def test_an_encrypt_rides_out_a_server_stopped_for_15_seconds(s3_server, tmp_pat
             _wait_until_up(url, server)
             boto3.client("s3", endpoint_url=url).create_bucket(Bucket="outage")
             data = os.urandom(12 << 20)
-            command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
-            if not os.path.exists(command[0]):
-                command = [sys.executable, "-m", "self_encryption"]
+            command = _command_line()
             env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
             encrypt = subprocess.Popen(
                 [
@@ -723,6 +725,19 @@ class _HangingHandler(http.server.BaseHTTPRequestHandler):
         server.release.wait(300)
 
 
+def _start_against(server: HangingS3, *args) -> subprocess.Popen:
+    """The command line with args, in a session of its own, its S3 endpoint the hanging server."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.url})
+    return subprocess.Popen(
+        [*_command_line(), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
 def _interrupt_when(process: subprocess.Popen, ready, never: str) -> tuple[int, float]:
     """Wait until ready() (the process still running), send SIGINT: (exit code, seconds to exit)."""
     try:
@@ -750,17 +765,8 @@ def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
     assert root.level == 0 and len(root.chunks) > 1  # a window of several chunks, read at once
     root.save(tmp_path / "f.sedm")
     server = HangingS3()
-    command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
-    if not os.path.exists(command[0]):
-        command = [sys.executable, "-m", "self_encryption"]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.url})
-    process = subprocess.Popen(
-        [*command, "decrypt", tmp_path / "f.sedm", "--store", "s3://bucket", "-o", tmp_path / "out"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+    process = _start_against(
+        server, "decrypt", tmp_path / "f.sedm", "--store", "s3://bucket", "-o", tmp_path / "out"
     )
     try:
         # get_many's threads are waiting on the server
@@ -781,18 +787,7 @@ def test_ctrl_c_stops_an_encrypt_whose_lock_hangs(tmp_path):
     # command after the interrupt grace, with no map and no temporary left.
     (tmp_path / "f").write_bytes(os.urandom(3 << 20))
     server = HangingS3()
-    command = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
-    if not os.path.exists(command[0]):
-        command = [sys.executable, "-m", "self_encryption"]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.url})
-    process = subprocess.Popen(
-        [*command, "encrypt", tmp_path / "f", "--store", "s3://bucket"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process = _start_against(server, "encrypt", tmp_path / "f", "--store", "s3://bucket")
     try:
         # the lock object and the probe are both waiting on the server
         code, took = _interrupt_when(
@@ -895,11 +890,8 @@ def test_ctrl_c_ends_a_run_on_a_far_store_within_seconds(s3_server, bucket, tmp_
     before = sorted(os.listdir(work))
     host, port = s3_server["url"].removeprefix("http://").split(":")
     with Proxy((host, int(port)), 0.4) as proxy:
-        command_line = [str(pathlib.Path(sys.executable).with_name("self-encryption"))]
-        if not os.path.exists(command_line[0]):
-            command_line = [sys.executable, "-m", "self_encryption"]
         process = subprocess.Popen(
-            [*command_line, *argv, "--quiet"],
+            [*_command_line(), *argv, "--quiet"],
             env={**os.environ, **s3_server["env"], "AWS_ENDPOINT_URL": proxy.url},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

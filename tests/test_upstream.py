@@ -1077,6 +1077,19 @@ def _cli() -> list[str]:
     return [sys.executable, "-m", "self_encryption"]
 
 
+def _cli_import(map_path: str, store: os.PathLike[str]) -> list[str]:
+    """``import-upstream`` of map_path, its chunks from the folder beside it, into store."""
+    return [
+        *_cli(),
+        "import-upstream",
+        map_path,
+        "--from",
+        os.path.join(os.path.dirname(map_path), "chunks"),
+        "--store",
+        str(store),
+    ]
+
+
 def _python_decrypt(map_path: str) -> list[str]:
     script = textwrap.dedent(
         f"""
@@ -1098,18 +1111,7 @@ LIMIT_MIB = 384
 
 def test_huge_inner_map_costs_about_its_size_and_ends_in_the_right_error(hostile_map, tmp_path):
     # Before: 1.3 GB of memory, and a MemoryError traceback under a 0.7 GB limit.
-    code, errors, peak = _limited(
-        [
-            *_cli(),
-            "import-upstream",
-            hostile_map,
-            "--from",
-            os.path.join(os.path.dirname(hostile_map), "chunks"),
-            "--store",
-            str(tmp_path / "store"),
-        ],
-        700,
-    )
+    code, errors, peak = _limited(_cli_import(hostile_map, tmp_path / "store"), 700)
     lines = errors.splitlines()
     assert code == ChunkNotFoundError.exit_code, errors
     assert len(lines) == 1 and "missing upstream chunk 0 at level 0" in lines[0] and "Traceback" not in errors
@@ -1122,18 +1124,7 @@ def test_huge_inner_map_costs_about_its_size_and_ends_in_the_right_error(hostile
 
 def test_running_out_of_memory_is_a_typed_one_line_error(hostile_map, tmp_path):
     # An address space too small even for the compact inner map (some 210 MiB)
-    code, errors, _ = _limited(
-        [
-            *_cli(),
-            "import-upstream",
-            hostile_map,
-            "--from",
-            os.path.join(os.path.dirname(hostile_map), "chunks"),
-            "--store",
-            str(tmp_path / "store"),
-        ],
-        200,
-    )
+    code, errors, _ = _limited(_cli_import(hostile_map, tmp_path / "store"), 200)
     lines = errors.splitlines()
     assert code == se.OutOfMemoryError.exit_code, errors
     assert len(lines) == 1 and lines[0].startswith("self-encryption: error: ") and "memory" in lines[0], (

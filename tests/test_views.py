@@ -9,14 +9,7 @@ import pytest
 
 import self_encryption as se
 
-SIZES = (4096, 16384, 65536)
-
-
-@pytest.fixture
-def stored() -> tuple[bytes, se.DataMap, se.MemoryStore]:
-    data = random.Random(11).randbytes(600_000)
-    store = se.MemoryStore()
-    return data, se.encrypt_to_store(data, store, chunk_sizes=SIZES), store
+from helpers import READ_SIZES as SIZES
 
 
 def level0_of(root: se.DataMap, store: object) -> se.DataMap:
