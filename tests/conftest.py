@@ -63,7 +63,7 @@ def small_options():
 
 
 @pytest.fixture
-def stored() -> tuple[bytes, se.DataMap, se.MemoryStore]:
+def read_file() -> tuple[bytes, se.DataMap, se.MemoryStore]:
     """(data, root, store): 600 kB of seeded random bytes in a memory store, in READ_SIZES chunks."""
     data = random.Random(11).randbytes(600_000)
     store = se.MemoryStore()

@@ -14,15 +14,15 @@ from self_encryption.mount._reading import Reading
 
 
 @pytest.fixture
-def reading(stored: tuple[bytes, se.DataMap, se.MemoryStore]) -> Iterator[Reading]:
-    _, root, store = stored
+def reading(read_file: tuple[bytes, se.DataMap, se.MemoryStore]) -> Iterator[Reading]:
+    _, root, store = read_file
     opened = Reading("/f", root, CachingStore(store, 1 << 20), 2)
     yield opened
     opened.close()
 
 
-def test_reads_give_the_file(stored: tuple[bytes, se.DataMap, se.MemoryStore], reading: Reading) -> None:
-    data = stored[0]
+def test_reads_give_the_file(read_file: tuple[bytes, se.DataMap, se.MemoryStore], reading: Reading) -> None:
+    data = read_file[0]
     got = b"".join(reading.read(131072, offset) for offset in range(0, len(data) + 131072, 131072))
     assert got == data
     rng = random.Random(5)
@@ -35,10 +35,10 @@ def test_reads_give_the_file(stored: tuple[bytes, se.DataMap, se.MemoryStore], r
 
 
 def test_two_requests_of_one_handle_at_once_get_their_bytes(
-    stored: tuple[bytes, se.DataMap, se.MemoryStore], reading: Reading
+    read_file: tuple[bytes, se.DataMap, se.MemoryStore], reading: Reading
 ) -> None:
     # The kernel may have two read-ahead requests of one file in flight: both are served whole.
-    data = stored[0]
+    data = read_file[0]
     block = 65536
     results: dict[int, bool] = {}
 
@@ -56,9 +56,9 @@ def test_two_requests_of_one_handle_at_once_get_their_bytes(
 
 
 def test_read_ahead_is_served_by_the_cache_but_does_not_fill_it(
-    stored: tuple[bytes, se.DataMap, se.MemoryStore],
+    read_file: tuple[bytes, se.DataMap, se.MemoryStore],
 ) -> None:
-    data, root, store = stored
+    data, root, store = read_file
     *uppers, level0 = se.walk_levels(root, store)
     map_chunks = sum(chunk.stored_size for level in uppers for chunk in level.chunks)
     cache = CachingStore(store, 1 << 20)

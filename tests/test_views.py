@@ -22,9 +22,9 @@ def joined(chunks: se.ChunkViews, offset: int, size: int) -> bytes:
 
 
 def test_sequential_random_and_spanning_ranges_give_the_file(
-    stored: tuple[bytes, se.DataMap, se.MemoryStore],
+    read_file: tuple[bytes, se.DataMap, se.MemoryStore],
 ) -> None:
-    data, root, store = stored
+    data, root, store = read_file
     with se.ChunkViews(root, store, workers=2) as chunks:
         assert chunks.size == len(data)
         for block in (4096, 131072, 1 << 20):
@@ -41,9 +41,9 @@ def test_sequential_random_and_spanning_ranges_give_the_file(
 
 
 def test_bad_arguments_and_a_closed_object_are_refused(
-    stored: tuple[bytes, se.DataMap, se.MemoryStore],
+    read_file: tuple[bytes, se.DataMap, se.MemoryStore],
 ) -> None:
-    _, root, store = stored
+    _, root, store = read_file
     with pytest.raises(se.InvalidArgumentError):
         se.ChunkViews(root, store, read_ahead=-1)
     with pytest.raises(se.InvalidArgumentError):
@@ -57,9 +57,9 @@ def test_bad_arguments_and_a_closed_object_are_refused(
 
 
 def test_a_bad_chunk_fails_only_the_ranges_that_need_it(
-    stored: tuple[bytes, se.DataMap, se.MemoryStore],
+    read_file: tuple[bytes, se.DataMap, se.MemoryStore],
 ) -> None:
-    data, root, store = stored
+    data, root, store = read_file
     chunks = level0_of(root, store).chunks
     middle = len(chunks) // 2
     start = sum(chunk.plain_size for chunk in chunks[:middle])
@@ -83,8 +83,10 @@ def test_a_bad_chunk_fails_only_the_ranges_that_need_it(
         views.views(0, len(data))
 
 
-def test_read_ahead_fetches_through_the_ahead_store(stored: tuple[bytes, se.DataMap, se.MemoryStore]) -> None:
-    data, root, store = stored
+def test_read_ahead_fetches_through_the_ahead_store(
+    read_file: tuple[bytes, se.DataMap, se.MemoryStore],
+) -> None:
+    data, root, store = read_file
     asked: dict[str, int] = {"store": 0, "ahead": 0}
 
     def counting(what: str) -> se.CallbackStore:
@@ -103,8 +105,8 @@ def test_read_ahead_fetches_through_the_ahead_store(stored: tuple[bytes, se.Data
     assert asked["ahead"] >= len(level0_of(root, store).chunks) - 1
 
 
-def test_random_ranges_open_only_their_chunks(stored: tuple[bytes, se.DataMap, se.MemoryStore]) -> None:
-    data, root, store = stored
+def test_random_ranges_open_only_their_chunks(read_file: tuple[bytes, se.DataMap, se.MemoryStore]) -> None:
+    data, root, store = read_file
     fetched: list[str] = []
 
     def get(name: str) -> bytes:
@@ -125,9 +127,9 @@ def test_random_ranges_open_only_their_chunks(stored: tuple[bytes, se.DataMap, s
 
 
 def test_a_store_with_get_many_is_read_ahead_in_windows(
-    stored: tuple[bytes, se.DataMap, se.MemoryStore],
+    read_file: tuple[bytes, se.DataMap, se.MemoryStore],
 ) -> None:
-    data, root, store = stored
+    data, root, store = read_file
     asked: list[int] = []
 
     def get_many(names: list[str]) -> dict[str, bytes]:
