@@ -232,7 +232,8 @@ class FaultyProxy(http.server.ThreadingHTTPServer):
     them, which rclone serve s3 1.x does not: a PUT with ``If-None-Match: *``
     onto a key already written through the proxy is refused with 412. With
     ``checksums=False`` it refuses any request with an ``x-amz-checksum-*``
-    header (400), as some S3-compatible servers do.
+    header (400), as some S3-compatible servers do. ``signed[key]`` is the
+    payload hash (``x-amz-content-sha256``) the last PUT of key was signed with.
     """
 
     daemon_threads = True
@@ -245,6 +246,7 @@ class FaultyProxy(http.server.ThreadingHTTPServer):
         self.written: set[str] = set()
         self.attempts: dict[tuple[str, str], int] = {}
         self.faults: list[tuple[str, str, int]] = []
+        self.signed: dict[str, str] = {}
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -270,11 +272,13 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         key = self.path.split("?")[0]
         with server.lock:
             attempt = server.attempts[self.command, key] = server.attempts.get((self.command, key), 0) + 1
+            if self.command == "PUT":
+                server.signed[key] = self.headers.get("x-amz-content-sha256", "")
             fault = server.plan(self.command, key, attempt)
             if fault:
                 server.faults.append((self.command, key, fault[0]))
             elif not server.checksums and any(h.lower().startswith("x-amz-checksum-") for h in self.headers):
-                fault = (400, "InvalidArgument")
+                fault = (400, "InvalidArgument", "unsupported header 'x-amz-checksum-sha256' received")
                 server.faults.append((self.command, key, 400))
             elif (
                 server.conditional
@@ -284,13 +288,12 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             ):
                 fault = (412, "PreconditionFailed")
         if fault:
-            status, code = fault
+            status, code, message = (*fault, "as planned")[:3]
             payload = (
                 b""
                 if self.command == "HEAD"
                 else (
-                    f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected: unsupported header "
-                    "'x-amz-checksum-sha256' received for this API call</Message>"
+                    f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected: {message}</Message>"
                     f"<Resource>{key}</Resource></Error>"
                 ).encode()
             )
@@ -363,6 +366,63 @@ def test_throttling_and_5xx_answers_are_retried(bucket, faulty_proxy):
         assert proxy.attempts[method, key] == 2
 
 
+def _botocore_calls(store) -> list[str]:
+    """The operations store's botocore client is asked for from now on (the direct path asks none)."""
+    calls: list[str] = []
+    store._client.meta.events.register(
+        "before-call.s3", lambda model, **_: calls.append(model.name), unique_id=f"count-{id(calls)}"
+    )
+    return calls
+
+
+def test_chunk_requests_skip_botocore_and_sign_the_chunk_name_as_the_body_hash(bucket, faulty_proxy):
+    proxy = faulty_proxy(lambda *_: None)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, locks=False)
+    assert not store.conditional_writes()  # rclone: a HEAD, then a PUT, for each new chunk
+    calls = _botocore_calls(store)
+    data = os.urandom(60_000)
+    root = se.encrypt_to_store(data, store, workers=2, **SMALL)
+    assert se.decrypt(root, store, workers=2) == data
+    chunks = {key: sha for key, sha in proxy.signed.items() if re.fullmatch(r"[0-9a-f]{64}", key[-64:])}
+    assert len(chunks) > 10
+    assert _requests(proxy) == {"HEAD": len(chunks), "PUT": len(chunks), "GET": len(chunks)}
+    assert store.has(level0_of(root, store).chunks[0].name)
+    assert not store.has(hashlib.sha256(b"never stored").hexdigest())
+    assert calls == []  # every HEAD, PUT and GET took the direct path
+    # Each body was signed (plain HTTP) with its SHA-256, which is the chunk's name.
+    assert all(sha == key[-64:] for key, sha in chunks.items())
+
+
+@pytest.mark.parametrize("status, code", [(301, "PermanentRedirect"), (400, "AuthorizationHeaderMalformed")])
+def test_an_answer_that_says_the_direct_path_is_wrong_turns_it_off(bucket, faulty_proxy, status, code):
+    first = []
+
+    def plan(method, key, attempt):
+        if method == "PUT" and "/chunks/" in key and "probe" not in key and not first:
+            first.append(key)
+            return (status, code)
+        return None
+
+    proxy = faulty_proxy(plan)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url, locks=False)
+    data = os.urandom(30_000)
+    root = se.encrypt_to_store(data, store, workers=1, **SMALL)
+    assert store._direct is None  # asked again through botocore, and from then on only through it
+    assert proxy.attempts["PUT", first[0]] == 2
+    calls = _botocore_calls(store)
+    assert se.decrypt(root, store) == data
+    assert "GetObject" in calls
+
+
+def test_a_client_passed_in_makes_every_request(s3_server, bucket):
+    store = se.S3Store(bucket, "chunks/", client=_raw_client(s3_server))
+    assert store._direct is None  # its owner's event handlers are kept
+    calls = _botocore_calls(store)
+    root = se.encrypt_to_store(b"x" * 5000, store, **SMALL)
+    assert se.decrypt(root, store) == b"x" * 5000
+    assert {"PutObject", "GetObject"} <= set(calls)
+
+
 @pytest.mark.parametrize(
     "method, status, code",
     [("GET", 503, "SlowDown"), ("PUT", 500, "InternalError"), ("HEAD", 502, "BadGateway")],
@@ -383,7 +443,9 @@ def test_persistent_errors_give_up_as_a_store_error_naming_bucket_and_key(
     assert not isinstance(caught.value, (se.ChunkNotFoundError, se.ChunkIntegrityError))
     assert f"s3://{bucket}/chunks/{name}" in str(caught.value)
     assert (code if method != "HEAD" else str(status)) in str(caught.value)
-    assert proxy.attempts[method, key] == 3
+    # The direct path's one attempt (see s3_direct), then botocore's max_attempts.
+    assert proxy.attempts[method, key] == 1 + 3
+    assert store._direct is not None  # a passing failure does not turn the direct path off
 
 
 def test_bad_max_attempts(bucket):
@@ -421,6 +483,19 @@ def _cli(s3_server, *args):
     )
 
 
+def _until_the_server_clock_passes_its_writes(bucket: str, prefix: str) -> None:
+    """Wait until the server's clock (its Date header: whole seconds) is past every object's LastModified.
+
+    Until then gc takes a chunk written this second as young, even with a grace of 0.
+    """
+    store = se.S3Store(bucket, prefix, locks=False)
+    newest = max(entry.mtime for entry in store.scan())
+    deadline = time.monotonic() + 30
+    while store.now() <= newest:
+        assert time.monotonic() < deadline, "the server's clock did not move on"
+        time.sleep(0.05)
+
+
 def test_cli_on_an_s3_store(s3_server, bucket, tmp_path):
     url = f"s3://{bucket}/backup"
     keep, drop = os.urandom(90_000), os.urandom(40_000)
@@ -440,6 +515,7 @@ def test_cli_on_an_s3_store(s3_server, bucket, tmp_path):
     for mode in ([], ["--full"]):
         checked = _cli(s3_server, "verify", tmp_path / "keep.sedm", "--store", url, *mode)
         assert checked.returncode == 0, checked.stderr
+    _until_the_server_clock_passes_its_writes(bucket, "backup")
     dry = json.loads(
         _cli(
             s3_server, "gc", "--store", url, "--keep", tmp_path / "keep.sedm", "--json", "--grace", "0"
@@ -655,16 +731,19 @@ def test_get_many_fetches_a_window_concurrently_and_checks_each(store, s3_server
     assert sorted(found) == sorted(names[:10]) and missing not in found
     assert all(hashlib.sha256(found[n]).hexdigest() == n for n in found)
     # S3's get_many is GETs side by side: decryption, which has a request pool of its own,
-    # asks for each chunk on it and never nests a window. It opens each chunk, which checks
-    # it against its name, so it asks without the store's own check (fetch_at_most, bounded
-    # by the map's size): each chunk is hashed once.
+    # asks for each of the file's chunks on it and never nests a window (the few chunks of
+    # the map's upper levels, read before it, may come in one). It opens each chunk, which
+    # checks it against its name, so it asks without the store's own check (fetch_at_most,
+    # bounded by the map's size): each chunk is hashed once.
+    files_chunks = {record.name for record in level0_of(root, store).chunks}
     windows, singles, checked = [], [], []
     many, one, whole = store.get_many_at_most, store.fetch_at_most, store.get_at_most
-    store.get_many_at_most = lambda limits: windows.append(len(limits)) or many(limits)
+    store.get_many_at_most = lambda limits: windows.extend(limits) or many(limits)
     store.fetch_at_most = lambda name, limit: singles.append((name, limit)) or one(name, limit)
     store.get_at_most = lambda name, limit: checked.append(name) or whole(name, limit)
     assert se.decrypt(root, store, workers=1) == data
-    assert windows == [] and checked == [] and sorted(name for name, _ in singles) == names
+    assert files_chunks <= {name for name, _ in singles} and not files_chunks & {*windows, *checked}
+    assert sorted({*windows, *(name for name, _ in singles)}) == names
     sizes = {name: store.size(name) for name in names}
     assert all(limit == sizes[name] + 1 for name, limit in singles)
     # A chunk replaced behind the store's back is still caught: opening it checks it.

@@ -28,6 +28,7 @@ from .._workers import running
 from .locks import LockSet, LockSpace
 from .protocol import MAX_CHUNK_BYTES, ChunkEntry
 from .s3_deadlines import Deadlines
+from .s3_direct import TURNS_OFF, Answer, DirectRequests, content_length
 from .s3_locks import LOCK_FOLDER, S3LockSpace, answer_time
 from .s3_requests import (
     MAX_ATTEMPTS,
@@ -82,6 +83,14 @@ class S3Store(S3Requests):
     A new chunk costs one request where the server refuses a second
     conditional write (``If-None-Match: *``), which is found out once,
     by a probe object written twice; elsewhere a HEAD comes first.
+
+    With the store's own client, a chunk's HEAD, GET and PUT skip
+    botocore's per-request pipeline: each is signed by botocore's SigV4
+    signer (a body with its name, which is its SHA-256, as its payload
+    hash) and sent on the client's connections (see
+    :mod:`self_encryption.stores.s3_direct`). Any answer but success, a
+    missing object or a refused conditional write is asked again through
+    botocore, whose ``max_attempts`` then follow that first attempt.
     """
 
     def __init__(
@@ -137,6 +146,7 @@ class S3Store(S3Requests):
         self.retry_seconds = float(retry_seconds)
         self._errors = botocore_errors()
         self._init_requests()
+        made_for_us = client is None
         if client is None:
             # botocore's own session makes the same client as boto3's, a tenth of a second sooner.
             import botocore.session
@@ -151,6 +161,9 @@ class S3Store(S3Requests):
                     request_checksum_calculation="when_required", response_checksum_validation="when_required"
                 )
             config = Config(
+                # Said outright (it is botocore's default for requests) so that presigned URLs use it
+                # too: the direct path learns its URL and signing scope from one (see s3_direct).
+                signature_version="s3v4",
                 retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
                 max_pool_connections=pool,
                 parameter_validation=False,  # every parameter is made here, checked as it is
@@ -168,6 +181,8 @@ class S3Store(S3Requests):
             _send_bodies_at_once(client)
         self._client = client
         self._deadlines.install(client)
+        #: Chunk HEADs, GETs and PUTs skip botocore's pipeline (see s3_direct), on our own client only.
+        self._direct = DirectRequests.for_client(client, bucket, self.prefix) if made_for_us else None
         self._locks = (
             LockSet(S3LockSpace(self), stale_after=lock_stale, host=host, wait=lock_wait) if locks else None
         )
@@ -210,7 +225,7 @@ class S3Store(S3Requests):
 
         def conditional_put() -> bool:
             try:
-                self._put_object(key, body, name, IfNoneMatch="*")
+                self._put_object(key, body, name, if_absent=True)
             except self._errors.ClientError as exc:
                 if self._refused(exc):
                     return False
@@ -224,14 +239,19 @@ class S3Store(S3Requests):
         self.put(name, data)  # it vanished between the two requests
         return True
 
-    def _put_object(self, key: str, body: bytes | bytearray, name: str, **extra: str) -> None:
-        """put_object with the chunk's name as its ChecksumSHA256, unless the server refused that header.
+    def _put_object(self, key: str, body: bytes | bytearray, name: str, *, if_absent: bool = False) -> None:
+        """One PUT with the chunk's name as its ChecksumSHA256, unless the server refused that header.
 
         A server that checks checksums (S3) then refuses a body damaged on
         its way; botocore computes no checksum of its own, and over HTTPS
         signs no hash of the body. Some servers refuse the header itself
-        (400): this store then sends its bodies without it.
+        (400): this store then sends its bodies without it. With
+        ``if_absent``, ``If-None-Match: *`` (a refusal is a ClientError).
+        Tried on the direct path first.
         """
+        if self._put_directly(name, body, if_absent):
+            return
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
         if self._checksums:
             try:
                 self._client.put_object(
@@ -243,6 +263,51 @@ class S3Store(S3Requests):
                     raise
                 self._checksums = False
         self._client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
+
+    def _put_directly(self, name: str, body: bytes | bytearray, if_absent: bool) -> bool:
+        """Whether the direct path stored the chunk (False: ask botocore); ClientError for a refused if_absent."""
+        headers = {"If-None-Match": "*"} if if_absent else {}
+        if self._checksums:
+            headers["x-amz-checksum-sha256"] = sha256_checksum(name)
+        answer = self._directly("PUT", name, body=body, body_sha256=name, headers=headers)
+        if answer is None:
+            return False
+        if answer.status < 300:
+            return True
+        error = answer.error()
+        if if_absent and answer.status == 412:
+            raise self._errors.ClientError(error, "PutObject")
+        if self._checksums and _checksum_header_refused(self._errors.ClientError(error, "PutObject")):
+            self._checksums = False
+            return self._put_directly(name, body, if_absent)
+        self._turn_off(answer)
+        return False
+
+    def _directly(self, method: str, name: str, **options: Any) -> Answer | None:
+        """One attempt on the direct path (see s3_direct); None where the store must ask botocore instead.
+
+        Runs inside :meth:`_call`, whose deadline covers the attempt. A
+        failure to connect or to read goes back to botocore, which then
+        makes its quick attempts; one cut off by its deadline is raised.
+        """
+        direct = self._direct
+        if direct is None:
+            return None
+        watch = self._deadlines.arm()
+        try:
+            answer = direct.send(method, name, **options)
+        except self._errors.caught:
+            if watch is not None and watch.fired:
+                raise
+            return None
+        if watch is not None:
+            self._deadlines.answered(watch, streaming=answer.raw is not None and answer.status < 300)
+        return answer
+
+    def _turn_off(self, answer: Answer) -> None:
+        """After an answer the direct path did not expect: stop using it if it says its way is wrong."""
+        if answer.status in TURNS_OFF:
+            self._direct = None
 
     def _refused(self, exc: Exception) -> bool:
         """Whether a conditional PUT was refused because the object exists (412, or 409 for one racing)."""
@@ -331,10 +396,17 @@ class S3Store(S3Requests):
         key = self._key(name)
 
         def fetch() -> bytes:
+            direct = self._directly("GET", name, stream=True)
+            if direct is not None:
+                if direct.status == 200:
+                    return read(direct.raw, content_length(direct.headers))
+                direct.error()  # read (64 KiB at most) and closed; botocore asks again and explains
+                self._turn_off(direct)
             answer = self._client.get_object(Bucket=self.bucket, Key=key)
-            body = answer["Body"]
+            return read(answer["Body"], answer.get("ContentLength"))
+
+        def read(body: Any, length: Any) -> bytes:
             try:
-                length = answer.get("ContentLength")
                 if isinstance(length, int) and length > limit:
                     raise ChunkIntegrityError(
                         f"object s3://{self.bucket}/{key} is {length} bytes, larger than the chunk "
@@ -400,7 +472,22 @@ class S3Store(S3Requests):
 
     def has(self, name: str) -> bool:
         """Whether the object is there (a HEAD request)."""
-        return self._head(name) is not None
+        key = self._key(name)
+
+        def head() -> bool:
+            direct = self._directly("HEAD", name)
+            if direct is not None:
+                if direct.status in (200, 404):
+                    return direct.status == 200
+                self._turn_off(direct)
+            self._client.head_object(Bucket=self.bucket, Key=key)
+            return True
+
+        try:
+            found: bool = self._call("head", key, head)
+        except self._errors.ClientError:  # only a missing object gets here
+            return False
+        return found
 
     def _head_or_missing(self, name: str) -> dict[str, Any]:
         head = self._head(name)

@@ -108,9 +108,16 @@ class Deadlines:
 
     def _before_send(self, **kwargs: Any) -> None:
         """An HTTP attempt starts: arm its deadline."""
+        self.arm()
+
+    def arm(self) -> Watch | None:
+        """An HTTP attempt on this thread starts: arm its deadline; the watch armed (None outside bound()).
+
+        RequestDeadlineError if an attempt was already cut off and the operation's time is spent.
+        """
         watch: Watch | None = getattr(self._local, "watch", None)
         if watch is None:
-            return
+            return None
         now = time.monotonic()
         if watch.fired and watch.ends_at is not None and now >= watch.ends_at:
             # botocore would try again, but the operation's time is spent.
@@ -126,6 +133,7 @@ class Deadlines:
             watch.attempts += 1
             if watch.deadline < self._wake_at:
                 self._changed.notify()
+        return watch
 
     def _after_attempt(self, **kwargs: Any) -> None:
         """An HTTP attempt answered: disarm, unless a body is still to be read from it."""
@@ -140,8 +148,14 @@ class Deadlines:
             and getattr(response[0], "status_code", 500) < 300
         )
         if response is not None:
-            watch.fired = False  # the server answered: whatever follows is about that answer
-        if not (answered and getattr(operation, "has_streaming_output", False)):
+            self.answered(watch, streaming=answered and getattr(operation, "has_streaming_output", False))
+        else:
+            self.disarm(watch)
+
+    def answered(self, watch: Watch, *, streaming: bool) -> None:
+        """The server answered the attempt: disarm, unless its body is still to be read (streaming)."""
+        watch.fired = False  # whatever follows is about that answer
+        if not streaming:
             self.disarm(watch)
 
     def disarm(self, watch: Watch) -> None:
