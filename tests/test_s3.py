@@ -234,13 +234,18 @@ class FaultyProxy(http.server.ThreadingHTTPServer):
     ``checksums=False`` it refuses any request with an ``x-amz-checksum-*``
     header (400), as some S3-compatible servers do. ``signed[key]`` is the
     payload hash (``x-amz-content-sha256``) the last PUT of key was signed with.
+    ``hold(method, key)``, if given, is called before a request is looked at,
+    and may block it (other requests go on).
     """
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, plan, conditional: bool = False, checksums: bool = True) -> None:
+    def __init__(
+        self, upstream: str, plan, conditional: bool = False, checksums: bool = True, hold=None
+    ) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.plan = plan
+        self.hold = hold
         self.conditional = conditional
         self.checksums = checksums
         self.written: set[str] = set()
@@ -270,6 +275,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         server: FaultyProxy = self.server  # type: ignore[assignment]
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         key = self.path.split("?")[0]
+        if server.hold is not None:
+            server.hold(self.command, key)
         with server.lock:
             attempt = server.attempts[self.command, key] = server.attempts.get((self.command, key), 0) + 1
             if self.command == "PUT":
@@ -332,8 +339,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 def faulty_proxy(s3_server):
     proxies: list[FaultyProxy] = []
 
-    def start(plan, conditional: bool = False, checksums: bool = True) -> FaultyProxy:
-        proxies.append(FaultyProxy(s3_server["url"], plan, conditional, checksums))
+    def start(plan, conditional: bool = False, checksums: bool = True, hold=None) -> FaultyProxy:
+        proxies.append(FaultyProxy(s3_server["url"], plan, conditional, checksums, hold))
         return proxies[-1]
 
     yield start
@@ -913,6 +920,30 @@ def test_a_new_chunk_is_one_request_where_conditional_writes_are_honoured(bucket
     assert _requests(proxy) == {"PUT": 2 * first.stats.chunks}
     assert again.stats.chunks_written == 0 and again.stats.chunks_present == first.stats.chunks
     assert se.decrypt(root, store) == data
+
+
+def test_writers_do_not_wait_for_the_conditional_write_probe(bucket, faulty_proxy):
+    answer_probe = threading.Event()
+
+    def hold(method, key):
+        if "probe" in key:
+            assert answer_probe.wait(60)
+
+    proxy = faulty_proxy(lambda *_: None, conditional=True, hold=hold)
+    store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url)
+    first = se.Encryptor(store, workers=2, **SMALL)
+    first.write(os.urandom(60_000))
+    first_root = first.finish()  # while the probe hangs: a HEAD, then a PUT, as on any server
+    written = first.stats.chunks_written
+    assert _requests(proxy) == {"HEAD": written, "PUT": written}
+    answer_probe.set()
+    assert store.conditional_writes()
+    proxy.attempts.clear()
+    second = se.Encryptor(store, workers=2, **SMALL)
+    second.write(os.urandom(60_000))
+    second.finish()
+    assert _requests(proxy) == {"PUT": second.stats.chunks_written}  # the probe has answered: one PUT
+    assert se.decrypt(first_root, store) and first.stats.chunks_present == 0
 
 
 def test_rclone_accepts_conditional_writes_and_overwrites_so_the_store_heads_first(

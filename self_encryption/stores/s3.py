@@ -211,9 +211,11 @@ class S3Store(S3Requests):
 
         Where the server honours ``If-None-Match: *`` (:meth:`conditional_writes`)
         a new chunk costs one request and a present one two (the refused
-        PUT, then the refresh); elsewhere a HEAD comes first, as ``has``.
+        PUT, then the refresh); elsewhere a HEAD comes first, as ``has``,
+        and so it does until the probe has answered: the first chunks do
+        not wait for its round trips.
         """
-        if not self.conditional_writes():
+        if not self._conditional_known():
             if self.has(name) and self.touch(name):
                 return False
             self.put(name, data)
@@ -331,6 +333,20 @@ class S3Store(S3Requests):
                 early = self._early_probe
                 self._conditional = early.result() if early is not None else self._probe()
             return self._conditional
+
+    def _conditional_known(self) -> bool:
+        """Whether the probe has found conditional writes refused; False while it runs (started if need be).
+
+        A HEAD then a PUT is right on every server, so a writer need not wait.
+        """
+        if self._conditional is None:
+            early = self._early_probe
+            if early is None:
+                self._probe_early()
+                return False
+            if not early.done():
+                return False
+        return self.conditional_writes()
 
     def _probe_early(self) -> None:
         """Start the probe on a thread of its own, so that its round trips overlap taking the lock."""
