@@ -219,3 +219,36 @@ def test_request_timeout_is_checked():
     for bad in (0, -1, float("inf"), True, "3"):
         with pytest.raises(se.InvalidArgumentError, match="request_timeout"):
             _store("http://127.0.0.1:9", request_timeout=bad)
+
+
+def _error_trickled(server: RawServer, connection: socket.socket, method: str) -> None:
+    """A GET refused (500) quickly, its 1000-byte error body then trickled a byte every 0.2 s."""
+    body = b"<Error><Code>InternalError</Code><Message>" + b"x" * 940 + b"</Message></Error>"
+    server.send(connection, f"HTTP/1.1 500 Internal Server Error\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    for index in range(len(body)):
+        server.send(connection, body[index : index + 1])
+        time.sleep(0.2)
+
+
+def test_a_trickled_error_body_is_cut_off_too(raw_server):
+    # The status comes at once; the body of the error (read for its code) trickles. The
+    # request's deadline covers that body as it covers a chunk's.
+    server = raw_server(_error_trickled)
+    store = _store(server.url, request_timeout=1, retry_seconds=3, max_attempts=2)
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            store.get_at_most(NAME, len(CHUNK) + 1)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    thread.join(30)  # the whole error body would take 200 s at this pace
+    assert not thread.is_alive(), "the error body was read with no deadline"
+    (error,) = outcome
+    assert isinstance(error, se.StoreError), error
+    assert time.monotonic() - started < 12
+

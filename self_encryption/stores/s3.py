@@ -301,7 +301,7 @@ class S3Store(S3Requests):
                 raise
             return None
         if watch is not None:
-            self._deadlines.answered(watch, streaming=answer.raw is not None and answer.status < 300)
+            self._deadlines.answered(watch, streaming=answer.raw is not None)
         return answer
 
     def _turn_off(self, answer: Answer) -> None:
@@ -400,8 +400,9 @@ class S3Store(S3Requests):
             if direct is not None:
                 if direct.status == 200:
                     return read(direct.raw, content_length(direct.headers))
-                direct.error()  # read (64 KiB at most) and closed; botocore asks again and explains
-                self._turn_off(direct)
+                if direct.raw is not None:  # a success but 200: not read, so closed (its connection dropped)
+                    direct.raw.close()
+                self._turn_off(direct)  # botocore asks again and explains
             answer = self._client.get_object(Bucket=self.bucket, Key=key)
             return read(answer["Body"], answer.get("ContentLength"))
 

@@ -45,19 +45,11 @@ class Answer(NamedTuple):
     status: int
     headers: Any
     content: bytes  # the body, unless streamed
-    raw: Any  # the body to read, as botocore's StreamingBody (a streamed GET only), else None
+    raw: Any  # the body to read, as botocore's StreamingBody (a streamed GET's success only), else None
 
     def error(self) -> dict[str, Any]:
-        """A failed answer as botocore describes one (ResponseMetadata, Error), for the store's checks.
-
-        Reads at most 64 KiB of a streamed body, and closes it.
-        """
+        """A failed answer as botocore describes one (ResponseMetadata, Error), for the store's checks."""
         body = self.content[:_ERROR_BYTES]
-        if self.raw is not None:
-            try:
-                body = bytes(self.raw.read(_ERROR_BYTES))
-            finally:
-                self.raw.close()
         code = _CODE.search(body)
         message = _MESSAGE.search(body)
         return {
@@ -150,7 +142,14 @@ class DirectRequests:
         if stream:
             # botocore's wrapper: a failure while reading comes as botocore's exception, as from the client.
             body = self._streaming(answer.raw, content_length(answer.headers))
-            return Answer(answer.status_code, answer.headers, b"", body)
+            if answer.status_code < 300:
+                return Answer(answer.status_code, answer.headers, b"", body)
+            # An error's body is read here, while the attempt's deadline still covers it.
+            try:
+                content = bytes(body.read(_ERROR_BYTES))
+            finally:
+                body.close()  # drops the connection when bytes are left unread
+            return Answer(answer.status_code, answer.headers, content, None)
         return Answer(answer.status_code, answer.headers, answer.content or b"", None)
 
 
