@@ -252,3 +252,18 @@ def test_a_trickled_error_body_is_cut_off_too(raw_server):
     assert isinstance(error, se.StoreError), error
     assert time.monotonic() - started < 12
 
+
+@pytest.mark.parametrize("length", [b"\xb2", b"\xb9\xb2", b"-5", b"1e3", b" "])
+def test_a_content_length_that_is_no_number_is_no_traceback(raw_server, length):
+    # "\xb2" is "²" to a header read as Latin-1: a digit to str.isdigit(), none to int().
+    def answer(server: RawServer, connection: socket.socket, method: str) -> None:
+        server.send(connection, b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\nConnection: close\r\n\r\n")
+        server.send(connection, CHUNK)
+        connection.shutdown(socket.SHUT_WR)
+
+    server = raw_server(answer)
+    store = _store(server.url, retry_seconds=0, max_attempts=1)
+    try:
+        assert store.get_at_most(NAME, len(CHUNK) + 1) == CHUNK
+    except se.SelfEncryptionError:
+        pass  # refused as a store error is fine; a ValueError is not

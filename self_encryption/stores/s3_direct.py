@@ -156,4 +156,6 @@ class DirectRequests:
 def content_length(headers: Any) -> int | None:
     """An answer's Content-Length, where it is a plain number (a server's header is not trusted)."""
     value = headers.get("content-length")
-    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 19 else None
+    # isascii: str.isdigit() takes "²" (a Latin-1 header byte) for a digit, which int() refuses.
+    plain = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19
+    return int(value) if plain else None
