@@ -247,6 +247,8 @@ class FaultyProxy(http.server.ThreadingHTTPServer):
         self.attempts: dict[tuple[str, str], int] = {}
         self.faults: list[tuple[str, str, int]] = []
         self.signed: dict[str, str] = {}
+        #: Called as pause(method, key, headers) before a request is looked at (it may wait).
+        self.pause = None
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -270,6 +272,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         server: FaultyProxy = self.server  # type: ignore[assignment]
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         key = self.path.split("?")[0]
+        if server.pause is not None:
+            server.pause(self.command, key, self.headers)
         with server.lock:
             attempt = server.attempts[self.command, key] = server.attempts.get((self.command, key), 0) + 1
             if self.command == "PUT":
@@ -720,6 +724,36 @@ def test_a_server_that_refuses_checksum_headers_gets_bodies_without_them(faulty_
     assert set(store) == se.chunk_names(root, store)
     store.put(hashlib.sha256(b"later").hexdigest(), b"later")
     assert len(proxy.faults) == len(refused)  # from then on, bodies go without the header
+    assert store._direct is not None  # a refused header says nothing about the direct path
+
+
+def test_a_put_refused_for_its_checksum_header_after_another_keeps_the_direct_path(faulty_proxy, bucket):
+    # Two PUTs leave with the header; the second's refusal comes back after the first's
+    # made the store send bodies without it. That refusal says nothing about the direct path.
+    proxy = faulty_proxy(lambda method, key, attempt: None, checksums=False)
+    both_sent, first_resent = threading.Barrier(2, timeout=30), threading.Event()
+    held: list[str] = []
+
+    def pause(method, key, headers):
+        if method != "PUT" or not re.fullmatch(r"[0-9a-f]{64}", key[-64:]):
+            return
+        if "x-amz-checksum-sha256" not in headers:
+            first_resent.set()  # the first refused PUT, sent again without the header
+            return
+        both_sent.wait()
+        with proxy.lock:
+            held.append(key)
+            second = len(held) == 2
+        if second:
+            assert first_resent.wait(30)
+
+    proxy.pause = pause
+    store = se.S3Store(bucket, "c", endpoint_url=proxy.url, locks=False)
+    contents = [b"first chunk", b"second chunk"]
+    in_threads(lambda data: store.put(hashlib.sha256(data).hexdigest(), data), contents)
+    assert sorted(store) == sorted(hashlib.sha256(data).hexdigest() for data in contents)
+    assert len(proxy.faults) == 2 and not store._checksums
+    assert store._direct is not None
 
 
 def test_get_many_fetches_a_window_concurrently_and_checks_each(store, s3_server):

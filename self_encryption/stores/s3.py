@@ -277,7 +277,10 @@ class S3Store(S3Requests):
         error = answer.error()
         if if_absent and answer.status == 412:
             raise self._errors.ClientError(error, "PutObject")
-        if self._checksums and _checksum_header_refused(self._errors.ClientError(error, "PutObject")):
+        # Whether this PUT carried the header: another's refusal may have turned it off meanwhile.
+        if "x-amz-checksum-sha256" in headers and _checksum_header_refused(
+            self._errors.ClientError(error, "PutObject")
+        ):
             self._checksums = False
             return self._put_directly(name, body, if_absent)
         self._turn_off(answer)
