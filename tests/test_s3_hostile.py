@@ -267,3 +267,79 @@ def test_a_content_length_that_is_no_number_is_no_traceback(raw_server, length):
         assert store.get_at_most(NAME, len(CHUNK) + 1) == CHUNK
     except se.SelfEncryptionError:
         pass  # refused as a store error is fine; a ValueError is not
+
+
+class _Caught(Exception):
+    pass
+
+
+def _sent_by_botocore(client, bucket: str, key: str) -> tuple[str, str, str]:
+    """The URL, signing scope (region/service) and algorithm of botocore's own HEAD of key, caught unsent."""
+
+    def catch(request, **_):
+        raise _Caught(request.url, request.headers["Authorization"])
+
+    client.meta.events.register_first("before-send.s3.HeadObject", catch, unique_id="test-catch")
+    try:
+        with pytest.raises(_Caught) as caught:
+            client.head_object(Bucket=bucket, Key=key)
+    finally:
+        client.meta.events.unregister("before-send.s3.HeadObject", unique_id="test-catch")
+    url, authorization = caught.value.args
+    authorization = authorization.decode() if isinstance(authorization, bytes) else authorization
+    region, service = authorization.split("Credential=")[1].split(",")[0].split("/")[2:4]
+    return url, f"{region}/{service}", authorization.split(" ")[0]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(region_name="eu-west-1"),
+        dict(region_name="us-east-1"),
+        dict(region_name="ap-southeast-2", s3={"addressing_style": "virtual"}),
+        dict(region_name="eu-west-1", s3={"addressing_style": "path"}),
+        dict(region_name="us-east-1", s3={"us_east_1_regional_endpoint": "regional"}),
+        dict(region_name="eu-central-1", endpoint_url="http://s3.example:9000", s3={"addressing_style": "virtual"}),
+    ],
+    ids=["eu-west-1", "us-east-1", "virtual", "path", "regional", "custom-virtual"],
+)
+def test_the_direct_path_goes_where_botocore_goes(monkeypatch, options):
+    # Nothing is sent: the store learns its way when made, and botocore's request is caught.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from botocore.config import Config
+
+    options = dict(options)
+    endpoint = options.pop("endpoint_url", None)
+    region = options.pop("region_name")
+    store = se.S3Store(
+        "my-chunk-bucket",
+        "some prefix+%é",
+        endpoint_url=endpoint,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        region_name=region,
+        config=Config(**options),
+        locks=False,
+    )
+    direct = store._direct
+    assert direct is not None
+    url, scope, _ = _sent_by_botocore(store._client, "my-chunk-bucket", store._key(NAME))
+    assert (direct._base + NAME, f"{direct._region}/{direct._service}") == (url, scope)
+
+
+def test_a_multi_region_access_point_is_signed_as_botocore_chooses(monkeypatch):
+    # Its requests need SigV4A (botocore's endpoint rules say so): a signature version set
+    # by the store would make botocore sign them with plain SigV4, which S3 refuses.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    mrap = "arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap"
+    store = se.S3Store(
+        mrap, "c", aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1", locks=False
+    )
+    assert store._direct is None  # the direct path signs with SigV4 only
+    from botocore.exceptions import MissingDependencyException
+
+    try:
+        _, _, algorithm = _sent_by_botocore(store._client, mrap, store._key(NAME))
+    except MissingDependencyException:
+        return  # SigV4A needs botocore[crt]: botocore chose it
+    assert algorithm == "AWS4-ECDSA-P256-SHA256", algorithm

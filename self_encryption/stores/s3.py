@@ -161,9 +161,6 @@ class S3Store(S3Requests):
                     request_checksum_calculation="when_required", response_checksum_validation="when_required"
                 )
             config = Config(
-                # Said outright (it is botocore's default for requests) so that presigned URLs use it
-                # too: the direct path learns its URL and signing scope from one (see s3_direct).
-                signature_version="s3v4",
                 retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
                 max_pool_connections=pool,
                 parameter_validation=False,  # every parameter is made here, checked as it is
