@@ -343,3 +343,25 @@ def test_a_multi_region_access_point_is_signed_as_botocore_chooses(monkeypatch):
     except MissingDependencyException:
         return  # SigV4A needs botocore[crt]: botocore chose it
     assert algorithm == "AWS4-ECDSA-P256-SHA256", algorithm
+
+
+def test_a_content_length_botocore_cannot_read_is_a_store_error(raw_server):
+    # botocore's own path (a client passed in, and every request but a chunk's): its parser
+    # raises ValueError on such a header, which must reach the caller as a StoreError.
+    def answer(server: RawServer, connection: socket.socket, method: str) -> None:
+        server.send(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\nConnection: close\r\n\r\n")
+        if method != "HEAD":
+            server.send(connection, CHUNK)
+        connection.shutdown(socket.SHUT_WR)
+
+    import botocore.session
+
+    server = raw_server(answer)
+    client = botocore.session.Session().create_client(
+        "s3", endpoint_url=server.url, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    )
+    store = se.S3Store("bucket", "c", client=client, locks=False, retry_seconds=0, max_attempts=1)
+    for action in (store.get, store.size):
+        with pytest.raises(se.StoreError, match="unreadable answer") as caught:
+            action(NAME)
+        assert not isinstance(caught.value, ValueError)
