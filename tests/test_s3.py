@@ -1071,3 +1071,19 @@ def test_a_silent_endpoint_is_said_once_then_fails_after_retry_for(tmp_path):
     assert len(notices) == 1 and "--endpoint-url" in notices[0]
     assert lines[-1].startswith("self-encryption: error:") and len(lines) == 2
     assert 5 <= took < 60
+
+
+def test_the_direct_path_under_a_prefix_with_odd_characters(bucket, faulty_proxy, s3_server):
+    # The prefix is quoted once, by botocore, in the URL the direct path learnt; names need none.
+    proxy = faulty_proxy(lambda *_: None)
+    prefix = "odd dir+%é~'(x)/"
+    store = se.S3Store(bucket, prefix, endpoint_url=proxy.url, locks=False)
+    assert not store.conditional_writes()  # the probe, through botocore, before counting
+    calls = _botocore_calls(store)
+    data = os.urandom(40_000)
+    root = se.encrypt_to_store(data, store, **SMALL)
+    assert se.decrypt(root, store) == data
+    assert calls == []  # every chunk request on the direct path
+    keys = _raw_keys(_raw_client(s3_server), bucket)
+    assert keys and all(key.startswith(prefix) for key in keys)
+    assert set(store) == se.chunk_names(root, store)
