@@ -224,7 +224,9 @@ def test_request_timeout_is_checked():
 def _error_trickled(server: RawServer, connection: socket.socket, method: str) -> None:
     """A GET refused (500) quickly, its 1000-byte error body then trickled a byte every 0.2 s."""
     body = b"<Error><Code>InternalError</Code><Message>" + b"x" * 940 + b"</Message></Error>"
-    server.send(connection, f"HTTP/1.1 500 Internal Server Error\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    server.send(
+        connection, f"HTTP/1.1 500 Internal Server Error\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
     for index in range(len(body)):
         server.send(connection, body[index : index + 1])
         time.sleep(0.2)
@@ -257,7 +259,9 @@ def test_a_trickled_error_body_is_cut_off_too(raw_server):
 def test_a_content_length_that_is_no_number_is_no_traceback(raw_server, length):
     # "\xb2" is "²" to a header read as Latin-1: a digit to str.isdigit(), none to int().
     def answer(server: RawServer, connection: socket.socket, method: str) -> None:
-        server.send(connection, b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\nConnection: close\r\n\r\n")
+        server.send(
+            connection, b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\nConnection: close\r\n\r\n"
+        )
         server.send(connection, CHUNK)
         connection.shutdown(socket.SHUT_WR)
 
@@ -269,7 +273,7 @@ def test_a_content_length_that_is_no_number_is_no_traceback(raw_server, length):
         pass  # refused as a store error is fine; a ValueError is not
 
 
-class _Caught(Exception):
+class _CaughtError(Exception):
     pass
 
 
@@ -277,11 +281,11 @@ def _sent_by_botocore(client, bucket: str, key: str) -> tuple[str, str, str]:
     """The URL, signing scope (region/service) and algorithm of botocore's own HEAD of key, caught unsent."""
 
     def catch(request, **_):
-        raise _Caught(request.url, request.headers["Authorization"])
+        raise _CaughtError(request.url, request.headers["Authorization"])
 
     client.meta.events.register_first("before-send.s3.HeadObject", catch, unique_id="test-catch")
     try:
-        with pytest.raises(_Caught) as caught:
+        with pytest.raises(_CaughtError) as caught:
             client.head_object(Bucket=bucket, Key=key)
     finally:
         client.meta.events.unregister("before-send.s3.HeadObject", unique_id="test-catch")
@@ -299,7 +303,11 @@ def _sent_by_botocore(client, bucket: str, key: str) -> tuple[str, str, str]:
         dict(region_name="ap-southeast-2", s3={"addressing_style": "virtual"}),
         dict(region_name="eu-west-1", s3={"addressing_style": "path"}),
         dict(region_name="us-east-1", s3={"us_east_1_regional_endpoint": "regional"}),
-        dict(region_name="eu-central-1", endpoint_url="http://s3.example:9000", s3={"addressing_style": "virtual"}),
+        dict(
+            region_name="eu-central-1",
+            endpoint_url="http://s3.example:9000",
+            s3={"addressing_style": "virtual"},
+        ),
     ],
     ids=["eu-west-1", "us-east-1", "virtual", "path", "regional", "custom-virtual"],
 )
@@ -358,7 +366,11 @@ def test_a_content_length_botocore_cannot_read_is_a_store_error(raw_server):
 
     server = raw_server(answer)
     client = botocore.session.Session().create_client(
-        "s3", endpoint_url=server.url, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        region_name="us-east-1",
     )
     store = se.S3Store("bucket", "c", client=client, locks=False, retry_seconds=0, max_attempts=1)
     for action in (store.get, store.size):

@@ -148,19 +148,19 @@ class DirectRequests:
         answer = self._http.send(request.prepare())
         if stream:
             # botocore's wrapper: a failure while reading comes as botocore's exception, as from the client.
-            body = self._streaming(answer.raw, content_length(answer.headers))
+            streamed = self._streaming(answer.raw, content_length(answer.headers))
             if answer.status_code < 300:
-                return Answer(answer.status_code, answer.headers, b"", body)
+                return Answer(answer.status_code, answer.headers, b"", streamed)
             # An error's body is read here, while the attempt's deadline still covers it.
             try:
-                content = bytes(body.read(_ERROR_BYTES))
+                content = bytes(streamed.read(_ERROR_BYTES))
             finally:
-                body.close()  # drops the connection when bytes are left unread
+                streamed.close()  # drops the connection when bytes are left unread
             return Answer(answer.status_code, answer.headers, content, None)
         return Answer(answer.status_code, answer.headers, answer.content or b"", None)
 
 
-class _Made(Exception):
+class _MadeError(Exception):
     """Raised from botocore's request-created event: the request is made and signed, and goes no further."""
 
 
@@ -179,13 +179,13 @@ def _request_made(client: Any, bucket: str, key: str) -> tuple[str, str]:
         authorization = request.headers.get("Authorization", "")
         if isinstance(authorization, bytes):
             authorization = authorization.decode("ascii", "replace")
-        raise _Made(request.url, str(authorization))
+        raise _MadeError(request.url, str(authorization))
 
     event, unique = "request-created.s3", f"self-encryption-direct-{id(caught)}"
     client.meta.events.register_last(event, caught, unique_id=unique)  # after botocore's signer (same event)
     try:
         client.head_object(Bucket=bucket, Key=key)
-    except _Made as made:
+    except _MadeError as made:
         return str(made.args[0]), str(made.args[1])
     finally:
         client.meta.events.unregister(event, unique_id=unique)
