@@ -234,24 +234,21 @@ class FaultyProxy(http.server.ThreadingHTTPServer):
     ``checksums=False`` it refuses any request with an ``x-amz-checksum-*``
     header (400), as some S3-compatible servers do. ``signed[key]`` is the
     payload hash (``x-amz-content-sha256``) the last PUT of key was signed with.
-    ``hold(method, key)``, if given, is called before a request is looked at,
-    and may block it (other requests go on).
     """
 
     daemon_threads = True
 
-    def __init__(
-        self, upstream: str, plan, conditional: bool = False, checksums: bool = True, hold=None
-    ) -> None:
+    def __init__(self, upstream: str, plan, conditional: bool = False, checksums: bool = True) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.plan = plan
-        self.hold = hold
         self.conditional = conditional
         self.checksums = checksums
         self.written: set[str] = set()
         self.attempts: dict[tuple[str, str], int] = {}
         self.faults: list[tuple[str, str, int]] = []
         self.signed: dict[str, str] = {}
+        #: Called as pause(method, key, headers) before a request is looked at (it may wait).
+        self.pause = None
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -275,8 +272,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         server: FaultyProxy = self.server  # type: ignore[assignment]
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         key = self.path.split("?")[0]
-        if server.hold is not None:
-            server.hold(self.command, key)
+        if server.pause is not None:
+            server.pause(self.command, key, self.headers)
         with server.lock:
             attempt = server.attempts[self.command, key] = server.attempts.get((self.command, key), 0) + 1
             if self.command == "PUT":
@@ -339,8 +336,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 def faulty_proxy(s3_server):
     proxies: list[FaultyProxy] = []
 
-    def start(plan, conditional: bool = False, checksums: bool = True, hold=None) -> FaultyProxy:
-        proxies.append(FaultyProxy(s3_server["url"], plan, conditional, checksums, hold))
+    def start(plan, conditional: bool = False, checksums: bool = True) -> FaultyProxy:
+        proxies.append(FaultyProxy(s3_server["url"], plan, conditional, checksums))
         return proxies[-1]
 
     yield start
@@ -727,6 +724,36 @@ def test_a_server_that_refuses_checksum_headers_gets_bodies_without_them(faulty_
     assert set(store) == se.chunk_names(root, store)
     store.put(hashlib.sha256(b"later").hexdigest(), b"later")
     assert len(proxy.faults) == len(refused)  # from then on, bodies go without the header
+    assert store._direct is not None  # a refused header says nothing about the direct path
+
+
+def test_a_put_refused_for_its_checksum_header_after_another_keeps_the_direct_path(faulty_proxy, bucket):
+    # Two PUTs leave with the header; the second's refusal comes back after the first's
+    # made the store send bodies without it. That refusal says nothing about the direct path.
+    proxy = faulty_proxy(lambda method, key, attempt: None, checksums=False)
+    both_sent, first_resent = threading.Barrier(2, timeout=30), threading.Event()
+    held: list[str] = []
+
+    def pause(method, key, headers):
+        if method != "PUT" or not re.fullmatch(r"[0-9a-f]{64}", key[-64:]):
+            return
+        if "x-amz-checksum-sha256" not in headers:
+            first_resent.set()  # the first refused PUT, sent again without the header
+            return
+        both_sent.wait()
+        with proxy.lock:
+            held.append(key)
+            second = len(held) == 2
+        if second:
+            assert first_resent.wait(30)
+
+    proxy.pause = pause
+    store = se.S3Store(bucket, "c", endpoint_url=proxy.url, locks=False)
+    contents = [b"first chunk", b"second chunk"]
+    in_threads(lambda data: store.put(hashlib.sha256(data).hexdigest(), data), contents)
+    assert sorted(store) == sorted(hashlib.sha256(data).hexdigest() for data in contents)
+    assert len(proxy.faults) == 2 and not store._checksums
+    assert store._direct is not None
 
 
 def test_get_many_fetches_a_window_concurrently_and_checks_each(store, s3_server):
@@ -925,11 +952,12 @@ def test_a_new_chunk_is_one_request_where_conditional_writes_are_honoured(bucket
 def test_writers_do_not_wait_for_the_conditional_write_probe(bucket, faulty_proxy):
     answer_probe = threading.Event()
 
-    def hold(method, key):
+    def hold(method, key, headers):
         if "probe" in key:
             assert answer_probe.wait(60)
 
-    proxy = faulty_proxy(lambda *_: None, conditional=True, hold=hold)
+    proxy = faulty_proxy(lambda *_: None, conditional=True)
+    proxy.pause = hold
     store = se.S3Store(bucket, "chunks/", endpoint_url=proxy.url)
     first = se.Encryptor(store, workers=2, **SMALL)
     first.write(os.urandom(60_000))
@@ -1068,3 +1096,19 @@ def test_a_silent_endpoint_is_said_once_then_fails_after_retry_for(tmp_path):
     assert len(notices) == 1 and "--endpoint-url" in notices[0]
     assert lines[-1].startswith("self-encryption: error:") and len(lines) == 2
     assert 5 <= took < 60
+
+
+def test_the_direct_path_under_a_prefix_with_odd_characters(bucket, faulty_proxy, s3_server):
+    # The prefix is quoted once, by botocore, in the URL the direct path learnt; names need none.
+    proxy = faulty_proxy(lambda *_: None)
+    prefix = "odd dir+%é~'(x)/"
+    store = se.S3Store(bucket, prefix, endpoint_url=proxy.url, locks=False)
+    assert not store.conditional_writes()  # the probe, through botocore, before counting
+    calls = _botocore_calls(store)
+    data = os.urandom(40_000)
+    root = se.encrypt_to_store(data, store, **SMALL)
+    assert se.decrypt(root, store) == data
+    assert calls == []  # every chunk request on the direct path
+    keys = _raw_keys(_raw_client(s3_server), bucket)
+    assert keys and all(key.startswith(prefix) for key in keys)
+    assert set(store) == se.chunk_names(root, store)

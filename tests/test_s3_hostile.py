@@ -219,3 +219,161 @@ def test_request_timeout_is_checked():
     for bad in (0, -1, float("inf"), True, "3"):
         with pytest.raises(se.InvalidArgumentError, match="request_timeout"):
             _store("http://127.0.0.1:9", request_timeout=bad)
+
+
+def _error_trickled(server: RawServer, connection: socket.socket, method: str) -> None:
+    """A GET refused (500) quickly, its 1000-byte error body then trickled a byte every 0.2 s."""
+    body = b"<Error><Code>InternalError</Code><Message>" + b"x" * 940 + b"</Message></Error>"
+    server.send(
+        connection, f"HTTP/1.1 500 Internal Server Error\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
+    for index in range(len(body)):
+        server.send(connection, body[index : index + 1])
+        time.sleep(0.2)
+
+
+def test_a_trickled_error_body_is_cut_off_too(raw_server):
+    # The status comes at once; the body of the error (read for its code) trickles. The
+    # request's deadline covers that body as it covers a chunk's.
+    server = raw_server(_error_trickled)
+    store = _store(server.url, request_timeout=1, retry_seconds=3, max_attempts=2)
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            store.get_at_most(NAME, len(CHUNK) + 1)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    thread.join(30)  # the whole error body would take 200 s at this pace
+    assert not thread.is_alive(), "the error body was read with no deadline"
+    (error,) = outcome
+    assert isinstance(error, se.StoreError), error
+    assert time.monotonic() - started < 12
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"\xb9\xb2", b"-5", b"1e3", b" "])
+def test_a_content_length_that_is_no_number_is_no_traceback(raw_server, length):
+    # "\xb2" is "²" to a header read as Latin-1: a digit to str.isdigit(), none to int().
+    def answer(server: RawServer, connection: socket.socket, method: str) -> None:
+        server.send(
+            connection, b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\nConnection: close\r\n\r\n"
+        )
+        server.send(connection, CHUNK)
+        connection.shutdown(socket.SHUT_WR)
+
+    server = raw_server(answer)
+    store = _store(server.url, retry_seconds=0, max_attempts=1)
+    try:
+        assert store.get_at_most(NAME, len(CHUNK) + 1) == CHUNK
+    except se.SelfEncryptionError:
+        pass  # refused as a store error is fine; a ValueError is not
+
+
+class _CaughtError(Exception):
+    pass
+
+
+def _sent_by_botocore(client, bucket: str, key: str) -> tuple[str, str, str]:
+    """The URL, signing scope (region/service) and algorithm of botocore's own HEAD of key, caught unsent."""
+
+    def catch(request, **_):
+        raise _CaughtError(request.url, request.headers["Authorization"])
+
+    client.meta.events.register_first("before-send.s3.HeadObject", catch, unique_id="test-catch")
+    try:
+        with pytest.raises(_CaughtError) as caught:
+            client.head_object(Bucket=bucket, Key=key)
+    finally:
+        client.meta.events.unregister("before-send.s3.HeadObject", unique_id="test-catch")
+    url, authorization = caught.value.args
+    authorization = authorization.decode() if isinstance(authorization, bytes) else authorization
+    region, service = authorization.split("Credential=")[1].split(",")[0].split("/")[2:4]
+    return url, f"{region}/{service}", authorization.split(" ")[0]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(region_name="eu-west-1"),
+        dict(region_name="us-east-1"),
+        dict(region_name="ap-southeast-2", s3={"addressing_style": "virtual"}),
+        dict(region_name="eu-west-1", s3={"addressing_style": "path"}),
+        dict(region_name="us-east-1", s3={"us_east_1_regional_endpoint": "regional"}),
+        dict(
+            region_name="eu-central-1",
+            endpoint_url="http://s3.example:9000",
+            s3={"addressing_style": "virtual"},
+        ),
+    ],
+    ids=["eu-west-1", "us-east-1", "virtual", "path", "regional", "custom-virtual"],
+)
+def test_the_direct_path_goes_where_botocore_goes(monkeypatch, options):
+    # Nothing is sent: the store learns its way when made, and botocore's request is caught.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from botocore.config import Config
+
+    options = dict(options)
+    endpoint = options.pop("endpoint_url", None)
+    region = options.pop("region_name")
+    store = se.S3Store(
+        "my-chunk-bucket",
+        "some prefix+%é",
+        endpoint_url=endpoint,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        region_name=region,
+        config=Config(**options),
+        locks=False,
+    )
+    direct = store._direct
+    assert direct is not None
+    url, scope, _ = _sent_by_botocore(store._client, "my-chunk-bucket", store._key(NAME))
+    assert (direct._base + NAME, f"{direct._region}/{direct._service}") == (url, scope)
+
+
+def test_a_multi_region_access_point_is_signed_as_botocore_chooses(monkeypatch):
+    # Its requests need SigV4A (botocore's endpoint rules say so): a signature version set
+    # by the store would make botocore sign them with plain SigV4, which S3 refuses.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    mrap = "arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap"
+    store = se.S3Store(
+        mrap, "c", aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1", locks=False
+    )
+    assert store._direct is None  # the direct path signs with SigV4 only
+    from botocore.exceptions import MissingDependencyException
+
+    try:
+        _, _, algorithm = _sent_by_botocore(store._client, mrap, store._key(NAME))
+    except MissingDependencyException:
+        return  # SigV4A needs botocore[crt]: botocore chose it
+    assert algorithm == "AWS4-ECDSA-P256-SHA256", algorithm
+
+
+def test_a_content_length_botocore_cannot_read_is_a_store_error(raw_server):
+    # botocore's own path (a client passed in, and every request but a chunk's): its parser
+    # raises ValueError on such a header, which must reach the caller as a StoreError.
+    def answer(server: RawServer, connection: socket.socket, method: str) -> None:
+        server.send(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\nConnection: close\r\n\r\n")
+        if method != "HEAD":
+            server.send(connection, CHUNK)
+        connection.shutdown(socket.SHUT_WR)
+
+    import botocore.session
+
+    server = raw_server(answer)
+    client = botocore.session.Session().create_client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        region_name="us-east-1",
+    )
+    store = se.S3Store("bucket", "c", client=client, locks=False, retry_seconds=0, max_attempts=1)
+    for action in (store.get, store.size):
+        with pytest.raises(se.StoreError, match="unreadable answer") as caught:
+            action(NAME)
+        assert not isinstance(caught.value, ValueError)

@@ -161,9 +161,6 @@ class S3Store(S3Requests):
                     request_checksum_calculation="when_required", response_checksum_validation="when_required"
                 )
             config = Config(
-                # Said outright (it is botocore's default for requests) so that presigned URLs use it
-                # too: the direct path learns its URL and signing scope from one (see s3_direct).
-                signature_version="s3v4",
                 retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
                 max_pool_connections=pool,
                 parameter_validation=False,  # every parameter is made here, checked as it is
@@ -279,7 +276,10 @@ class S3Store(S3Requests):
         error = answer.error()
         if if_absent and answer.status == 412:
             raise self._errors.ClientError(error, "PutObject")
-        if self._checksums and _checksum_header_refused(self._errors.ClientError(error, "PutObject")):
+        # Whether this PUT carried the header: another's refusal may have turned it off meanwhile.
+        if "x-amz-checksum-sha256" in headers and _checksum_header_refused(
+            self._errors.ClientError(error, "PutObject")
+        ):
             self._checksums = False
             return self._put_directly(name, body, if_absent)
         self._turn_off(answer)
@@ -303,7 +303,7 @@ class S3Store(S3Requests):
                 raise
             return None
         if watch is not None:
-            self._deadlines.answered(watch, streaming=answer.raw is not None and answer.status < 300)
+            self._deadlines.answered(watch, streaming=answer.raw is not None)
         return answer
 
     def _turn_off(self, answer: Answer) -> None:
@@ -416,8 +416,9 @@ class S3Store(S3Requests):
             if direct is not None:
                 if direct.status == 200:
                     return read(direct.raw, content_length(direct.headers))
-                direct.error()  # read (64 KiB at most) and closed; botocore asks again and explains
-                self._turn_off(direct)
+                if direct.raw is not None:  # a success but 200: not read, so closed (its connection dropped)
+                    direct.raw.close()
+                self._turn_off(direct)  # botocore asks again and explains
             answer = self._client.get_object(Bucket=self.bucket, Key=key)
             return read(answer["Body"], answer.get("ContentLength"))
 

@@ -10,7 +10,7 @@ SHA-256 the signature needs is the chunk's name.
 
 So the HEAD, GET and PUT of a chunk are signed here by botocore's own SigV4
 signer, with the client's credentials, region and URL (learnt once, from a
-presigned URL botocore makes), and sent on the client's own connections,
+request botocore makes, caught before it is sent), and sent on the client's own connections,
 so proxies, TLS settings, timeouts and the store's deadlines all apply.
 This module interprets only the plain answers: success, a missing object
 (404 to a HEAD) and a refused conditional write (412). The store asks
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 #: Answers after which the direct path is not used again by the store: they say that its
 #: URL, region or signature is wrong (a redirect, a bad request, a refused signature).
@@ -45,19 +45,11 @@ class Answer(NamedTuple):
     status: int
     headers: Any
     content: bytes  # the body, unless streamed
-    raw: Any  # the body to read, as botocore's StreamingBody (a streamed GET only), else None
+    raw: Any  # the body to read, as botocore's StreamingBody (a streamed GET's success only), else None
 
     def error(self) -> dict[str, Any]:
-        """A failed answer as botocore describes one (ResponseMetadata, Error), for the store's checks.
-
-        Reads at most 64 KiB of a streamed body, and closes it.
-        """
+        """A failed answer as botocore describes one (ResponseMetadata, Error), for the store's checks."""
         body = self.content[:_ERROR_BYTES]
-        if self.raw is not None:
-            try:
-                body = bytes(self.raw.read(_ERROR_BYTES))
-            finally:
-                self.raw.close()
         code = _CODE.search(body)
         message = _MESSAGE.search(body)
         return {
@@ -88,9 +80,12 @@ class DirectRequests:
     def for_client(cls, client: Any, bucket: str, prefix: str) -> DirectRequests | None:
         """The direct path for client's requests under prefix, or None where it cannot be set up safely.
 
-        None for a client that does not sign with SigV4 (anonymous, or the
-        old S3 signature), has no credentials, or whose botocore is laid
-        out otherwise; the store then makes every request through botocore.
+        Its URL and signing scope are those of a HEAD botocore makes (and
+        does not send). None for a client that does not sign it with SigV4
+        (anonymous, the old S3 signature, SigV4A for a multi-region access
+        point, a directory bucket's session), has no credentials, or whose
+        botocore is laid out otherwise; the store then makes every request
+        through botocore.
         """
         try:
             from botocore.auth import S3SigV4Auth
@@ -101,17 +96,21 @@ class DirectRequests:
             http = client._endpoint.http_session
             if credentials is None or not callable(getattr(http, "send", None)):
                 return None
-            url = client.generate_presigned_url(
-                "head_object", Params={"Bucket": bucket, "Key": prefix + _SAMPLE}, ExpiresIn=60
-            )
+            if bucket.endswith("--x-s3"):  # a directory bucket: its requests carry a session of their own
+                return None
+            url, authorization = _request_made(client, bucket, prefix + _SAMPLE)
         except Exception:  # any botocore that does not fit: the store keeps to its client
             return None
         parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        if query.get("X-Amz-Algorithm") != ["AWS4-HMAC-SHA256"] or not parts.path.endswith("/" + _SAMPLE):
+        if parts.query or not parts.path.endswith("/" + _SAMPLE):
             return None
-        scope = (query.get("X-Amz-Credential") or [""])[0].split("/")
-        if len(scope) != 5 or scope[4] != "aws4_request" or not scope[2] or not scope[3]:
+        # "AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request, SignedHeaders=..., Signature=..."
+        algorithm, _, fields = authorization.partition(" ")
+        credential = fields.split(",")[0].strip()
+        scope = credential.removeprefix("Credential=").split("/")[-4:]
+        if algorithm != "AWS4-HMAC-SHA256" or not credential.startswith("Credential="):
+            return None
+        if len(scope) != 4 or scope[3] != "aws4_request" or not scope[1] or not scope[2]:
             return None
         base = f"{parts.scheme}://{parts.netloc}{parts.path[: -len(_SAMPLE)]}"
 
@@ -121,7 +120,7 @@ class DirectRequests:
                 known: str | None = request.context.get("payload_sha256")
                 return known if known is not None else str(super().payload(request))
 
-        return cls(http, base, credentials, Signer, (scope[2], scope[3]))
+        return cls(http, base, credentials, Signer, (scope[1], scope[2]))
 
     def send(
         self,
@@ -149,12 +148,53 @@ class DirectRequests:
         answer = self._http.send(request.prepare())
         if stream:
             # botocore's wrapper: a failure while reading comes as botocore's exception, as from the client.
-            body = self._streaming(answer.raw, content_length(answer.headers))
-            return Answer(answer.status_code, answer.headers, b"", body)
+            streamed = self._streaming(answer.raw, content_length(answer.headers))
+            if answer.status_code < 300:
+                return Answer(answer.status_code, answer.headers, b"", streamed)
+            # An error's body is read here, while the attempt's deadline still covers it.
+            try:
+                content = bytes(streamed.read(_ERROR_BYTES))
+            finally:
+                streamed.close()  # drops the connection when bytes are left unread
+            return Answer(answer.status_code, answer.headers, content, None)
         return Answer(answer.status_code, answer.headers, answer.content or b"", None)
+
+
+class _MadeError(Exception):
+    """Raised from botocore's request-created event: the request is made and signed, and goes no further."""
+
+
+def _request_made(client: Any, bucket: str, key: str) -> tuple[str, str]:
+    """The URL and Authorization header of the HEAD of key that client makes, without sending it.
+
+    The request comes from botocore's own pipeline (endpoint rules, addressing
+    style, signing region), so the direct path goes where botocore goes. A
+    presigned URL would not do: botocore presigns for the global endpoint
+    where its requests go to the region's.
+    """
+
+    def caught(request: Any, operation_name: str = "", **_: Any) -> None:
+        if operation_name != "HeadObject":
+            return
+        authorization = request.headers.get("Authorization", "")
+        if isinstance(authorization, bytes):
+            authorization = authorization.decode("ascii", "replace")
+        raise _MadeError(request.url, str(authorization))
+
+    event, unique = "request-created.s3", f"self-encryption-direct-{id(caught)}"
+    client.meta.events.register_last(event, caught, unique_id=unique)  # after botocore's signer (same event)
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except _MadeError as made:
+        return str(made.args[0]), str(made.args[1])
+    finally:
+        client.meta.events.unregister(event, unique_id=unique)
+    raise LookupError("botocore sent the request")  # never: it was caught before it was sent
 
 
 def content_length(headers: Any) -> int | None:
     """An answer's Content-Length, where it is a plain number (a server's header is not trusted)."""
     value = headers.get("content-length")
-    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 19 else None
+    # isascii: str.isdigit() takes "²" (a Latin-1 header byte) for a digit, which int() refuses.
+    plain = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19
+    return int(value) if plain else None

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._errors import StoreError
+from .._errors import SelfEncryptionError, StoreError
 from .s3_deadlines import Deadlines, RequestDeadlineError
 
 #: Attempts per request, the first included, that botocore makes at once (quick retries).
@@ -73,6 +73,8 @@ class S3Requests:
         if isinstance(exc, self._errors.ClientError):
             error = exc.response.get("Error", {})
             detail = f"{error.get('Code', '?')} {error.get('Message', '')}".strip()
+        elif isinstance(exc, ValueError):
+            detail = f"unreadable answer ({exc})"
         else:
             detail = str(exc)
         retried = f" (retried for {waited:.0f} s)" if waited >= 1 else ""
@@ -109,6 +111,11 @@ class S3Requests:
                     if watch.fired and not isinstance(exc, (self._errors.ClientError, RequestDeadlineError)):
                         exc = RequestDeadlineError(f"no complete answer within {watch.bound:g} s")
                         exc.__cause__ = caught
+                except ValueError as caught:
+                    if isinstance(caught, SelfEncryptionError):
+                        raise
+                    # botocore's parser on a header it cannot read (a Content-Length of "1e3"): the answer's fault.
+                    raise self._fail(action, key, caught, time.monotonic() - started) from caught
                 finally:
                     self._deadlines.disarm(watch)
                 waited = time.monotonic() - started
