@@ -1112,3 +1112,18 @@ def test_the_direct_path_under_a_prefix_with_odd_characters(bucket, faulty_proxy
     keys = _raw_keys(_raw_client(s3_server), bucket)
     assert keys and all(key.startswith(prefix) for key in keys)
     assert set(store) == se.chunk_names(root, store)
+
+
+def test_client_settings_botocore_refuses_are_our_errors(tmp_path):
+    with pytest.raises(se.InvalidArgumentError, match="Invalid endpoint: not a url"):
+        se.S3Store("bucket", endpoint_url="not a url")
+    (tmp_path / "f").write_bytes(b"data")
+    bad_url = _command("encrypt", tmp_path / "f", "--store", "s3://bucket", "--endpoint-url", "not-a-url")
+    assert bad_url.returncode == 2 and own_lines(bad_url.stderr) == [
+        "self-encryption: error: S3 settings refused: Invalid endpoint: not-a-url"
+    ]
+    no_profile = _command("locks", "--store", "s3://bucket", env={"AWS_PROFILE": "no-such-profile"})
+    lines = own_lines(no_profile.stderr)
+    assert no_profile.returncode == 6 and len(lines) == 1, no_profile.stderr
+    assert "cannot make an S3 client: The config profile (no-such-profile) could not be found" in lines[0]
+    assert os.listdir(tmp_path) == ["f"]

@@ -146,36 +146,10 @@ class S3Store(S3Requests):
         self.retry_seconds = float(retry_seconds)
         self._errors = botocore_errors()
         self._init_requests()
+        pool = max(32, concurrency + 2, 2 * (max_workers or os.cpu_count() or 1) + 2)
         made_for_us = client is None
         if client is None:
-            # botocore's own session makes the same client as boto3's, a tenth of a second sooner.
-            import botocore.session
-            from botocore.config import Config
-
-            pool = max(32, concurrency + 2, 2 * (max_workers or os.cpu_count() or 1) + 2)
-            options: dict[str, Any] = {}
-            if "request_checksum_calculation" in Config.OPTION_DEFAULTS:  # botocore >= 1.36
-                # A chunk PUT carries its name as ChecksumSHA256 (see put), so botocore adds no
-                # CRC32 of its own; reads check names, not S3 checksums.
-                options.update(
-                    request_checksum_calculation="when_required", response_checksum_validation="when_required"
-                )
-            config = Config(
-                retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
-                max_pool_connections=pool,
-                parameter_validation=False,  # every parameter is made here, checked as it is
-                **options,
-            )
-            if client_options.get("config") is not None:
-                config = config.merge(client_options.pop("config"))
-            session = botocore.session.Session()
-            _parse_times_quickly(session)
-            client = session.create_client(
-                "s3",
-                endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
-                **{**client_options, "config": config},
-            )
-            _send_bodies_at_once(client)
+            client = _new_client(endpoint_url, max_attempts, pool, client_options)
         self._client = client
         self._deadlines.install(client)
         #: Chunk HEADs, GETs and PUTs skip botocore's pipeline (see s3_direct), on our own client only.
@@ -655,6 +629,47 @@ class S3Store(S3Requests):
 
 #: Answers that say a body did not match its checksum: a damaged body, not a refused header.
 _DIGEST_ERRORS = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
+
+
+def _new_client(
+    endpoint_url: str | None, max_attempts: int, pool: int, client_options: dict[str, Any]
+) -> Any:
+    """A botocore S3 client with the store's settings; a setting botocore refuses is our own error."""
+    # botocore's own session makes the same client as boto3's, a tenth of a second sooner.
+    import botocore.session
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+
+    options: dict[str, Any] = {}
+    if "request_checksum_calculation" in Config.OPTION_DEFAULTS:  # botocore >= 1.36
+        # A chunk PUT carries its name as ChecksumSHA256 (see put), so botocore adds no
+        # CRC32 of its own; reads check names, not S3 checksums.
+        options.update(
+            request_checksum_calculation="when_required", response_checksum_validation="when_required"
+        )
+    config = Config(
+        retries={"total_max_attempts": max_attempts, "mode": "adaptive"},
+        max_pool_connections=pool,
+        parameter_validation=False,  # every parameter is made here, checked as it is
+        **options,
+    )
+    client_options = dict(client_options)
+    if client_options.get("config") is not None:
+        config = config.merge(client_options.pop("config"))
+    session = botocore.session.Session()
+    _parse_times_quickly(session)
+    try:
+        client = session.create_client(
+            "s3",
+            endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+            **{**client_options, "config": config},
+        )
+    except ValueError as exc:  # "Invalid endpoint: ..."
+        raise InvalidArgumentError(f"S3 settings refused: {exc}") from None
+    except BotoCoreError as exc:  # a profile not found, a region that is no region...
+        raise StoreError(f"cannot make an S3 client: {exc}") from None
+    _send_bodies_at_once(client)
+    return client
 
 
 def _checksum_header_refused(exc: Any) -> bool:
