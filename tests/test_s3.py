@@ -42,7 +42,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _serve(rclone: str, root, port: int, log) -> subprocess.Popen:
+def _serve(rclone: str, root, port: int, log, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
             rclone,
@@ -54,6 +54,7 @@ def _serve(rclone: str, root, port: int, log) -> subprocess.Popen:
             f"127.0.0.1:{port}",
             "--config",
             os.devnull,
+            *extra,
             str(root),
         ],
         stdout=log,
@@ -371,11 +372,17 @@ def test_throttling_and_5xx_answers_are_retried(bucket, faulty_proxy):
 
 
 def _botocore_calls(store) -> list[str]:
-    """The operations store's botocore client is asked for from now on (the direct path asks none)."""
+    """The operations on chunks store's botocore client is asked for from now on (the direct path asks none).
+
+    Lock objects and the conditional-write probe are not chunks: botocore makes their requests.
+    """
     calls: list[str] = []
-    store._client.meta.events.register(
-        "before-call.s3", lambda model, **_: calls.append(model.name), unique_id=f"count-{id(calls)}"
-    )
+
+    def seen(model, params, **_) -> None:
+        if re.fullmatch(r".*[0-9a-f]{64}", params.get("Key", "")):
+            calls.append(model.name)
+
+    store._client.meta.events.register("before-parameter-build.s3", seen, unique_id=f"count-{id(calls)}")
     return calls
 
 
@@ -1127,3 +1134,48 @@ def test_client_settings_botocore_refuses_are_our_errors(tmp_path):
     assert no_profile.returncode == 6 and len(lines) == 1, no_profile.stderr
     assert "cannot make an S3 client: The config profile (no-such-profile) could not be found" in lines[0]
     assert os.listdir(tmp_path) == ["f"]
+
+
+def test_the_direct_path_keeps_the_clients_tls_settings(s3_server, tmp_path):
+    # rclone serving HTTPS with a certificate of its own: trusted through verify=, refused without.
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    (tmp_path / "root" / "bucket").mkdir(parents=True)
+    port = _free_port()
+    with open(tmp_path / "rclone.log", "wb") as log:
+        server = _serve(_rclone(), tmp_path / "root", port, log, "--cert", str(cert), "--key", str(key))
+    try:
+        url = f"https://127.0.0.1:{port}"
+        trusted = se.S3Store("bucket", "tls", endpoint_url=url, verify=str(cert), locks=False)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                trusted.check()
+                break
+            except se.StoreError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "rclone.log"
+                ).read_text()
+                time.sleep(0.1)
+        calls = _botocore_calls(trusted)
+        data = os.urandom(100_000)
+        root = se.encrypt_to_store(data, trusted, **SMALL)
+        assert se.decrypt(root, trusted) == data
+        assert calls == [] and trusted._direct is not None  # every chunk request went the direct way
+        untrusted = se.S3Store(
+            "bucket", "tls", endpoint_url=url, locks=False, retry_seconds=0, max_attempts=1
+        )
+        assert untrusted._direct is not None
+        with pytest.raises(se.StoreError, match="SSL validation failed"):
+            untrusted.has(level0_of(root, trusted).chunks[0].name)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
