@@ -13,11 +13,16 @@ trip and each kind of data (random, text-like), the same file is moved by:
   bar to measure against: the network's own speed for one client);
 - ``self-encryption encrypt`` and ``decrypt -o FILE`` (the command line, in
   a process of its own: wall time and peak RSS);
+- ``se.Encryptor`` writing the file into an ``S3Store`` opened beforehand,
+  in this process, as boto3's client is (what is left of the command's
+  time is its start: Python, imports, the client, the bucket's check);
 - ``se.open`` read sequentially to the end, in 1 MiB reads.
 
 It prints MB/s of the plaintext, the ratio to boto3 (encrypt over upload,
 decrypt and read over download), the command's peak RSS, and the HTTP
-requests per stored chunk (counted by the proxy). Options after ``--`` go to
+requests per stored chunk (counted by the proxy). Each timed step starts
+after ``sync``, and each row's objects are deleted once it is measured, so
+that no step pays for writing back what an earlier one stored. Options after ``--`` go to
 both commands (e.g. ``-- --store-concurrency 32``).
 """
 
@@ -193,10 +198,12 @@ def main() -> int:
                             }
 
                         config = TransferConfig()
+                        os.sync()
                         started = time.perf_counter()
                         client.upload_file(str(source), "bench", f"{prefix}/plain", Config=config)
                         upload = time.perf_counter() - started
                         show("boto3 upload_file", upload, None, None, None)
+                        os.sync()
                         started = time.perf_counter()
                         client.download_file(
                             "bench", f"{prefix}/plain", str(work / "plain.out"), Config=config
@@ -207,6 +214,7 @@ def main() -> int:
                         store = f"s3://bench/{prefix}"
                         mapfile = work / f"{prefix}.sedm"
                         proxy.reset()
+                        os.sync()
                         seconds, peak, out = run_command(
                             [
                                 *command,
@@ -228,6 +236,18 @@ def main() -> int:
                         requests = sum(proxy.counts.values())
                         show("encrypt (CLI)", seconds, upload, peak, requests / written if written else None)
 
+                        inside = se.S3Store("bench", f"{prefix}-in-process", endpoint_url=proxy.url)
+                        inside.check()
+                        os.sync()
+                        started = time.perf_counter()
+                        with open(source, "rb") as data:
+                            encryptor = se.Encryptor(inside)
+                            encryptor.write_from(data)
+                            same = encryptor.finish()
+                        show("encrypt (in process)", time.perf_counter() - started, upload, None, None)
+                        if same != se.DataMap.from_text(mapfile.read_text().strip()):
+                            raise SystemExit("the two encrypts gave different maps")
+
                         info = subprocess.run(
                             [*command, "info", str(mapfile), "--json", "--deep", "--store", store],
                             env=env,
@@ -236,6 +256,7 @@ def main() -> int:
                         ).stdout
                         count = json.loads(info)["chunks"]
                         proxy.reset()
+                        os.sync()
                         seconds, peak, _ = run_command(
                             [
                                 *command,
@@ -257,12 +278,19 @@ def main() -> int:
 
                         s3store = se.S3Store("bench", prefix, endpoint_url=proxy.url)
                         root = se.DataMap.from_text(mapfile.read_text().strip())
+                        os.sync()
                         started = time.perf_counter()
                         with se.open(root, s3store) as reader:
                             while reader.read(MiB):
                                 pass
                         show("se.open sequential", time.perf_counter() - started, download, None, None)
                         results.append(row)
+                        for stored in (
+                            prefix,
+                            f"{prefix}-in-process",
+                        ):  # the server keeps no index of its own
+                            shutil.rmtree(work / "s3" / "bench" / stored)
+                        os.sync()
         finally:
             server.terminate()
             server.wait()
