@@ -1179,3 +1179,16 @@ def test_the_direct_path_keeps_the_clients_tls_settings(s3_server, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_conditional_write_probe_gives_up_with_the_request_timeout(s3_server):  # (its credentials)
+    # A server that takes every PUT and never answers: the probe says no after request_timeout,
+    # rather than hold whoever asks (conditional_writes) for ever.
+    server = HangingS3()
+    try:
+        store = se.S3Store("bucket", endpoint_url=server.url, request_timeout=1, locks=False)
+        started = time.monotonic()
+        assert store.conditional_writes() is False
+        assert time.monotonic() - started < 30 and server.puts >= 1
+    finally:
+        server.close()

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,7 +28,7 @@ from .._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentEr
 from .._workers import running
 from .locks import LockSet, LockSpace
 from .protocol import MAX_CHUNK_BYTES, ChunkEntry
-from .s3_deadlines import Deadlines
+from .s3_deadlines import Deadlines, RequestDeadlineError
 from .s3_direct import TURNS_OFF, Answer, DirectRequests, content_length
 from .s3_locks import LOCK_FOLDER, S3LockSpace, answer_time
 from .s3_requests import (
@@ -216,8 +217,9 @@ class S3Store(S3Requests):
         """One PUT with the chunk's name as its ChecksumSHA256, unless the server refused that header.
 
         A server that checks checksums (S3) then refuses a body damaged on
-        its way; botocore computes no checksum of its own, and over HTTPS
-        signs no hash of the body. Some servers refuse the header itself
+        its way, and botocore computes no checksum of its own (through
+        botocore, over HTTPS, the body's hash is then not signed; on the
+        direct path the name is). Some servers refuse the header itself
         (400): this store then sends its bodies without it. With
         ``if_absent``, ``If-None-Match: *`` (a refusal is a ClientError).
         Tried on the direct path first.
@@ -313,14 +315,13 @@ class S3Store(S3Requests):
 
         A HEAD then a PUT is right on every server, so a writer need not wait.
         """
-        if self._conditional is None:
-            early = self._early_probe
-            if early is None:
-                self._probe_early()
-                return False
-            if not early.done():
-                return False
-        return self.conditional_writes()
+        if self._conditional is not None:
+            return self._conditional
+        early = self._early_probe
+        if early is None:
+            self._probe_early()
+            return False
+        return self.conditional_writes() if early.done() else False
 
     def _probe_early(self) -> None:
         """Start the probe on a thread of its own, so that its round trips overlap taking the lock."""
@@ -340,26 +341,33 @@ class S3Store(S3Requests):
         threading.Thread(target=run, name="self-encryption-s3-probe", daemon=True).start()
 
     def _probe(self, answer: Callable[[bool], None] | None = None) -> bool:
-        """Write a probe object twice with the header; answer(result) is called before it is deleted."""
+        """Write a probe object twice with the header; answer(result) is called before it is deleted.
+
+        Its requests together get request_timeout seconds (each attempt is
+        cut off at the deadline), so a server that never answers makes the
+        probe say no rather than hang whoever waits for it.
+        """
         key = f"{self.prefix}{_PROBE_PREFIX}{uuid.uuid4().hex}"
         client, bucket = self._client, self.bucket
+        failures = (*self._errors.caught, RequestDeadlineError)
         result = False
-        try:
-            client.put_object(Bucket=bucket, Key=key, Body=b"first", IfNoneMatch="*")
+        with self._deadlines.bound(self.request_timeout, time.monotonic() + self.request_timeout):
             try:
-                client.put_object(Bucket=bucket, Key=key, Body=b"second", IfNoneMatch="*")
-                refused = False
-            except self._errors.ClientError as exc:
-                refused = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
-            # Refused and still the first content: a server that answers 412 yet overwrote says no.
-            result = refused and client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"first"
-        except self._errors.caught:
-            result = False
-        finally:
-            if answer is not None:
-                answer(result)  # the writers need not wait for the clean-up
-            with contextlib.suppress(*self._errors.caught):
-                client.delete_object(Bucket=bucket, Key=key)
+                client.put_object(Bucket=bucket, Key=key, Body=b"first", IfNoneMatch="*")
+                try:
+                    client.put_object(Bucket=bucket, Key=key, Body=b"second", IfNoneMatch="*")
+                    refused = False
+                except self._errors.ClientError as exc:
+                    refused = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
+                # Refused and still the first content: a server that answers 412 yet overwrote says no.
+                result = refused and client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"first"
+            except failures:
+                result = False
+            finally:
+                if answer is not None:
+                    answer(result)  # the writers need not wait for the clean-up
+                with contextlib.suppress(*failures):
+                    client.delete_object(Bucket=bucket, Key=key)
         return result
 
     def get(self, name: str) -> bytes:
