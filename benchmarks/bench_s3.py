@@ -22,8 +22,8 @@ It prints MB/s of the plaintext, the ratio to boto3 (encrypt over upload,
 decrypt and read over download), the command's peak RSS, and the HTTP
 requests per stored chunk (counted by the proxy). Each timed step starts
 after ``sync``, and each row's objects are deleted once it is measured, so
-that no step pays for writing back what an earlier one stored. Options after ``--`` go to
-both commands (e.g. ``-- --store-concurrency 32``).
+that no step pays for writing back what an earlier one stored. Options
+after ``--`` go to both commands (e.g. ``-- --store-concurrency 32``).
 """
 
 from __future__ import annotations
@@ -285,10 +285,8 @@ def main() -> int:
                                 pass
                         show("se.open sequential", time.perf_counter() - started, download, None, None)
                         results.append(row)
-                        for stored in (
-                            prefix,
-                            f"{prefix}-in-process",
-                        ):  # the server keeps no index of its own
+                        # rclone serve s3 keeps no index of its own: its folders are its objects.
+                        for stored in (prefix, f"{prefix}-in-process"):
                             shutil.rmtree(work / "s3" / "bench" / stored)
                         os.sync()
         finally:

@@ -877,6 +877,20 @@ def _interrupt_when(process: subprocess.Popen, ready, never: str) -> tuple[int, 
             process.wait()
 
 
+def _interrupted_against(ready, never: str, *args) -> tuple[subprocess.Popen, int, float]:
+    """The command line with args against a HangingS3 (passed to ready), sent SIGINT once ready(server).
+
+    (the process, its exit code, seconds from the signal to its exit); the server is closed after.
+    """
+    server = HangingS3()
+    try:
+        process = _start_against(server, *args)
+        code, took = _interrupt_when(process, lambda: ready(server), never)
+    finally:
+        server.close()
+    return process, code, took
+
+
 def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
     # The chunks are asked for on the request pool, whose threads then hang on
     # the server. Ctrl-C must stop the command after the interrupt grace, as it
@@ -886,17 +900,11 @@ def test_ctrl_c_stops_a_decrypt_whose_get_many_reads_hang(tmp_path):
     root = se.encrypt_to_store(random.Random(1).randbytes(3 << 20), store)
     assert root.level == 0 and len(root.chunks) > 1  # a window of several chunks, read at once
     root.save(tmp_path / "f.sedm")
-    server = HangingS3()
-    process = _start_against(
-        server, "decrypt", tmp_path / "f.sedm", "--store", "s3://bucket", "-o", tmp_path / "out"
+    process, code, took = _interrupted_against(
+        lambda server: server.gets >= 2,  # get_many's threads are waiting on the server
+        "the decrypt never asked for its chunks",
+        *("decrypt", tmp_path / "f.sedm", "--store", "s3://bucket", "-o", tmp_path / "out"),
     )
-    try:
-        # get_many's threads are waiting on the server
-        code, took = _interrupt_when(
-            process, lambda: server.gets >= 2, "the decrypt never asked for its chunks"
-        )
-    finally:
-        server.close()
     assert code == 130, process.stderr.read() if process.stderr else b""
     # The grace (2 s) and leaving; a loaded machine may add some seconds, never the read timeout (60 s).
     assert took < 20, took
@@ -908,15 +916,11 @@ def test_ctrl_c_stops_an_encrypt_whose_lock_hangs(tmp_path):
     # (begin_writing); the server never answers its PUT. Ctrl-C must still end the
     # command after the interrupt grace, with no map and no temporary left.
     (tmp_path / "f").write_bytes(os.urandom(3 << 20))
-    server = HangingS3()
-    process = _start_against(server, "encrypt", tmp_path / "f", "--store", "s3://bucket")
-    try:
-        # the lock object and the probe are both waiting on the server
-        code, took = _interrupt_when(
-            process, lambda: server.puts >= 2, "the encrypt never asked for its lock"
-        )
-    finally:
-        server.close()
+    process, code, took = _interrupted_against(
+        lambda server: server.puts >= 2,  # the lock object and the probe are both waiting on the server
+        "the encrypt never asked for its lock",
+        *("encrypt", tmp_path / "f", "--store", "s3://bucket"),
+    )
     assert code == 130, process.stderr.read() if process.stderr else b""
     assert took < 20, took  # the grace and leaving, never the request timeout (60 s)
     assert sorted(os.listdir(tmp_path)) == ["f"]

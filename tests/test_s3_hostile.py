@@ -191,10 +191,11 @@ def _trickle(headers_too: bool):
     return answer
 
 
-@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
-def test_a_trickling_server_is_cut_off_and_retry_for_bounds_the_whole_operation(raw_server, headers_too):
-    server = raw_server(_trickle(headers_too))
-    store = _store(server.url, request_timeout=1, retry_seconds=3, max_attempts=2)
+def _get_on_a_thread(store: se.S3Store, never: str) -> tuple[BaseException, float]:
+    """What store.get_at_most(NAME) raised, on a thread of its own, and the seconds it took.
+
+    Waited for 30 s at most (a trickled answer would take 200 s); never is the failure's message.
+    """
     outcome: list[BaseException] = []
 
     def fetch() -> None:
@@ -206,10 +207,17 @@ def test_a_trickling_server_is_cut_off_and_retry_for_bounds_the_whole_operation(
     started = time.monotonic()
     thread = threading.Thread(target=fetch, daemon=True)
     thread.start()
-    thread.join(30)  # the whole body would take 200 s at this pace
-    took = time.monotonic() - started
-    assert not thread.is_alive(), "the request was never cut off"
+    thread.join(30)
+    assert not thread.is_alive(), never
     (error,) = outcome
+    return error, time.monotonic() - started
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_trickling_server_is_cut_off_and_retry_for_bounds_the_whole_operation(raw_server, headers_too):
+    server = raw_server(_trickle(headers_too))
+    store = _store(server.url, request_timeout=1, retry_seconds=3, max_attempts=2)
+    error, took = _get_on_a_thread(store, "the request was never cut off")
     assert isinstance(error, se.StoreError) and "no complete answer within" in str(error), error
     assert took < 12, took
     assert server.requests >= 2  # cut off, and tried again while retry_seconds lasted
@@ -237,22 +245,9 @@ def test_a_trickled_error_body_is_cut_off_too(raw_server):
     # request's deadline covers that body as it covers a chunk's.
     server = raw_server(_error_trickled)
     store = _store(server.url, request_timeout=1, retry_seconds=3, max_attempts=2)
-    outcome: list[BaseException] = []
-
-    def fetch() -> None:
-        try:
-            store.get_at_most(NAME, len(CHUNK) + 1)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    started = time.monotonic()
-    thread = threading.Thread(target=fetch, daemon=True)
-    thread.start()
-    thread.join(30)  # the whole error body would take 200 s at this pace
-    assert not thread.is_alive(), "the error body was read with no deadline"
-    (error,) = outcome
+    error, took = _get_on_a_thread(store, "the error body was read with no deadline")
     assert isinstance(error, se.StoreError), error
-    assert time.monotonic() - started < 12
+    assert took < 12
 
 
 @pytest.mark.parametrize("length", [b"\xb2", b"\xb9\xb2", b"-5", b"1e3", b" "])

@@ -10,8 +10,9 @@ SHA-256 the signature needs is the chunk's name.
 
 So the HEAD, GET and PUT of a chunk are signed here by botocore's own SigV4
 signer, with the client's credentials, region and URL (learnt once, from a
-request botocore makes, caught before it is sent), and sent on the client's own connections,
-so proxies, TLS settings, timeouts and the store's deadlines all apply.
+request botocore makes, caught before it is sent), and sent on the
+client's own connections, so proxies, TLS settings, timeouts and the
+store's deadlines all apply.
 This module interprets only the plain answers: success, a missing object
 (404 to a HEAD) and a refused conditional write (412). The store asks
 again through botocore for any other answer or failure, and botocore then
