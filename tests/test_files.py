@@ -27,14 +27,29 @@ def _strace_or_skip() -> None:
 
 
 def _traced(trace: pathlib.Path, calls: str, code: str, *args: object) -> list[str]:
-    """Run ``python -c code args`` under strace, tracing calls (with paths): the trace's lines."""
+    """Run ``python -c code args`` under strace, tracing calls (with paths): a line for each call.
+
+    A call another thread's call interrupted in the trace (``<unfinished ...>``,
+    then ``<... resumed>``: more likely on a busy machine) is joined into one
+    line, where it returned.
+    """
     subprocess.run(
         ["strace", "-f", "-y", "-o", str(trace), "-e", f"trace={calls}", sys.executable, "-c", code]
         + [str(arg) for arg in args],
         check=True,
         timeout=300,
     )
-    return trace.read_text().splitlines()
+    lines: list[str] = []
+    started: dict[str, str] = {}  # by thread: the first half of a call interrupted
+    for line in trace.read_text().splitlines():
+        thread, _, call = line.partition(" ")
+        if call.endswith(" <unfinished ...>"):
+            started[thread] = call.removesuffix(" <unfinished ...>")
+        elif (resumed := re.match(r"\s*<\.\.\. \w+ resumed>(.*)", call)) and thread in started:
+            lines.append(f"{thread} {started.pop(thread)}{resumed.group(1)}")
+        else:
+            lines.append(line)
+    return lines
 
 
 def test_replaces_the_target_only_when_the_block_succeeds(tmp_path):
