@@ -1057,6 +1057,91 @@ def test_ctrl_c_ends_a_run_on_a_far_store_within_seconds(s3_server, bucket, tmp_
     assert sorted(os.listdir(work)) == before  # no map, output or .partial left
 
 
+def test_commands_that_move_bytes_check_the_bucket_beside_their_first_request(
+    s3_server, bucket, faulty_proxy, tmp_path
+):
+    # The bucket's HEAD is held until a chunk's GET has come in: a decrypt that waited for its
+    # check before its first request would never send that GET.
+    content = os.urandom(3 << 20)
+    root = se.encrypt_to_store(content, se.S3Store(bucket, "c"))
+    (tmp_path / "f.sedm").write_text(root.to_text())
+    chunk_asked = threading.Event()
+    held: list[bool] = []
+
+    def pause(method: str, key: str, headers) -> None:
+        if method == "GET" and key.startswith(f"/{bucket}/c/"):
+            chunk_asked.set()
+        elif method == "HEAD" and key == f"/{bucket}":
+            held.append(chunk_asked.wait(60))
+
+    proxy = faulty_proxy(lambda method, key, attempt: None)
+    proxy.pause = pause
+    env = {**s3_server["env"], "AWS_ENDPOINT_URL": proxy.url}
+    done = _command(
+        "decrypt", tmp_path / "f.sedm", "--store", f"s3://{bucket}/c", "-o", tmp_path / "out", env=env
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert (tmp_path / "out").read_bytes() == content
+    assert held == [True]  # one check, and a chunk was asked for while it was held
+
+
+@pytest.mark.parametrize("command", ["decrypt", "cat"])
+def test_a_missing_bucket_checked_beside_the_first_request_is_named(s3_server, tmp_path, command):
+    # The first GET meets a missing bucket (a 404, as a missing chunk): the check's error is
+    # the one given, not "missing chunk".
+    root = se.encrypt_to_store(os.urandom(20_000), se.MemoryStore())
+    name = f"absent-{uuid.uuid4().hex[:10]}"
+    out = ["-o", tmp_path / "out"] if command == "decrypt" else []
+    refused = _command(command, root.to_text(), "--store", f"s3://{name}", *out)
+    assert refused.returncode == 6, refused.stderr.decode()
+    assert f"bucket {name} does not exist" in refused.stderr.decode()
+    assert len(own_lines(refused.stderr)) == 1
+    assert not (tmp_path / "out").exists() and os.listdir(tmp_path) == []
+
+
+def test_a_background_check_failure_comes_from_the_store_s_requests(s3_server):
+    name = f"absent-{uuid.uuid4().hex[:10]}"
+    store = se.S3Store(name, "c", retry_seconds=0)
+    store.check(background=True)
+    # A missing chunk and a missing bucket look alike to a HEAD and a GET: neither is
+    # taken for the other.
+    with pytest.raises(se.StoreError, match=f"bucket {name} does not exist"):
+        store.has("ab" * 32)
+    with pytest.raises(se.StoreError, match=f"bucket {name} does not exist"):
+        store.get("ab" * 32)
+    with pytest.raises(se.StoreError, match=f"bucket {name} does not exist"):
+        se.open_store(f"s3://{name}", wait_for_check=False).get("ab" * 32)
+
+
+def test_a_request_refused_before_a_background_check_made_the_bucket_is_tried_again(s3_server, faulty_proxy):
+    # The CreateBucket is held until a chunk's PUT has come in and been refused (no such
+    # bucket yet): that PUT is tried again once the check has made the bucket.
+    name = f"new-{uuid.uuid4().hex[:10]}"
+    put_refused = threading.Event()
+
+    def pause(method: str, key: str, headers) -> None:
+        if method == "PUT" and key == f"/{name}":
+            assert put_refused.wait(60)
+
+    def plan(method: str, key: str, attempt: int):
+        # Both attempts of the first try (the direct path's, then botocore's) are refused.
+        if method == "PUT" and key.startswith(f"/{name}/c/") and attempt <= 2:
+            if attempt == 2:
+                put_refused.set()
+            return (404, "NoSuchBucket")
+        return None
+
+    proxy = faulty_proxy(plan)
+    proxy.pause = pause
+    store = se.S3Store(name, "c", endpoint_url=proxy.url, locks=False)
+    store.check(create=True, background=True)
+    content = b"a chunk written before its bucket existed"
+    chunk = hashlib.sha256(content).hexdigest()
+    store.put(chunk, content)
+    assert store.get(chunk) == content
+    assert proxy.attempts["PUT", f"/{name}/c/{chunk}"] == 3
+
+
 def _command(*args, env=None, timeout=120):
     return subprocess.run(
         [sys.executable, "-m", "self_encryption", *map(str, args)],

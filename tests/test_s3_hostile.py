@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import struct
 import threading
 import time
 
@@ -248,6 +249,24 @@ def test_a_trickled_error_body_is_cut_off_too(raw_server):
     error, took = _get_on_a_thread(store, "the error body was read with no deadline")
     assert isinstance(error, se.StoreError), error
     assert took < 12
+
+
+def _error_reset(server: RawServer, connection: socket.socket, method: str) -> None:
+    """A GET refused (500) with a 1000-byte error body, the connection reset after 20 of its bytes."""
+    server.send(connection, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 1000\r\n\r\n")
+    server.send(connection, b"<Error><Code>Internal")
+    # A zero linger makes close() send a reset, not an orderly end.
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_a_connection_reset_inside_an_error_body_is_a_store_error(raw_server):
+    # botocore reads an error's body outside its own error handling: urllib3's ProtocolError
+    # came through as it was (a traceback at the command line).
+    server = raw_server(_error_reset)
+    store = _store(server.url, request_timeout=5, retry_seconds=1, max_attempts=2)
+    error, _ = _get_on_a_thread(store, "a reset connection hung the get")
+    assert isinstance(error, se.StoreError), repr(error)
+    assert server.requests >= 2  # tried again: a reset is passing
 
 
 @pytest.mark.parametrize("length", [b"\xb2", b"\xb9\xb2", b"-5", b"1e3", b" "])

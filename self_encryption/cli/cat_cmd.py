@@ -28,7 +28,7 @@ def register(commands: Commands) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     root = read_map(args.map)
-    store = open_store(args)
+    store = open_store(args, check_beside=True)
     if args.offset < 0 or (args.length is not None and args.length < 0):
         raise CommandError("--offset and --length must not be negative", USAGE)
     remaining = root.file_size - args.offset if args.length is None else args.length

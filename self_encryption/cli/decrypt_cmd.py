@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     _check_not_the_map(args.map, args.output)
     root = read_map(args.map)
     to_stdout = _is_standard_output(args.output)
-    store = open_store(args)
+    store = open_store(args, check_beside=True)
     label = "standard output" if to_stdout else os.path.basename(args.output)
     progress = ProgressBar(label, not args.quiet and not args.json)
     started = time.monotonic()

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError("encrypting standard input needs -o for the data map", USAGE)
     pairs = _map_targets(args)
     options = encryption_settings(args)
-    store = open_store(args, create=True, lock_wait=args.writer_lock_wait)
+    store = open_store(args, create=True, lock_wait=args.writer_lock_wait, check_beside=True)
     results = []
     lost_maps = 0
     for path, target in pairs:

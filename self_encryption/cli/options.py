@@ -226,13 +226,21 @@ def add_store(command: argparse.ArgumentParser, help_tail: str = "", *, required
 
 
 def open_store(
-    args: argparse.Namespace, *, create: bool = False, lock_wait: float | None = None
+    args: argparse.Namespace,
+    *,
+    create: bool = False,
+    lock_wait: float | None = None,
+    check_beside: bool = False,
 ) -> Any:  # one of our stores
     """The store --store names, through se.open_store.
 
     For a bucket, the common options (--endpoint-url, --retry-for,
     --lock-stale) and ``lock_wait``, how long a writer waits for a running
-    gc (encrypt's --lock-wait; None: while gc's lock is live).
+    gc (encrypt's --lock-wait; None: while gc's lock is live). With
+    ``check_beside`` the bucket's check runs beside the first requests, a
+    round trip sooner (the commands that move a file's bytes: a wrong
+    bucket gets the same error from their first request); the others
+    check it first, as they report chunk by chunk.
     """
     options: dict[str, Any] = {}
     if args.store.startswith("s3:"):
@@ -245,7 +253,7 @@ def open_store(
             options["lock_wait"] = lock_wait
         if args.store_concurrency is not None:
             options["concurrency"] = args.store_concurrency
-    return se.open_store(args.store, create=create, **options)
+    return se.open_store(args.store, create=create, wait_for_check=not check_beside, **options)
 
 
 # -- encryption options ----------------------------------------------------------------

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from .._errors import SelfEncryptionError, StoreError
@@ -45,6 +46,8 @@ _TRANSIENT_CODES = {
 }
 #: Seconds of failed attempts after which a store says, once, that it is retrying.
 RETRY_NOTICE = 5.0
+#: The actions of the bucket's own check (which never wait for it).
+_CHECKING = frozenset({"check", "create"})
 
 T = TypeVar("T")
 
@@ -68,6 +71,35 @@ class S3Requests:
 
     def _init_requests(self) -> None:
         self._noticed = threading.Event()  # the retry notice was given: once per store
+        #: The bucket's check, while it runs beside the first requests or after it failed
+        #: (S3Store.check(background=True)); None once it passed, or when it was made at once.
+        self._check: Future[None] | None = None
+        self._bucket_made_at: float | None = None  # when the check made the bucket (monotonic)
+
+    def _check_failure(self) -> None:
+        """Raise a background check's failure once it is known."""
+        check = self._check
+        if check is not None and check.done():
+            check.result()
+
+    def _wait_for_check(self) -> None:
+        """Wait for a background check still running, and raise its failure."""
+        check = self._check
+        if check is not None:
+            check.result()
+
+    def _check_explains(self, action: str, started: float) -> bool:
+        """After a request failed: whether to try it again because the check made the bucket since.
+
+        A check still running is waited for, and its failure raised: it says
+        what is wrong (no such bucket, a wrong endpoint) where the request's
+        own error would not.
+        """
+        if action in _CHECKING:
+            return False  # the check's own requests
+        self._wait_for_check()
+        made = self._bucket_made_at
+        return made is not None and made >= started
 
     def _fail(self, action: str, key: str, exc: Exception, waited: float = 0.0) -> StoreError:
         if isinstance(exc, self._errors.ClientError):
@@ -99,8 +131,11 @@ class S3Requests:
 
         A missing object is not retried: its ClientError goes to the caller.
         """
+        if action not in _CHECKING:
+            self._check_failure()
         started = time.monotonic()
         pause = 0.5
+        once_made = False  # tried again because the check made the bucket
         ends_at = None if self.retry_seconds == 0 else started + self.retry_seconds
         with self._deadlines.bound(self.request_timeout, ends_at) as watch:
             while True:
@@ -120,6 +155,9 @@ class S3Requests:
                     self._deadlines.disarm(watch)
                 waited = time.monotonic() - started
                 if not isinstance(exc, RequestDeadlineError) and not self._transient(exc):
+                    if not once_made and self._check_explains(action, started):
+                        once_made = True
+                        continue
                     if self._missing(exc):
                         raise exc
                     raise self._fail(action, key, exc, waited) from exc
@@ -132,6 +170,8 @@ class S3Requests:
                         _short(exc),
                         self.retry_seconds,
                     )
+                if action not in _CHECKING:
+                    self._check_failure()  # a check that failed meanwhile says why, and ends the wait
                 sleep = min(pause, _MAX_PAUSE) * random.uniform(0.5, 1.0)
                 if waited + sleep > self.retry_seconds:
                     raise self._fail(action, key, exc, waited) from exc
@@ -156,12 +196,15 @@ class _BotocoreErrors:
         from botocore.exceptions import (
             ConnectionError as BotoConnectionError,
         )
+        from urllib3.exceptions import HTTPError as URLLib3Error
 
         self.ClientError = ClientError
         self.IncompleteReadError = IncompleteReadError
-        self.caught = (ClientError, BotoCoreError)
+        # botocore lets urllib3's own errors through where it reads an error's body
+        # (a connection reset then comes as urllib3's ProtocolError).
+        self.caught = (ClientError, BotoCoreError, URLLib3Error)
         # Timeouts, refused and reset connections, truncated answers.
-        self.transient = (BotoConnectionError, HTTPClientError, IncompleteReadError)
+        self.transient = (BotoConnectionError, HTTPClientError, IncompleteReadError, URLLib3Error)
 
 
 def botocore_errors() -> _BotocoreErrors:

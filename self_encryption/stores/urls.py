@@ -30,8 +30,9 @@ def _s3_store(rest: str, create: bool, options: dict[str, Any]) -> S3Store:
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise InvalidArgumentError("an S3 store is s3://BUCKET or s3://BUCKET/PREFIX")
+    wait = options.pop("wait_for_check", True)
     store = S3Store(bucket, prefix, **options)
-    store.check(create=create)
+    store.check(create=create, background=not wait)
     return store
 
 
@@ -45,14 +46,19 @@ _SCHEMES: dict[str, Callable[[str, bool, dict[str, Any]], ChunkStore]] = {
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*):(//)?(.*)$", re.S)
 
 
-def open_store(url: str | os.PathLike[str], *, create: bool = False, **options: Any) -> ChunkStore:
+def open_store(
+    url: str | os.PathLike[str], *, create: bool = False, wait_for_check: bool = True, **options: Any
+) -> ChunkStore:
     """The store a URL names: a folder path, ``file:PATH``, ``s3://BUCKET[/PREFIX]`` or ``memory:``.
 
     ``create`` makes a missing folder store, or a missing S3 bucket. Other keyword options go to the
     store's class (``fsync`` for folders; ``endpoint_url``, ``max_workers``,
     ``max_attempts``, ``retry_seconds`` and boto3 client options for S3). An S3 store is
     checked before it is returned, so a wrong bucket or endpoint fails here
-    ("bucket ... does not exist" for a missing one, without ``create``).
+    ("bucket ... does not exist" for a missing one, without ``create``). With
+    ``wait_for_check=False`` that check runs beside the store's first
+    requests instead (a round trip sooner; see :meth:`S3Store.check`): the
+    same error then comes from the first request that fails.
     """
     if isinstance(url, os.PathLike):
         return _dir_store(os.fspath(url), create, options)
@@ -67,6 +73,8 @@ def open_store(url: str | os.PathLike[str], *, create: bool = False, **options: 
             raise InvalidArgumentError(
                 f"unknown store scheme {scheme!r} (known: {', '.join(sorted(_SCHEMES))}, or a folder path)"
             )
+        if scheme == "s3":  # the only store with a check to wait for
+            options = {**options, "wait_for_check": wait_for_check}
         store: ChunkStore = factory(rest, create, options)
         return store
     return _dir_store(url, create, options)
