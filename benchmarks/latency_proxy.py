@@ -11,8 +11,8 @@ throughput by itself; only waiting for answers does, as on a real network.
 It also reads the client's side as HTTP/1.1 (request line, headers, a body
 of Content-Length or chunked bytes) and counts requests by method, so a
 benchmark can say how many requests a chunk costs. The counts are written
-as JSON to ``--counts FILE`` on SIGUSR1 and at exit, or read in process
-from :class:`Proxy`.
+as JSON to ``--counts FILE`` on SIGUSR1 and at exit (the file replaced
+whole), or read in process from :class:`Proxy`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import signal
 import threading
 import time
@@ -194,8 +195,10 @@ def main() -> int:
 
         def dump(*_: object) -> None:
             if args.counts:
-                with open(args.counts, "w", encoding="utf-8") as out:
+                # Whole or not at all: a reader waits for the file to appear, then reads it.
+                with open(args.counts + ".tmp", "w", encoding="utf-8") as out:
                     json.dump(dict(proxy.counts), out)
+                os.replace(args.counts + ".tmp", args.counts)
 
         signal.signal(signal.SIGUSR1, dump)
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
