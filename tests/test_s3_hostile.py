@@ -269,6 +269,42 @@ def test_a_connection_reset_inside_an_error_body_is_a_store_error(raw_server):
     assert server.requests >= 2  # tried again: a reset is passing
 
 
+def _error_flood(chunked: bool):
+    """Every request refused (500) with an error body of 256 MiB, sent as fast as it is read."""
+    block = b"<Error>" + b"x" * (1 << 20)
+
+    def answer(server: RawServer, connection: socket.socket, method: str) -> None:
+        length = 256 << 20
+        framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % length
+        server.send(connection, b"HTTP/1.1 500 Internal Server Error\r\n" + framing + b"\r\n\r\n")
+        if method == "HEAD":
+            return
+        while length > 0:
+            piece = block[:length]
+            server.send(connection, b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            length -= len(piece)
+
+    return answer
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_error_answer_s_body_is_read_no_further_than_a_bound(raw_server, chunked):
+    # botocore reads an error's body whole, into memory: a server could hand it gigabytes.
+    server = raw_server(_error_flood(chunked))
+    store = _store(server.url, request_timeout=30, retry_seconds=1, max_attempts=2)
+    for action in (
+        lambda: store.get_at_most(NAME, len(CHUNK) + 1),
+        lambda: store.put(NAME, CHUNK),
+        lambda: list(store),
+    ):
+        before = server.sent
+        with pytest.raises(se.StoreError):
+            action()
+        # Each attempt reads at most ERROR_ANSWER_BYTES (1 MiB); what else was sent sat in
+        # socket buffers. Read whole, each of them would be 256 MiB.
+        assert server.sent - before < 96 << 20, (server.sent - before) >> 20
+
+
 @pytest.mark.parametrize("length", [b"\xb2", b"\xb9\xb2", b"-5", b"1e3", b" "])
 def test_a_content_length_that_is_no_number_is_no_traceback(raw_server, length):
     # "\xb2" is "²" to a header read as Latin-1: a digit to str.isdigit(), none to int().

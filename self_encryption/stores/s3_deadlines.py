@@ -1,4 +1,4 @@
-"""A bound on each S3 request's total time, so that a server trickling bytes cannot hold a request forever.
+"""Bounds on each S3 request: its total time, and the bytes of an error's answer.
 
 botocore's read timeout bounds the gap between two bytes, not a request:
 a server sending one byte every 20 s never trips a 60 s read timeout. Here
@@ -6,6 +6,12 @@ each request attempt gets a deadline; a watchdog thread that sees it pass
 shuts the attempt's socket down, which ends a read blocked on it at once,
 and stops botocore's own retries of that attempt. The store then treats it
 as any passing failure (retried until ``retry_seconds``).
+
+botocore also reads the body of every error answer whole, into memory, to
+find its code: a server that answers with gigabytes would have them held.
+No more than ``ERROR_ANSWER_BYTES`` of an error's body is read here (an S3
+error is well under a kilobyte); past that the answer is refused as a
+broken connection is, and the store tries again.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
+
+#: The most of an error answer's body read (S3's are XML of a few hundred bytes).
+ERROR_ANSWER_BYTES = 1 << 20
 
 
 class RequestDeadlineError(Exception):
@@ -74,6 +83,10 @@ class Deadlines:
             return False
         if not isinstance(classes, dict):
             return False
+        try:
+            error_answer = _error_answer_class()
+        except (ImportError, AttributeError):
+            return False
         adopt = self._adopt
 
         class HTTPConnection(AWSHTTPConnection):  # type: ignore[misc]
@@ -81,10 +94,16 @@ class Deadlines:
                 adopt(self)
                 return super().request(*args, **kwargs)
 
+            def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+                return _bounded(super().getresponse(*args, **kwargs), error_answer)
+
         class HTTPSConnection(AWSHTTPSConnection):  # type: ignore[misc]
             def request(self, *args: Any, **kwargs: Any) -> Any:
                 adopt(self)
                 return super().request(*args, **kwargs)
+
+            def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+                return _bounded(super().getresponse(*args, **kwargs), error_answer)
 
         class HTTPPool(AWSHTTPConnectionPool):  # type: ignore[misc]
             ConnectionCls = HTTPConnection
@@ -207,3 +226,48 @@ class Deadlines:
                     continue
             for connection, watch in expired:
                 _shut(connection, watch)
+
+
+def _bounded(answer: Any, error_answer: type) -> Any:
+    """An answer, made an error answer (its body read up to ERROR_ANSWER_BYTES) if its status is one."""
+    if getattr(answer, "status", 200) >= 300 and type(answer) is error_answer.__mro__[1]:
+        answer.__class__ = error_answer  # the same object and state; reads are counted
+    return answer
+
+
+def _error_answer_class() -> type:
+    """urllib3's HTTPResponse, reading no more than ERROR_ANSWER_BYTES of a body."""
+    from urllib3.exceptions import ProtocolError
+    from urllib3.response import HTTPResponse
+
+    class ErrorAnswer(HTTPResponse):
+        _self_encryption_read = 0
+
+        def read(
+            self, amt: int | None = None, decode_content: bool | None = None, cache_content: bool = False
+        ) -> bytes:
+            room = ERROR_ANSWER_BYTES + 1 - self._self_encryption_read
+            data = super().read(room if amt is None else min(amt, room), decode_content, cache_content)
+            self._count(len(data))
+            return data
+
+        def read_chunked(
+            self, amt: int | None = None, decode_content: bool | None = None
+        ) -> Generator[bytes, None, None]:
+            for piece in super().read_chunked(amt, decode_content):
+                self._count(len(piece))
+                yield piece
+
+        def _count(self, size: int) -> None:
+            self._self_encryption_read += size
+            if self._self_encryption_read <= ERROR_ANSWER_BYTES:
+                return
+            # As urllib3 does after a failed read: the connection is dropped, not reused.
+            if self._original_response is not None:
+                self._original_response.close()
+            if self._connection is not None:
+                self._connection.close()
+            self.release_conn()
+            raise ProtocolError(f"an error answer longer than {ERROR_ANSWER_BYTES} bytes (not S3's)")
+
+    return ErrorAnswer
