@@ -1057,6 +1057,19 @@ def test_ctrl_c_ends_a_run_on_a_far_store_within_seconds(s3_server, bucket, tmp_
     assert sorted(os.listdir(work)) == before  # no map, output or .partial left
 
 
+def test_a_missing_chunk_costs_one_get(bucket, faulty_proxy):
+    proxy = faulty_proxy(lambda method, key, attempt: None)
+    store = se.S3Store(bucket, "c", endpoint_url=proxy.url)
+    missing = hashlib.sha256(b"never stored").hexdigest()
+    with pytest.raises(se.ChunkNotFoundError):
+        store.get(missing)
+    assert proxy.attempts["GET", f"/{bucket}/c/{missing}"] == 1
+    with pytest.raises(se.StoreError, match="NoSuchBucket"):  # a missing bucket is no missing chunk
+        se.S3Store(f"absent-{uuid.uuid4().hex[:10]}", "c", endpoint_url=proxy.url, retry_seconds=0).get(
+            missing
+        )
+
+
 def test_commands_that_move_bytes_check_the_bucket_beside_their_first_request(
     s3_server, bucket, faulty_proxy, tmp_path
 ):

@@ -400,6 +400,8 @@ class S3Store(S3Requests):
             if direct is not None:
                 if direct.status == 200:
                     return read(direct.raw, content_length(direct.headers))
+                if direct.status == 404:  # as botocore's answer would say: no second GET to learn it
+                    raise self._errors.ClientError(direct.error(), "GetObject")
                 if direct.raw is not None:  # a success but 200: not read, so closed (its connection dropped)
                     direct.raw.close()
                 self._turn_off(direct)  # botocore asks again and explains
