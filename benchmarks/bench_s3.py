@@ -18,6 +18,12 @@ trip and each kind of data (random, text-like), the same file is moved by:
   time is its start: Python, imports, the client, the bucket's check);
 - ``se.open`` read sequentially to the end, in 1 MiB reads.
 
+It also runs the two boto3 calls as a script of their own (``python -c``:
+Python, boto3 and its client started for the call, as a command line is),
+and gives the commands' ratio to those too ("x boto3 script"; these run last in each
+group, so that their writes do not come between the in-process bar and the
+rows measured against it).
+
 It prints MB/s of the plaintext, the ratio to boto3 (encrypt over upload,
 decrypt and read over download), the command's peak RSS, and the HTTP
 requests per stored chunk (counted by the proxy, which runs in a process of
@@ -171,6 +177,14 @@ LAUNCHER = (
     "import os, sys; pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ); "
     "_, status, usage = os.wait4(pid, 0); open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); "
     "sys.exit(os.waitstatus_to_exitcode(status))"
+)
+
+
+#: boto3's upload_file or download_file as a script: "up"|"down", the local file, the key.
+BOTO3_SCRIPT = (
+    "import sys, boto3; client = boto3.client('s3'); "
+    "(client.upload_file(sys.argv[2], 'bench', sys.argv[3]) if sys.argv[1] == 'up' "
+    "else client.download_file('bench', sys.argv[3], sys.argv[2]))"
 )
 
 
@@ -353,6 +367,31 @@ def main() -> int:
                             while reader.read(MiB):
                                 pass
                         show("se.open sequential", time.perf_counter() - started, download, None, None)
+                        # The same calls as a script of their own (Python, boto3 and its client
+                        # started for them), the bar a command line meets; last, so that their
+                        # writes do not stand between the in-process bar and the rows against it.
+                        os.sync()
+                        script_up, _, _ = run_command(
+                            [sys.executable, "-c", BOTO3_SCRIPT, "up", str(source), f"{prefix}/script"], env
+                        )
+                        show("boto3 upload (script)", script_up, None, None, None)
+                        os.sync()
+                        script_down, _, _ = run_command(
+                            [
+                                sys.executable,
+                                "-c",
+                                BOTO3_SCRIPT,
+                                "down",
+                                str(work / "plain.out"),
+                                f"{prefix}/script",
+                            ],
+                            env,
+                        )
+                        show("boto3 download (script)", script_down, None, None, None)
+                        for what, bar in (("encrypt (CLI)", script_up), ("decrypt (CLI)", script_down)):
+                            ratio = bar / row[what]["seconds"]
+                            row[what]["x_boto3_script"] = ratio
+                            print(f"{rtt:>5.0f} {kind:<7}{what} x boto3 script: {ratio:.2f}", flush=True)
                         results.append(row)
                         # rclone serve s3 keeps no index of its own: its folders are its objects.
                         for stored in (prefix, f"{prefix}-in-process"):
