@@ -170,12 +170,15 @@ def make_source(path: pathlib.Path, kind: str, size: int) -> None:
                 written += len(piece)
 
 
-#: Runs a command and writes its peak RSS (KiB) to a file. Linux counts in a process's peak
-#: the RSS of whatever exec'd it, so the command is started from this small process, never
-#: from the benchmark (which holds files and boto3's buffers).
+#: Runs a command and writes its peak RSS (KiB) and its wall seconds (spawn to exit) to a file.
+#: Linux counts in a process's peak the RSS of whatever exec'd it, so the command is started
+#: from this small process, never from the benchmark (which holds files and boto3's buffers);
+#: the time is the command's own, not this process's start.
 LAUNCHER = (
-    "import os, sys; pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ); "
-    "_, status, usage = os.wait4(pid, 0); open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); "
+    "import os, sys, time; started = time.perf_counter(); "
+    "pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ); "
+    "_, status, usage = os.wait4(pid, 0); seconds = time.perf_counter() - started; "
+    "open(sys.argv[1], 'w').write(f'{usage.ru_maxrss} {seconds}'); "
     "sys.exit(os.waitstatus_to_exitcode(status))"
 )
 
@@ -195,18 +198,18 @@ def run_command(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
         tempfile.TemporaryFile() as err,
         tempfile.NamedTemporaryFile() as rss,
     ):
-        started = time.perf_counter()
         process = subprocess.run(
             [sys.executable, "-c", LAUNCHER, rss.name, *argv], env=env, stdout=out, stderr=err
         )
-        seconds = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         if process.returncode != 0:
             raise SystemExit(
                 f"{' '.join(argv[3:5])} failed ({process.returncode}): {err.read().decode()[-400:]}"
             )
-        return seconds, int(pathlib.Path(rss.name).read_text()) * 1024, out.read().decode()
+        # The command's own time, from its start to its end: not the launcher's start.
+        peak, seconds = pathlib.Path(rss.name).read_text().split()
+        return float(seconds), int(peak) * 1024, out.read().decode()
 
 
 def main() -> int:
