@@ -305,6 +305,31 @@ def test_an_error_answer_s_body_is_read_no_further_than_a_bound(raw_server, chun
         assert server.sent - before < 96 << 20, (server.sent - before) >> 20
 
 
+def _success_flood(server: RawServer, connection: socket.socket, method: str) -> None:
+    """Every request answered 200 with a 256 MiB body, sent as fast as it is read."""
+    length = 256 << 20
+    server.send(connection, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length)
+    if method == "HEAD":
+        return
+    block = b"<ListBucketResult>" + b"x" * (1 << 20)
+    while length > 0:
+        server.send(connection, block[:length])
+        length -= len(block[:length])
+
+
+def test_an_answer_read_whole_is_read_no_further_than_a_bound(raw_server):
+    # A PUT's answer and a listing's are read whole by botocore, into memory. A chunk GET is
+    # streamed to a reader that stops at the chunk's size: it is not bounded here.
+    server = raw_server(_success_flood)
+    store = _store(server.url, request_timeout=30, retry_seconds=1, max_attempts=2)
+    for action in (lambda: store.put(NAME, CHUNK), lambda: list(store)):
+        before = server.sent
+        with pytest.raises(se.StoreError):
+            action()
+        # At most 16 MiB an attempt; the rest sat in socket buffers. Read whole: 256 MiB each.
+        assert server.sent - before < 160 << 20, (server.sent - before) >> 20
+
+
 @pytest.mark.parametrize("length", [b"\xb2", b"\xb9\xb2", b"-5", b"1e3", b" "])
 def test_a_content_length_that_is_no_number_is_no_traceback(raw_server, length):
     # "\xb2" is "²" to a header read as Latin-1: a digit to str.isdigit(), none to int().

@@ -274,6 +274,7 @@ class S3Store(S3Requests):
         if direct is None:
             return None
         watch = self._deadlines.arm()
+        self._deadlines.expect(streamed=bool(options.get("stream")))
         try:
             answer = direct.send(method, name, **options)
         except self._errors.caught:

@@ -7,11 +7,15 @@ shuts the attempt's socket down, which ends a read blocked on it at once,
 and stops botocore's own retries of that attempt. The store then treats it
 as any passing failure (retried until ``retry_seconds``).
 
-botocore also reads the body of every error answer whole, into memory, to
-find its code: a server that answers with gigabytes would have them held.
-No more than ``ERROR_ANSWER_BYTES`` of an error's body is read here (an S3
-error is well under a kilobyte); past that the answer is refused as a
-broken connection is, and the store tries again.
+botocore also reads some bodies whole, into memory: every error's (to find
+its code) and every answer of an operation that returns no stream (a
+listing, a PUT's, a HEAD's). A server that answered with gigabytes would
+have them held. No more than ``ERROR_ANSWER_BYTES`` of an error's body is
+read here (an S3 error is well under a kilobyte), nor more than
+``WHOLE_ANSWER_BYTES`` of an answer read whole (a listing of 1,000 keys is
+about a megabyte); past that the answer is refused as a broken connection
+is, and the store tries again. A streamed body (a GET of a chunk) is left to
+its reader, which reads no more than the chunk can be.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any
 
 #: The most of an error answer's body read (S3's are XML of a few hundred bytes).
 ERROR_ANSWER_BYTES = 1 << 20
+#: The most of a successful answer read whole (not streamed): a listing of 1,000 keys is about 1 MiB.
+WHOLE_ANSWER_BYTES = 16 << 20
 
 
 class RequestDeadlineError(Exception):
@@ -84,10 +90,11 @@ class Deadlines:
         if not isinstance(classes, dict):
             return False
         try:
-            error_answer = _error_answer_class()
+            bounded_answer = _bounded_answer_class()
         except (ImportError, AttributeError):
             return False
         adopt = self._adopt
+        bound = self._bound_answer
 
         class HTTPConnection(AWSHTTPConnection):  # type: ignore[misc]
             def request(self, *args: Any, **kwargs: Any) -> Any:
@@ -95,7 +102,7 @@ class Deadlines:
                 return super().request(*args, **kwargs)
 
             def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-                return _bounded(super().getresponse(*args, **kwargs), error_answer)
+                return bound(super().getresponse(*args, **kwargs), bounded_answer)
 
         class HTTPSConnection(AWSHTTPSConnection):  # type: ignore[misc]
             def request(self, *args: Any, **kwargs: Any) -> Any:
@@ -103,7 +110,7 @@ class Deadlines:
                 return super().request(*args, **kwargs)
 
             def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-                return _bounded(super().getresponse(*args, **kwargs), error_answer)
+                return bound(super().getresponse(*args, **kwargs), bounded_answer)
 
         class HTTPPool(AWSHTTPConnectionPool):  # type: ignore[misc]
             ConnectionCls = HTTPConnection
@@ -114,9 +121,33 @@ class Deadlines:
         # The session's pool manager shares this dict: pools made from now on use our classes.
         classes.update({"http": HTTPPool, "https": HTTPSPool})
         # Last: adaptive mode's rate limiter may pause in before-send, and that pause is not the server's.
+        client.meta.events.register("before-call.s3", self._before_call)
         client.meta.events.register_last("before-send.s3", self._before_send)
         client.meta.events.register("needs-retry.s3", self._after_attempt)
         return True
+
+    def _before_call(self, model: Any = None, **kwargs: Any) -> None:
+        """An operation starts on this thread: whether its answer is streamed or read whole."""
+        self.expect(streamed=bool(getattr(model, "has_streaming_output", True)))
+
+    def expect(self, *, streamed: bool) -> None:
+        """Say whether this thread's next answers are streamed to a reader or read whole by botocore."""
+        self._local.streamed = streamed
+
+    def _bound_answer(self, answer: Any, bounded_answer: type) -> Any:
+        """answer, made to read no more of its body than it may hold (see the module's text)."""
+        if type(answer) is not bounded_answer.__mro__[1]:  # not urllib3 2's HTTPResponse: left as it is
+            return answer
+        if getattr(answer, "status", 200) >= 300:
+            limit = ERROR_ANSWER_BYTES
+        elif not getattr(self._local, "streamed", True):  # unknown: as a stream, whose reader bounds it
+            limit = WHOLE_ANSWER_BYTES
+        else:
+            return answer
+        bounded: Any = answer
+        bounded.__class__ = bounded_answer  # the same object and state; reads are counted
+        bounded._self_encryption_limit = limit
+        return bounded
 
     def _adopt(self, connection: Any) -> None:
         watch: Watch | None = getattr(self._local, "watch", None)
@@ -228,25 +259,19 @@ class Deadlines:
                 _shut(connection, watch)
 
 
-def _bounded(answer: Any, error_answer: type) -> Any:
-    """An answer, made an error answer (its body read up to ERROR_ANSWER_BYTES) if its status is one."""
-    if getattr(answer, "status", 200) >= 300 and type(answer) is error_answer.__mro__[1]:
-        answer.__class__ = error_answer  # the same object and state; reads are counted
-    return answer
-
-
-def _error_answer_class() -> type:
-    """urllib3's HTTPResponse, reading no more than ERROR_ANSWER_BYTES of a body."""
+def _bounded_answer_class() -> type:
+    """urllib3's HTTPResponse, reading no more of a body than its _self_encryption_limit."""
     from urllib3.exceptions import ProtocolError
     from urllib3.response import HTTPResponse
 
-    class ErrorAnswer(HTTPResponse):
+    class BoundedAnswer(HTTPResponse):
         _self_encryption_read = 0
+        _self_encryption_limit = ERROR_ANSWER_BYTES
 
         def read(
             self, amt: int | None = None, decode_content: bool | None = None, cache_content: bool = False
         ) -> bytes:
-            room = ERROR_ANSWER_BYTES + 1 - self._self_encryption_read
+            room = self._self_encryption_limit + 1 - self._self_encryption_read
             data = super().read(room if amt is None else min(amt, room), decode_content, cache_content)
             self._count(len(data))
             return data
@@ -260,7 +285,8 @@ def _error_answer_class() -> type:
 
         def _count(self, size: int) -> None:
             self._self_encryption_read += size
-            if self._self_encryption_read <= ERROR_ANSWER_BYTES:
+            limit = self._self_encryption_limit
+            if self._self_encryption_read <= limit:
                 return
             # As urllib3 does after a failed read: the connection is dropped, not reused.
             if self._original_response is not None:
@@ -268,6 +294,7 @@ def _error_answer_class() -> type:
             if self._connection is not None:
                 self._connection.close()
             self.release_conn()
-            raise ProtocolError(f"an error answer longer than {ERROR_ANSWER_BYTES} bytes (not S3's)")
+            what = "an error answer" if self.status >= 300 else "an answer read whole"
+            raise ProtocolError(f"{what} longer than {limit} bytes (not S3's)")
 
-    return ErrorAnswer
+    return BoundedAnswer
