@@ -200,7 +200,7 @@ class Encryptor:
             assert len(records) == self._count  # every chunk was sealed
             self.level0 = level0 = DataMap(0, self.stats.bytes_read, records)
             root, upper = shrink_map(self._backend, level0, self._options)
-            uppers = [self._io.submit(self._store_chunk, chunk.name, chunk.content) for chunk in upper]
+            uppers = [self._put_within_budget(chunk.name, chunk.content) for chunk in upper]
             self._drain(0)
             for future in uppers:
                 self._account(*wait_for(future))
@@ -403,6 +403,27 @@ class Encryptor:
 
         try:
             self._io.submit(put)
+        except BaseException:  # the pool was stopped behind a failure
+            self._budget.give(size)
+            raise
+
+    def _put_within_budget(self, name: str, content: Buffer) -> Future[tuple[int, bool]]:
+        """Hand one of the map's own chunks to the store's pool, counted against max_io_bytes.
+
+        They go while the file's last chunks may still be in flight, so they
+        wait for room as those do.
+        """
+        size = memoryview(content).nbytes
+        self._budget.take(size)
+
+        def put() -> tuple[int, bool]:
+            try:
+                return self._store_chunk(name, content)
+            finally:
+                self._budget.give(size)
+
+        try:
+            return self._io.submit(put)
         except BaseException:  # the pool was stopped behind a failure
             self._budget.give(size)
             raise
