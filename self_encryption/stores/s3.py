@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from .._buffers import Buffer
 from .._datamap import check_name, is_chunk_name
 from .._errors import ChunkIntegrityError, ChunkNotFoundError, InvalidArgumentError, StoreError
+from .._workers import result as wait_for
 from .._workers import running
 from .locks import LockSet, LockSpace
 from .protocol import MAX_CHUNK_BYTES, ChunkEntry
@@ -310,7 +311,7 @@ class S3Store(S3Requests):
         with self._probing:
             if self._conditional is None:
                 early = self._early_probe
-                self._conditional = early.result() if early is not None else self._probe()
+                self._conditional = wait_for(early) if early is not None else self._probe()
             return self._conditional
 
     def _conditional_known(self) -> bool:

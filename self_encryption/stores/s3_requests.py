@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from .._errors import SelfEncryptionError, StoreError
+from .._workers import result as wait_for
 from .s3_deadlines import Deadlines, RequestDeadlineError
 
 #: Attempts per request, the first included, that botocore makes at once (quick retries).
@@ -83,10 +84,10 @@ class S3Requests:
             check.result()
 
     def _wait_for_check(self) -> None:
-        """Wait for a background check still running, and raise its failure."""
+        """Wait for a background check still running (Ctrl-C still taken), and raise its failure."""
         check = self._check
         if check is not None:
-            check.result()
+            wait_for(check)
 
     def _check_explains(self, action: str, started: float) -> bool:
         """After a request failed: whether to try it again because the check made the bucket since.
